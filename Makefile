@@ -1,0 +1,53 @@
+# Builds ngx_http_cart_module as a dynamic module against Debian's nginx
+# (package nginx-dev), the Debian way: conf_flags + configure + make modules.
+
+SHELL       := /bin/bash
+NGINX_SRC   ?= /usr/share/nginx/src
+TOP         := $(abspath .)
+BUILDDIR    ?= $(TOP)/build/nginx
+MODULE_SO   := $(BUILDDIR)/ngx_http_cart_module.so
+
+SOURCES := config $(wildcard ngx_http_cart_module.c src/*.c src/*.h src/lua/*.lua src/lua/embed.sh)
+
+.PHONY: all build clean
+
+all: build
+
+build: $(MODULE_SO)
+
+# configure is re-run whenever config or a Lua script changes: the scripts
+# are compiled into a generated header at configure time.
+$(BUILDDIR)/Makefile: config $(wildcard src/lua/*.lua) src/lua/embed.sh
+	@test -d $(NGINX_SRC) || { echo "nginx-dev is not installed: run 'make deps'"; exit 1; }
+	mkdir -p $(BUILDDIR)
+	cd $(NGINX_SRC) && . ./conf_flags && \
+	  ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(TOP) \
+	    --builddir=$(BUILDDIR) --with-cc-opt="-Wall -Werror -g -O2"
+
+$(MODULE_SO): $(BUILDDIR)/Makefile $(SOURCES)
+	$(MAKE) -f $(BUILDDIR)/Makefile -C $(NGINX_SRC) modules
+
+clean:
+	rm -rf build
+
+# --- Developer commands (scripts in util/; see their headers) --------------
+# TESTS=t/010-items.t limits `make test*` to some files (default: all of t/).
+.PHONY: deps test test-valgrind test-hup run stop
+
+deps:
+	util/deps.sh
+
+test:
+	util/test.sh $(TESTS)
+
+test-valgrind:
+	VALGRIND=1 util/test.sh $(TESTS)
+
+test-hup:
+	HUP=1 util/test.sh $(TESTS)
+
+run:
+	util/run.sh start
+
+stop:
+	util/run.sh stop

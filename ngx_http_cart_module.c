@@ -1,0 +1,396 @@
+/*
+ * ngx_http_cart_module: shopping carts served from the nginx worker,
+ * stored in Redis.
+ *
+ * This file is the map of the module: directives, configuration create and
+ * merge, and the worker life cycle. The API itself starts in
+ * src/ngx_http_cart_handler.c.
+ */
+
+#include "ngx_http_cart.h"
+#include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_redis.h"
+#include "ngx_http_cart_scripts.h"
+#include "ngx_http_cart_subrequest.h"
+
+
+static ngx_int_t ngx_http_cart_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_cart_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_cart_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_cart_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_cart_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_cart_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_cart_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cart_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cart_currency(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_cart_init_process(ngx_cycle_t *cycle);
+static void ngx_http_cart_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_http_cart_connections_bounds = {
+    ngx_conf_check_num_bounds, 1, 64
+};
+
+static ngx_conf_num_bounds_t  ngx_http_cart_lines_bounds = {
+    ngx_conf_check_num_bounds, 1, 10000
+};
+
+static ngx_conf_num_bounds_t  ngx_http_cart_quantity_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000000
+};
+
+
+static ngx_command_t  ngx_http_cart_commands[] = {
+
+    { ngx_string("cart_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_cart_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cart_redis_connections"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, redis_connections),
+      &ngx_http_cart_connections_bounds },
+
+    { ngx_string("cart_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("cart_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, ttl),
+      NULL },
+
+    { ngx_string("cart_idempotency_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, idempotency_ttl),
+      NULL },
+
+    { ngx_string("cart_max_lines"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, max_lines),
+      &ngx_http_cart_lines_bounds },
+
+    { ngx_string("cart_max_quantity"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, max_quantity),
+      &ngx_http_cart_quantity_bounds },
+
+    { ngx_string("cart_currency"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_cart_currency,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cart_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cart_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cart_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, user),
+      NULL },
+
+    { ngx_string("cart_catalog"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, catalog),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_cart_module_ctx = {
+    ngx_http_cart_preconfiguration,        /* preconfiguration */
+    ngx_http_cart_postconfiguration,       /* postconfiguration */
+
+    ngx_http_cart_create_main_conf,        /* create main configuration */
+    ngx_http_cart_init_main_conf,          /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_cart_create_loc_conf,         /* create location configuration */
+    ngx_http_cart_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_cart_module = {
+    NGX_MODULE_V1,
+    &ngx_http_cart_module_ctx,             /* module context */
+    ngx_http_cart_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_cart_init_process,            /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_cart_exit_process,            /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_cart_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_cart_subrequest_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_cart_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cart_module);
+
+    if (cmcf->used && cmcf->redis_nodes == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cart_api\" requires \"cart_redis\" in the "
+                           "http block");
+        return NGX_ERROR;
+    }
+
+    return ngx_http_cart_scripts_init(cf);
+}
+
+
+static void *
+ngx_http_cart_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cart_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cmcf->redis_nodes = NULL;
+     *     cmcf->currency = { 0, NULL };
+     *     cmcf->redis = NULL;
+     */
+
+    cmcf->redis_connections = NGX_CONF_UNSET_UINT;
+    cmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    cmcf->ttl = NGX_CONF_UNSET;
+    cmcf->idempotency_ttl = NGX_CONF_UNSET;
+    cmcf->max_lines = NGX_CONF_UNSET_UINT;
+    cmcf->max_quantity = NGX_CONF_UNSET_UINT;
+
+    return cmcf;
+}
+
+
+static char *
+ngx_http_cart_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_cart_main_conf_t  *cmcf = conf;
+
+    ngx_conf_init_uint_value(cmcf->redis_connections, 2);
+    ngx_conf_init_msec_value(cmcf->redis_timeout, 100);
+    ngx_conf_init_value(cmcf->ttl, 30 * 86400);
+    ngx_conf_init_value(cmcf->idempotency_ttl, 86400);
+    ngx_conf_init_uint_value(cmcf->max_lines, 100);
+    ngx_conf_init_uint_value(cmcf->max_quantity, 99);
+
+    if (cmcf->currency.data == NULL) {
+        ngx_str_set(&cmcf->currency, "USD");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_cart_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_cart_loc_conf_t  *lcf;
+
+    lcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cart_loc_conf_t));
+    if (lcf == NULL) {
+        return NULL;
+    }
+
+    lcf->api = NGX_CONF_UNSET;
+    lcf->user = NGX_CONF_UNSET_PTR;
+    lcf->catalog = NGX_CONF_UNSET_PTR;
+
+    return lcf;
+}
+
+
+static char *
+ngx_http_cart_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_cart_loc_conf_t  *prev = parent;
+    ngx_http_cart_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->api, prev->api, 0);
+    ngx_conf_merge_ptr_value(conf->user, prev->user, NULL);
+    ngx_conf_merge_ptr_value(conf->catalog, prev->catalog, NULL);
+
+    return NGX_CONF_OK;
+}
+
+
+/* cart_redis URL...: several URLs are the seed nodes of one deployment */
+
+static char *
+ngx_http_cart_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cart_main_conf_t  *cmcf = conf;
+
+    ngx_str_t                        *value;
+    ngx_uint_t                        i;
+    ngx_http_cart_redis_node_conf_t  *node;
+
+    if (cmcf->redis_nodes) {
+        return "is duplicate";
+    }
+
+    cmcf->redis_nodes = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                     sizeof(ngx_http_cart_redis_node_conf_t));
+    if (cmcf->redis_nodes == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        node = ngx_array_push(cmcf->redis_nodes);
+        if (node == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_cart_redis_parse_url(cf, &value[i], node) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_cart_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cart_loc_conf_t  *lcf = conf;
+
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    if (lcf->api != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    lcf->api = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_cart_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cart_module);
+    cmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_cart_currency(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cart_main_conf_t  *cmcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (cmcf->currency.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len != 3) {
+        return "must be an ISO 4217 code such as USD";
+    }
+
+    for (i = 0; i < 3; i++) {
+        if (value[1].data[i] < 'A' || value[1].data[i] > 'Z') {
+            return "must be an ISO 4217 code such as USD";
+        }
+    }
+
+    cmcf->currency = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* Redis connections belong to worker processes, never to the master or
+ * the cache helpers */
+
+static ngx_int_t
+ngx_http_cart_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                     n;
+    ngx_http_cart_main_conf_t     *cmcf;
+    ngx_http_cart_redis_script_t  *scripts;
+
+    if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cart_module);
+
+    if (cmcf == NULL || !cmcf->used) {
+        return NGX_OK;
+    }
+
+    scripts = ngx_http_cart_scripts(&n);
+
+    return ngx_http_cart_redis_init_worker(cycle, cmcf, scripts, n);
+}
+
+
+static void
+ngx_http_cart_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cart_module);
+
+    if (cmcf) {
+        ngx_http_cart_redis_exit_worker(cmcf);
+    }
+}

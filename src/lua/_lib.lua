@@ -1,0 +1,98 @@
+-- Shared prologue of every cart write script (embed.sh prepends it).
+--
+-- KEYS[1] cart hash   cart:{owner}     sku -> "qty|price|seller|added_at",
+--                                      plus "#v", the cart version
+-- KEYS[2] counter     cart_count:{owner}  total quantity (badge)
+-- KEYS[3] optional    idem:{owner}:<Idempotency-Key>
+--                                      "<fingerprint>\n<json reply>", or
+--                                      "<fingerprint>\n" while in flight
+-- ARGV[1] now (unix seconds)   ARGV[2] TTL of cart and counter
+-- ARGV[3] If-Match version or ''   ARGV[4] request fingerprint
+-- ARGV[5] idempotency TTL          ARGV[6] '1' when the caller holds the
+--                                          in-flight reservation of KEYS[3]
+-- ARGV[7..] the script's own arguments
+--
+-- Every script answers an array whose first element says what happened:
+-- 'ok', 'replay', or an error code the module maps to an HTTP status.
+
+local cart, count, idem = KEYS[1], KEYS[2], KEYS[3]
+local now, ttl = ARGV[1], tonumber(ARGV[2])
+
+local function parse_line(line)
+    local qty, price, seller, added =
+        string.match(line, '^(%d+)|(-?%d*)|([^|]*)|(%d+)$')
+    return tonumber(qty), price, seller, added
+end
+
+local function make_line(qty, price, seller, added)
+    return qty .. '|' .. price .. '|' .. seller .. '|' .. added
+end
+
+-- A stored answer is replayed, another request under the same key is
+-- refused, and one whose first attempt has not finished is in flight.
+local function idem_check()
+    if not idem then
+        return nil
+    end
+    local prev = redis.call('GET', idem)
+    if not prev then
+        return nil
+    end
+    local nl = string.find(prev, '\n', 1, true)
+    if string.sub(prev, 1, nl - 1) ~= ARGV[4] then
+        return {'idempotency_mismatch'}
+    end
+    local body = string.sub(prev, nl + 1)
+    if body == '' then
+        if ARGV[6] == '1' then
+            return nil
+        end
+        return {'idempotency_in_flight'}
+    end
+    local reply = cjson.decode(body)
+    reply[1] = 'replay'
+    return reply
+end
+
+local function version()
+    return tonumber(redis.call('HGET', cart, '#v') or '0')
+end
+
+local function precondition(v)
+    if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= v then
+        return {'precondition_failed', v}
+    end
+    return nil
+end
+
+-- The counter is kept by increments; if it is missing while the cart
+-- exists (expired apart, restored cart), it is rebuilt from the lines.
+local function count_add(delta)
+    if redis.call('EXISTS', count) == 1 then
+        return redis.call('INCRBY', count, delta)
+    end
+    local fields = redis.call('HGETALL', cart)
+    local total = 0
+    for i = 1, #fields, 2 do
+        if fields[i] ~= '#v' then
+            total = total + parse_line(fields[i + 1])
+        end
+    end
+    redis.call('SET', count, total)
+    return total
+end
+
+-- Bumps the version, refreshes the TTLs and remembers the answer under
+-- the idempotency key. reply[2] and reply[3] receive version and count.
+local function commit(reply, delta)
+    reply[2] = redis.call('HINCRBY', cart, '#v', 1)
+    reply[3] = count_add(delta)
+    redis.call('EXPIRE', cart, ttl)
+    redis.call('EXPIRE', count, ttl)
+    if idem then
+        redis.call('SET', idem, ARGV[4] .. '\n' .. cjson.encode(reply),
+                   'EX', ARGV[5])
+    end
+    return reply
+end
+

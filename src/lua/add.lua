@@ -1,0 +1,41 @@
+-- POST /items: add ARGV[8] units of SKU ARGV[7] (an existing line grows
+-- and keeps its price_at_add). ARGV[9] price in minor units ('' unknown),
+-- ARGV[10] seller, ARGV[11] max lines, ARGV[12] max quantity per line.
+-- -> {'ok', version, count, sku, qty, price, seller, added_at}
+
+local r = idem_check()
+if r then
+    return r
+end
+
+local v = version()
+r = precondition(v)
+if r then
+    return r
+end
+
+local sku, delta = ARGV[7], tonumber(ARGV[8])
+local line = redis.call('HGET', cart, sku)
+local qty, price, seller, added
+
+if line then
+    qty, price, seller, added = parse_line(line)
+    qty = qty + delta
+else
+    local lines = redis.call('HLEN', cart)
+    if v > 0 then
+        lines = lines - 1
+    end
+    if lines >= tonumber(ARGV[11]) then
+        return {'line_limit', lines}
+    end
+    qty, price, seller, added = delta, ARGV[9], ARGV[10], now
+end
+
+if qty > tonumber(ARGV[12]) then
+    return {'quantity_limit', qty - delta}
+end
+
+redis.call('HSET', cart, sku, make_line(qty, price, seller, added))
+
+return commit({'ok', 0, 0, sku, qty, price, seller, added}, delta)

@@ -1,0 +1,115 @@
+/*
+ * ngx_http_cart_module — shared types: configuration and the per-request
+ * context. Every file of the module includes this header; it knows nothing
+ * of hiredis or yajl.
+ */
+
+#ifndef _NGX_HTTP_CART_H_INCLUDED_
+#define _NGX_HTTP_CART_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_HTTP_CART_MAX_SKU_LEN       64
+#define NGX_HTTP_CART_MAX_USER_LEN      128
+#define NGX_HTTP_CART_MAX_IDEM_LEN      128
+
+
+typedef struct ngx_http_cart_redis_s  ngx_http_cart_redis_t;
+
+
+/* one Redis node as written in cart_redis, resolved at configuration time */
+typedef struct {
+    ngx_str_t                      url;        /* as configured, for logs */
+    ngx_str_t                      host;       /* numeric address, NUL-terminated */
+    in_port_t                      port;
+    ngx_str_t                      user;       /* ACL user, may be empty */
+    ngx_str_t                      password;   /* may be empty */
+    ngx_uint_t                     db;
+} ngx_http_cart_redis_node_conf_t;
+
+
+typedef struct {
+    ngx_array_t                   *redis_nodes;  /* of ngx_http_cart_redis_node_conf_t */
+    ngx_uint_t                     redis_connections;
+    ngx_msec_t                     redis_timeout;
+
+    time_t                         ttl;
+    time_t                         idempotency_ttl;
+
+    ngx_uint_t                     max_lines;
+    ngx_uint_t                     max_quantity;
+    ngx_str_t                      currency;
+
+    ngx_flag_t                     used;       /* some location has cart_api */
+
+    /* per worker, created in init_process */
+    ngx_http_cart_redis_t         *redis;
+} ngx_http_cart_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                     api;
+    ngx_http_complex_value_t      *user;
+    ngx_http_complex_value_t      *catalog;
+} ngx_http_cart_loc_conf_t;
+
+
+/* the result of one upstream subrequest (catalog document of one SKU) */
+typedef struct {
+    ngx_str_t                      sku;
+    ngx_int_t                      status;     /* HTTP status, or 0 on failure */
+    ngx_str_t                      body;
+    ngx_uint_t                     done;       /* counted once */
+} ngx_http_cart_fetch_t;
+
+
+typedef void (*ngx_http_cart_resume_pt)(ngx_http_request_t *r);
+
+/* a resource's handler: an HTTP status / NGX_* to finalize with, or
+ * NGX_DONE when it went asynchronous and finalizes by itself */
+typedef ngx_int_t (*ngx_http_cart_action_pt)(ngx_http_request_t *r);
+
+
+/*
+ * The request context. Subrequests get one too, holding only "sku", so
+ * that $cart_sku evaluates to their SKU inside the upstream location.
+ */
+typedef struct {
+    ngx_str_t                      sku;
+    ngx_str_t                      skus;        /* $cart_skus, comma-joined */
+
+    ngx_http_cart_action_pt        action;
+    ngx_str_t                      path_sku;    /* {sku_id} of the URI */
+    void                          *body;        /* parsed JSON body (yajl_val) */
+
+    ngx_str_t                      owner;       /* "user-<id>" */
+    time_t                         ttl;         /* of this owner's cart */
+    ngx_str_t                      cart_key;    /* cart:{owner} */
+    ngx_str_t                      count_key;   /* cart_count:{owner} */
+    ngx_str_t                      idem_key;    /* idem:{owner}:<key>, or empty */
+    ngx_str_t                      if_match;    /* version digits, or empty */
+    ngx_str_t                      fingerprint; /* canonical request, for idempotency */
+
+    ngx_int_t                      quantity;
+    ngx_str_t                      seller;      /* seller_id sent by the client */
+    int64_t                        price;       /* minor units, -1 unknown */
+
+    ngx_http_cart_fetch_t         *fetches;
+    ngx_uint_t                     nfetches;
+    ngx_uint_t                     pending;     /* subrequests not done yet */
+    ngx_http_cart_resume_pt        resume;
+
+    void                          *data;        /* the resource's own state */
+
+    unsigned                       reserved:1;  /* holds an in-flight idem key */
+} ngx_http_cart_ctx_t;
+
+
+extern ngx_module_t  ngx_http_cart_module;
+
+
+#endif /* _NGX_HTTP_CART_H_INCLUDED_ */

@@ -1,0 +1,607 @@
+/*
+ * Request entry: route, identity, request headers that every write
+ * honours (If-Match, Idempotency-Key), the JSON body, and the responses.
+ */
+
+#include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_items.h"
+
+
+#define NGX_HTTP_CART_BODY  1     /* the route takes a JSON body */
+
+
+typedef struct {
+    ngx_uint_t                method;
+    ngx_str_t                 path;       /* a trailing "*" is a {sku_id} */
+    ngx_uint_t                flags;
+    ngx_http_cart_action_pt   action;
+} ngx_http_cart_route_t;
+
+
+static ngx_http_cart_route_t  ngx_http_cart_routes[] = {
+    { NGX_HTTP_GET, ngx_string("/"), 0, ngx_http_cart_view },
+    { NGX_HTTP_GET, ngx_string("/count"), 0, ngx_http_cart_count },
+    { NGX_HTTP_POST, ngx_string("/items"), NGX_HTTP_CART_BODY,
+      ngx_http_cart_items_add },
+    { NGX_HTTP_PUT, ngx_string("/items/*"), NGX_HTTP_CART_BODY,
+      ngx_http_cart_items_update },
+    { NGX_HTTP_DELETE, ngx_string("/items/*"), 0,
+      ngx_http_cart_items_remove },
+    { 0, ngx_null_string, 0, NULL }
+};
+
+
+static ngx_int_t ngx_http_cart_route(ngx_http_request_t *r,
+    ngx_http_cart_ctx_t *ctx, ngx_uint_t *flags);
+static ngx_int_t ngx_http_cart_identity(ngx_http_request_t *r,
+    ngx_http_cart_ctx_t *ctx);
+static ngx_int_t ngx_http_cart_write_headers(ngx_http_request_t *r,
+    ngx_http_cart_ctx_t *ctx);
+static ngx_int_t ngx_http_cart_read_body(ngx_http_request_t *r);
+static void ngx_http_cart_body_handler(ngx_http_request_t *r);
+static ngx_str_t *ngx_http_cart_header(ngx_http_request_t *r,
+    const char *name, size_t len);
+static ngx_str_t *ngx_http_cart_key(ngx_pool_t *pool, ngx_str_t *dst,
+    const char *prefix, ngx_str_t *owner, ngx_str_t *suffix);
+
+
+ngx_int_t
+ngx_http_cart_handler(ngx_http_request_t *r)
+{
+    ngx_int_t             rc;
+    ngx_uint_t            flags;
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_cart_module);
+
+    flags = 0;
+
+    rc = ngx_http_cart_route(r, ctx, &flags);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_cart_identity(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (r->method != NGX_HTTP_GET) {
+        /* preconditions are checked atomically in the write script; keep
+         * nginx's not_modified filter from judging the new ETag again */
+        r->disable_not_modified = 1;
+
+        rc = ngx_http_cart_write_headers(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    if (flags & NGX_HTTP_CART_BODY) {
+        return ngx_http_cart_read_body(r);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    r->main->count++;
+
+    rc = ctx->action(r);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
+    ngx_uint_t *flags)
+{
+    size_t                     n;
+    ngx_str_t                  path;
+    ngx_uint_t                 known;
+    ngx_http_cart_route_t     *route;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    /* the API lives below the location's prefix */
+
+    path = r->uri;
+
+    if (!clcf->regex && !clcf->named
+        && path.len >= clcf->name.len
+        && ngx_strncmp(path.data, clcf->name.data, clcf->name.len) == 0)
+    {
+        path.data += clcf->name.len;
+        path.len -= clcf->name.len;
+    }
+
+    if (path.len == 0) {
+        ngx_str_set(&path, "/");
+    }
+
+    known = 0;
+
+    for (route = ngx_http_cart_routes; route->action; route++) {
+        n = route->path.len;
+
+        if (route->path.data[n - 1] == '*') {
+            n--;
+
+            if (path.len <= n || ngx_strncmp(path.data, route->path.data, n)
+                                 != 0)
+            {
+                continue;
+            }
+
+            ctx->path_sku.data = path.data + n;
+            ctx->path_sku.len = path.len - n;
+
+        } else if (path.len != n
+                   || ngx_strncmp(path.data, route->path.data, n) != 0)
+        {
+            continue;
+        }
+
+        known = 1;
+
+        if (r->method == route->method
+            || (r->method == NGX_HTTP_HEAD && route->method == NGX_HTTP_GET))
+        {
+            ctx->action = route->action;
+            *flags = route->flags;
+            break;
+        }
+    }
+
+    if (ctx->action == NULL) {
+        if (known) {
+            return ngx_http_cart_error(r, NGX_HTTP_NOT_ALLOWED,
+                                       "method_not_allowed",
+                                       "this method is not allowed here");
+        }
+
+        return ngx_http_cart_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                   "no such cart resource");
+    }
+
+    if (ctx->path_sku.len
+        && ngx_http_cart_valid_id(&ctx->path_sku, NGX_HTTP_CART_MAX_SKU_LEN)
+           != NGX_OK)
+    {
+        return ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST, "invalid_sku",
+                                   "sku_id must be 1-64 characters of "
+                                   "A-Z a-z 0-9 . _ : -");
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cart_identity(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx)
+{
+    u_char                     *p;
+    ngx_str_t                   user;
+    ngx_http_cart_loc_conf_t   *clcf;
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
+
+    ngx_str_null(&user);
+
+    if (clcf->user
+        && ngx_http_complex_value(r, clcf->user, &user) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (user.len == 0) {
+        return ngx_http_cart_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
+                                   "sign in to use the cart");
+    }
+
+    if (ngx_http_cart_valid_id(&user, NGX_HTTP_CART_MAX_USER_LEN) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "cart: refusing user id \"%V\"", &user);
+
+        return ngx_http_cart_error(r, NGX_HTTP_UNAUTHORIZED,
+                                   "invalid_identity",
+                                   "the user id is not acceptable");
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("user-") - 1 + user.len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->owner.data = p;
+    ctx->owner.len = ngx_cpymem(ngx_cpymem(p, "user-", 5), user.data, user.len)
+                     - p;
+    ctx->ttl = cmcf->ttl;
+
+    if (ngx_http_cart_key(r->pool, &ctx->cart_key, "cart:", &ctx->owner, NULL)
+        == NULL
+        || ngx_http_cart_key(r->pool, &ctx->count_key, "cart_count:",
+                             &ctx->owner, NULL)
+           == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* If-Match and Idempotency-Key of a write */
+
+static ngx_int_t
+ngx_http_cart_write_headers(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx)
+{
+    u_char     *p, *last;
+    ngx_str_t  *key;
+
+    if (r->headers_in.if_match) {
+        p = r->headers_in.if_match->value.data;
+        last = p + r->headers_in.if_match->value.len;
+
+        if (!(last - p == 1 && *p == '*')) {
+            if (last - p > 2 && p[0] == 'W' && p[1] == '/') {
+                p += 2;
+            }
+
+            if (last - p < 3 || *p != '"' || last[-1] != '"'
+                || ngx_atoi(p + 1, last - p - 2) == NGX_ERROR)
+            {
+                /* no ETag of ours looks like this: it cannot match */
+                return ngx_http_cart_error(r, NGX_HTTP_PRECONDITION_FAILED,
+                                           "precondition_failed",
+                                           "If-Match does not match the "
+                                           "cart's version");
+            }
+
+            ctx->if_match.data = p + 1;
+            ctx->if_match.len = last - p - 2;
+        }
+    }
+
+    key = ngx_http_cart_header(r, "idempotency-key",
+                               sizeof("idempotency-key") - 1);
+    if (key == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_cart_valid_id(key, NGX_HTTP_CART_MAX_IDEM_LEN) != NGX_OK) {
+        return ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST,
+                                   "invalid_idempotency_key",
+                                   "Idempotency-Key must be 1-128 characters "
+                                   "of A-Z a-z 0-9 . _ : -");
+    }
+
+    if (ngx_http_cart_key(r->pool, &ctx->idem_key, "idem:", &ctx->owner, key)
+        == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cart_read_body(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_table_elt_t           *type;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    type = r->headers_in.content_type;
+
+    if (type == NULL
+        || type->value.len < sizeof("application/json") - 1
+        || ngx_strncasecmp(type->value.data, (u_char *) "application/json",
+                           sizeof("application/json") - 1) != 0
+        || (type->value.len > sizeof("application/json") - 1
+            && type->value.data[sizeof("application/json") - 1] != ';'
+            && type->value.data[sizeof("application/json") - 1] != ' '))
+    {
+        return ngx_http_cart_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                   "unsupported_media_type",
+                                   "the body must be application/json");
+    }
+
+    /* bodies are small: one buffer in memory, never a temporary file */
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (r->headers_in.content_length_n > (off_t) clcf->client_body_buffer_size)
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_cart_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                   "body_too_large",
+                                   "the request body is too large");
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_cart_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+            return ngx_http_cart_error(r, rc, "body_too_large",
+                                       "the request body is too large");
+        }
+
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_cart_body_handler(ngx_http_request_t *r)
+{
+    size_t                len;
+    u_char               *data;
+    ngx_int_t             rc;
+    ngx_buf_t            *b;
+    ngx_http_request_body_t  *rb;
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    rb = r->request_body;
+
+    if (rb == NULL || rb->temp_file
+        || (rb->bufs && (rb->bufs->next || rb->bufs->buf->in_file)))
+    {
+        rc = ngx_http_cart_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                 "body_too_large",
+                                 "the request body is too large");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    data = NULL;
+    len = 0;
+
+    if (rb->bufs) {
+        b = rb->bufs->buf;
+        data = b->pos;
+        len = b->last - b->pos;
+    }
+
+    ctx->body = ngx_http_cart_json_parse(r->pool, data, len);
+
+    if (ctx->body == NULL || !YAJL_IS_OBJECT((yajl_val) ctx->body)) {
+        rc = ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
+                                 "the body must be a JSON object");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    rc = ctx->action(r);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+static ngx_str_t *
+ngx_http_cart_header(ngx_http_request_t *r, const char *name, size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].lowcase_key, (u_char *) name, len) == 0)
+        {
+            return &h[i].value;
+        }
+    }
+}
+
+
+/* prefix{owner}[:suffix] — the braces are the Redis Cluster hash tag */
+
+static ngx_str_t *
+ngx_http_cart_key(ngx_pool_t *pool, ngx_str_t *dst, const char *prefix,
+    ngx_str_t *owner, ngx_str_t *suffix)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = ngx_strlen(prefix) + owner->len + 2;
+    if (suffix) {
+        len += suffix->len + 1;
+    }
+
+    dst->data = ngx_pnalloc(pool, len);
+    if (dst->data == NULL) {
+        return NULL;
+    }
+
+    p = ngx_sprintf(dst->data, "%s{%V}", prefix, owner);
+    if (suffix) {
+        p = ngx_sprintf(p, ":%V", suffix);
+    }
+
+    dst->len = p - dst->data;
+
+    return dst;
+}
+
+
+ngx_int_t
+ngx_http_cart_valid_id(ngx_str_t *s, size_t max)
+{
+    u_char  *p, *last;
+
+    if (s->len == 0 || s->len > max) {
+        return NGX_ERROR;
+    }
+
+    for (p = s->data, last = p + s->len; p < last; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+            || (*p >= '0' && *p <= '9')
+            || *p == '.' || *p == '_' || *p == ':' || *p == '-')
+        {
+            continue;
+        }
+
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* responses */
+
+ngx_int_t
+ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status, yajl_gen g,
+    int64_t version)
+{
+    size_t                len;
+    ngx_int_t             rc;
+    ngx_buf_t            *b;
+    ngx_chain_t           out;
+    ngx_table_elt_t      *h;
+    const unsigned char  *buf;
+
+    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (version >= 0) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "ETag");
+        h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN + 2);
+        if (h->value.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->value.len = ngx_sprintf(h->value.data, "\"%L\"", version)
+                       - h->value.data;
+        r->headers_out.etag = h;
+    }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "1");
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = (u_char *) buf;
+    b->last = (u_char *) buf + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_cart_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    yajl_gen  g;
+
+    g = ngx_http_cart_json_gen(r->pool);
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_key(g, "error");
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_key(g, "code");
+    yajl_gen_string(g, (const unsigned char *) code, ngx_strlen(code));
+    ngx_http_cart_json_key(g, "message");
+    yajl_gen_string(g, (const unsigned char *) message, ngx_strlen(message));
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+
+    return ngx_http_cart_send(r, status, g, -1);
+}
+
+
+ngx_int_t
+ngx_http_cart_store_error(ngx_http_request_t *r, redisReply *reply,
+    ngx_int_t rc)
+{
+    if (rc == NGX_OK && reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cart redis: error reply: %*s",
+                      (size_t) reply->len, reply->str);
+    }
+
+    return ngx_http_cart_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                               rc == NGX_AGAIN ? "store_timeout"
+                                               : "store_unavailable",
+                               "the cart store is unavailable, retry later");
+}

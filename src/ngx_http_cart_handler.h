@@ -1,0 +1,34 @@
+/*
+ * The dispatcher of the cart API and what every resource shares:
+ * identity, preconditions, idempotency keys, JSON responses and errors.
+ */
+
+#ifndef _NGX_HTTP_CART_HANDLER_H_INCLUDED_
+#define _NGX_HTTP_CART_HANDLER_H_INCLUDED_
+
+
+#include "ngx_http_cart.h"
+#include "ngx_http_cart_json.h"
+#include "ngx_http_cart_redis.h"
+
+
+ngx_int_t ngx_http_cart_handler(ngx_http_request_t *r);
+
+/* send a JSON body; version >= 0 adds the cart's ETag. Returns the rc to
+ * finalize the request with. */
+ngx_int_t ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status,
+    yajl_gen g, int64_t version);
+
+/* {"error":{"code","message"}} */
+ngx_int_t ngx_http_cart_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message);
+
+/* Redis failed (rc != NGX_OK or an error reply): 503 with Retry-After */
+ngx_int_t ngx_http_cart_store_error(ngx_http_request_t *r, redisReply *reply,
+    ngx_int_t rc);
+
+/* ids that become parts of Redis keys and lines: [A-Za-z0-9._:-]{1,max} */
+ngx_int_t ngx_http_cart_valid_id(ngx_str_t *s, size_t max);
+
+
+#endif /* _NGX_HTTP_CART_HANDLER_H_INCLUDED_ */

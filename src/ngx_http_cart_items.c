@@ -1,0 +1,1076 @@
+/*
+ * Cart lines and the cart view.
+ *
+ * A write is one EVALSHA (add.lua or set.lua) that updates the hash, the
+ * counter and the version and refreshes the TTLs. An add first asks the
+ * catalog for the price; with an Idempotency-Key it reserves the key
+ * before that, so a retry arriving meanwhile sees "in flight".
+ * A read is one HGETALL, then the catalog subrequests that annotate it.
+ */
+
+#include "ngx_http_cart_items.h"
+#include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_scripts.h"
+#include "ngx_http_cart_subrequest.h"
+
+
+typedef struct {
+    ngx_str_t     sku;
+    int64_t       qty;
+    int64_t       price;        /* price_at_add, minor units; -1 unknown */
+    ngx_str_t     seller;
+    time_t        added;
+} ngx_http_cart_line_t;
+
+
+typedef struct {
+    ngx_http_cart_line_t   *lines;
+    ngx_uint_t              nlines;
+    int64_t                 version;
+} ngx_http_cart_view_t;
+
+
+/* a catalog document of one SKU */
+typedef struct {
+    int64_t       price;
+    ngx_str_t     name;
+    ngx_str_t     seller;
+    ngx_str_t     image;
+} ngx_http_cart_product_t;
+
+
+typedef struct {
+    const char   *code;
+    ngx_uint_t    status;
+    const char   *message;
+} ngx_http_cart_answer_t;
+
+
+/* what the write scripts may answer instead of 'ok' */
+static ngx_http_cart_answer_t  ngx_http_cart_answers[] = {
+    { "precondition_failed", NGX_HTTP_PRECONDITION_FAILED,
+      "If-Match does not match the cart's version" },
+    { "idempotency_mismatch", 422,
+      "this Idempotency-Key was used for a different request" },
+    { "idempotency_in_flight", NGX_HTTP_CONFLICT,
+      "a request with this Idempotency-Key is still in progress" },
+    { "line_limit", 422, "the cart has reached its maximum number of lines" },
+    { "quantity_limit", 422,
+      "the line would exceed the maximum quantity per line" },
+    { "line_not_found", NGX_HTTP_NOT_FOUND, "this SKU is not in the cart" },
+    { NULL, 0, NULL }
+};
+
+
+static ngx_int_t ngx_http_cart_quantity(ngx_http_request_t *r,
+    ngx_int_t min);
+static ngx_int_t ngx_http_cart_fingerprint(ngx_http_request_t *r,
+    ngx_str_t *seller);
+static void ngx_http_cart_add_reserved(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc);
+static void ngx_http_cart_add_priced(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cart_add_run(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cart_add_fail(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *message);
+static ngx_int_t ngx_http_cart_set_run(ngx_http_request_t *r);
+static void ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc);
+static void ngx_http_cart_ignore(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc);
+static void ngx_http_cart_view_reply(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc);
+static void ngx_http_cart_view_render(ngx_http_request_t *r);
+static void ngx_http_cart_count_reply(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc);
+static ngx_int_t ngx_http_cart_product(ngx_http_request_t *r,
+    ngx_http_cart_fetch_t *f, ngx_http_cart_product_t *product);
+static ngx_int_t ngx_http_cart_line_parse(ngx_str_t *value,
+    ngx_http_cart_line_t *line);
+static void ngx_http_cart_json_price(yajl_gen g, int64_t price);
+static void ngx_http_cart_json_warning(yajl_gen g, const char *code,
+    ngx_str_t *sku, const char *message);
+static void ngx_http_cart_json_cart_id(yajl_gen g, ngx_http_cart_ctx_t *ctx);
+
+
+/* POST /items {"sku_id", "quantity", "seller_id"?} */
+
+ngx_int_t
+ngx_http_cart_items_add(ngx_http_request_t *r)
+{
+    yajl_val                   sku, seller;
+    ngx_int_t                  rc;
+    ngx_str_t                  arg;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_fetch_t     *f;
+    ngx_http_cart_loc_conf_t  *lcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
+    sku = ngx_http_cart_json_field(ctx->body, "sku_id");
+
+    if (!YAJL_IS_STRING(sku)) {
+        return ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST, "invalid_field",
+                                   "sku_id is required and must be a string");
+    }
+
+    ctx->path_sku.data = (u_char *) YAJL_GET_STRING(sku);
+    ctx->path_sku.len = ngx_strlen(ctx->path_sku.data);
+
+    if (ngx_http_cart_valid_id(&ctx->path_sku, NGX_HTTP_CART_MAX_SKU_LEN)
+        != NGX_OK)
+    {
+        return ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST, "invalid_sku",
+                                   "sku_id must be 1-64 characters of "
+                                   "A-Z a-z 0-9 . _ : -");
+    }
+
+    rc = ngx_http_cart_quantity(r, 1);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    seller = ngx_http_cart_json_field(ctx->body, "seller_id");
+
+    if (seller && !YAJL_IS_NULL(seller)) {
+        if (!YAJL_IS_STRING(seller)) {
+            return ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "invalid_field",
+                                       "seller_id must be a string");
+        }
+
+        ctx->seller.data = (u_char *) YAJL_GET_STRING(seller);
+        ctx->seller.len = ngx_strlen(ctx->seller.data);
+
+        if (ngx_http_cart_valid_id(&ctx->seller, NGX_HTTP_CART_MAX_SKU_LEN)
+            != NGX_OK)
+        {
+            return ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "invalid_field",
+                                       "seller_id must be 1-64 characters "
+                                       "of A-Z a-z 0-9 . _ : -");
+        }
+    }
+
+    if (ngx_http_cart_fingerprint(r, &ctx->seller) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->price = -1;
+
+    if (lcf->catalog == NULL) {
+        return ngx_http_cart_add_run(r);
+    }
+
+    if (ctx->idem_key.len) {
+        ngx_str_set(&arg, "reserve");
+
+        if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg, 1,
+                                       ngx_http_cart_add_reserved)
+            != NGX_OK)
+        {
+            return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
+        }
+
+        return NGX_DONE;
+    }
+
+    f = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_fetch_t));
+    if (f == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    f->sku = ctx->path_sku;
+
+    if (ngx_http_cart_fetch(r, lcf->catalog, f, 1, ngx_http_cart_add_priced)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_cart_add_reserved(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc)
+{
+    ngx_str_t                  answer;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_fetch_t     *f;
+    ngx_http_cart_loc_conf_t  *lcf;
+
+    if (rc != NGX_OK
+        || ngx_http_cart_reply_str(reply, 0, &answer) != NGX_OK
+        || answer.len != sizeof("reserved") - 1
+        || ngx_strncmp(answer.data, "reserved", answer.len) != 0)
+    {
+        /* a replay, a conflict, or a failure: answered like the write */
+        ngx_http_cart_write_done(r, data, reply, rc);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
+    ctx->reserved = 1;
+
+    f = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_fetch_t));
+    if (f == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    f->sku = ctx->path_sku;
+
+    if (ngx_http_cart_fetch(r, lcf->catalog, f, 1, ngx_http_cart_add_priced)
+        != NGX_OK)
+    {
+        ngx_http_finalize_request(r,
+            ngx_http_cart_add_fail(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                   "internal_error", "internal error"));
+    }
+}
+
+
+static void
+ngx_http_cart_add_priced(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_http_cart_ctx_t      *ctx;
+    ngx_http_cart_fetch_t    *f;
+    ngx_http_cart_product_t   product;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    f = &ctx->fetches[0];
+
+    rc = ngx_http_cart_product(r, f, &product);
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_cart_add_fail(r, 422, "unknown_sku",
+                                    "the catalog has no such SKU");
+
+    } else if (rc != NGX_OK) {
+        rc = ngx_http_cart_add_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "catalog_unavailable",
+                                    "the price could not be verified, "
+                                    "retry later");
+
+    } else {
+        ctx->price = product.price;
+
+        /* the catalog knows who sells the SKU; the client's guess yields */
+        if (product.seller.len) {
+            ctx->seller = product.seller;
+        }
+
+        rc = ngx_http_cart_add_run(r);
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_cart_add_run(ngx_http_request_t *r)
+{
+    u_char                     *p;
+    ngx_str_t                   args[6];
+    ngx_http_cart_ctx_t        *ctx;
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
+
+    p = ngx_pnalloc(r->pool, 4 * NGX_INT64_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    args[0] = ctx->path_sku;
+
+    args[1].data = p;
+    args[1].len = ngx_sprintf(p, "%i", ctx->quantity) - p;
+    p += args[1].len;
+
+    args[2].data = p;
+    args[2].len = ctx->price < 0 ? 0 : ngx_sprintf(p, "%L", ctx->price) - p;
+    p += args[2].len;
+
+    args[3] = ctx->seller;
+
+    args[4].data = p;
+    args[4].len = ngx_sprintf(p, "%ui", cmcf->max_lines) - p;
+    p += args[4].len;
+
+    args[5].data = p;
+    args[5].len = ngx_sprintf(p, "%ui", cmcf->max_quantity) - p;
+
+    if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_ADD, args, 6,
+                                   ngx_http_cart_write_done)
+        != NGX_OK)
+    {
+        return ngx_http_cart_add_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "store_unavailable",
+                                      "the cart store is unavailable, "
+                                      "retry later");
+    }
+
+    return NGX_DONE;
+}
+
+
+/* an add that reserved its Idempotency-Key gives the key back on failure */
+
+static ngx_int_t
+ngx_http_cart_add_fail(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    ngx_str_t             arg;
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (ctx->reserved) {
+        ngx_str_set(&arg, "release");
+
+        /* fire and forget: the answer does not change the response */
+        (void) ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg,
+                                          1, ngx_http_cart_ignore);
+    }
+
+    return ngx_http_cart_error(r, status, code, message);
+}
+
+
+static void
+ngx_http_cart_ignore(ngx_http_request_t *r, void *data, redisReply *reply,
+    ngx_int_t rc)
+{
+}
+
+
+/* PUT /items/{sku_id} {"quantity"}: 0 removes the line */
+
+ngx_int_t
+ngx_http_cart_items_update(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_cart_quantity(r, 0);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_cart_set_run(r);
+}
+
+
+/* DELETE /items/{sku_id} */
+
+ngx_int_t
+ngx_http_cart_items_remove(ngx_http_request_t *r)
+{
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    ctx->quantity = 0;
+
+    return ngx_http_cart_set_run(r);
+}
+
+
+static ngx_int_t
+ngx_http_cart_set_run(ngx_http_request_t *r)
+{
+    u_char               *p;
+    ngx_str_t             args[2];
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (ngx_http_cart_fingerprint(r, NULL) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    args[0] = ctx->path_sku;
+    args[1].data = p;
+    args[1].len = ngx_sprintf(p, "%i", ctx->quantity) - p;
+
+    if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_SET, args, 2,
+                                   ngx_http_cart_write_done)
+        != NGX_OK)
+    {
+        return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * "quantity" of the body: an integer in [min, cart_max_quantity].
+ * Not an integer -> 400; out of range (including beyond 64 bits) -> 422.
+ */
+
+static ngx_int_t
+ngx_http_cart_quantity(ngx_http_request_t *r, ngx_int_t min)
+{
+    int64_t                     n;
+    ngx_int_t                   rc;
+    ngx_http_cart_ctx_t        *ctx;
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
+
+    rc = ngx_http_cart_json_integer(
+                        ngx_http_cart_json_field(ctx->body, "quantity"), &n);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST, "invalid_field",
+                                   "quantity is required and must be an "
+                                   "integer");
+    }
+
+    if (rc != NGX_OK || n < min || n > (int64_t) cmcf->max_quantity) {
+        return ngx_http_cart_error(r, 422, "quantity_out_of_range",
+                                   min ? "quantity must be between 1 and "
+                                         "cart_max_quantity"
+                                       : "quantity must be between 0 and "
+                                         "cart_max_quantity");
+    }
+
+    ctx->quantity = (ngx_int_t) n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * What an Idempotency-Key is bound to: the request's meaning, not its
+ * bytes, so the same add written with other spacing is still the same.
+ */
+
+static ngx_int_t
+ngx_http_cart_fingerprint(ngx_http_request_t *r, ngx_str_t *seller)
+{
+    u_char               *p;
+    size_t                len;
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (ctx->idem_key.len == 0) {
+        return NGX_OK;
+    }
+
+    len = r->method_name.len + ctx->path_sku.len + NGX_INT_T_LEN + 3
+          + (seller ? seller->len : 0);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->fingerprint.data = p;
+
+    p = ngx_sprintf(p, "%V %V %i", &r->method_name, &ctx->path_sku,
+                    ctx->quantity);
+
+    if (seller) {
+        p = ngx_sprintf(p, " %V", seller);
+    }
+
+    ctx->fingerprint.len = p - ctx->fingerprint.data;
+
+    return NGX_OK;
+}
+
+
+/* the answer of add.lua / set.lua (or idem.lua when it replays) */
+
+static void
+ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc)
+{
+    int64_t                  version, count, qty, price;
+    yajl_gen                 g;
+    ngx_str_t                answer, sku, seller;
+    ngx_uint_t               replay;
+    ngx_table_elt_t         *h;
+    ngx_http_cart_ctx_t     *ctx;
+    ngx_http_cart_answer_t  *a;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (rc != NGX_OK || ngx_http_cart_reply_str(reply, 0, &answer) != NGX_OK) {
+        ngx_http_finalize_request(r,
+                                  ngx_http_cart_store_error(r, reply, rc));
+        return;
+    }
+
+    replay = (answer.len == 6 && ngx_strncmp(answer.data, "replay", 6) == 0);
+
+    if (!replay && !(answer.len == 2 && ngx_strncmp(answer.data, "ok", 2) == 0))
+    {
+        for (a = ngx_http_cart_answers; a->code; a++) {
+            if (answer.len == ngx_strlen(a->code)
+                && ngx_strncmp(answer.data, a->code, answer.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (a->code == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "cart: unexpected script answer \"%V\"", &answer);
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        ngx_http_finalize_request(r,
+            ngx_http_cart_add_fail(r, a->status, a->code, a->message));
+        return;
+    }
+
+    if (ngx_http_cart_reply_int(reply, 1, &version) != NGX_OK
+        || ngx_http_cart_reply_int(reply, 2, &count) != NGX_OK
+        || ngx_http_cart_reply_str(reply, 3, &sku) != NGX_OK
+        || ngx_http_cart_reply_int(reply, 4, &qty) != NGX_OK
+        || ngx_http_cart_reply_str(reply, 6, &seller) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "cart: malformed script reply");
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_http_cart_reply_int(reply, 5, &price) != NGX_OK) {
+        price = -1;
+    }
+
+    if (replay) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            ngx_http_finalize_request(r, NGX_ERROR);
+            return;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Idempotent-Replayed");
+        ngx_str_set(&h->value, "true");
+    }
+
+    g = ngx_http_cart_json_gen(r->pool);
+    if (g == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_cart_id(g, ctx);
+    ngx_http_cart_json_key(g, "item_count");
+    ngx_http_cart_json_int(g, count);
+    ngx_http_cart_json_key(g, "item");
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_key(g, "sku_id");
+    ngx_http_cart_json_str(g, &sku);
+    ngx_http_cart_json_key(g, "quantity");
+    ngx_http_cart_json_int(g, qty);
+    ngx_http_cart_json_key(g, "price");
+    ngx_http_cart_json_price(g, price);
+    ngx_http_cart_json_key(g, "seller_id");
+    ngx_http_cart_json_str(g, &seller);
+    yajl_gen_map_close(g);
+    ngx_http_cart_json_key(g, "version");
+    ngx_http_cart_json_int(g, version);
+    yajl_gen_map_close(g);
+
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g,
+                                                    version));
+}
+
+
+/* GET / */
+
+ngx_int_t
+ngx_http_cart_view(ngx_http_request_t *r)
+{
+    const char           *argv[2];
+    size_t                argvlen[2];
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    argv[0] = "HGETALL";
+    argvlen[0] = sizeof("HGETALL") - 1;
+    argv[1] = (const char *) ctx->cart_key.data;
+    argvlen[1] = ctx->cart_key.len;
+
+    if (ngx_http_cart_redis_command(r, &ctx->cart_key, 2, argv, argvlen,
+                                    ngx_http_cart_view_reply, NULL)
+        != NGX_OK)
+    {
+        return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_cart_view_reply(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc)
+{
+    size_t                     i;
+    ngx_str_t                  field, value;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_line_t      *line;
+    ngx_http_cart_view_t      *view;
+    ngx_http_cart_fetch_t     *f;
+    ngx_http_cart_loc_conf_t  *lcf;
+
+    if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY) {
+        ngx_http_finalize_request(r,
+                                  ngx_http_cart_store_error(r, reply, rc));
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
+    view = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_view_t));
+    if (view == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->data = view;
+
+    view->lines = ngx_palloc(r->pool, (reply->elements / 2 + 1)
+                                      * sizeof(ngx_http_cart_line_t));
+    if (view->lines == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* the reply dies with this callback: keep copies in the pool */
+
+    for (i = 0; i + 1 < reply->elements; i += 2) {
+        if (ngx_http_cart_reply_str(reply, i, &field) != NGX_OK
+            || ngx_http_cart_reply_str(reply, i + 1, &value) != NGX_OK)
+        {
+            continue;
+        }
+
+        if (field.len == 2 && field.data[0] == '#' && field.data[1] == 'v') {
+            view->version = ngx_atoof(value.data, value.len);
+            continue;
+        }
+
+        line = &view->lines[view->nlines];
+
+        line->sku.data = ngx_pstrdup(r->pool, &field);
+        value.data = ngx_pstrdup(r->pool, &value);
+
+        if (line->sku.data == NULL || value.data == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        line->sku.len = field.len;
+
+        if (ngx_http_cart_line_parse(&value, line) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "cart: skipping malformed line \"%V\" in \"%V\"",
+                          &field, &ctx->cart_key);
+            continue;
+        }
+
+        view->nlines++;
+    }
+
+    if (lcf->catalog == NULL || view->nlines == 0) {
+        ngx_http_cart_view_render(r);
+        return;
+    }
+
+    f = ngx_pcalloc(r->pool, view->nlines * sizeof(ngx_http_cart_fetch_t));
+    if (f == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    for (i = 0; i < view->nlines; i++) {
+        f[i].sku = view->lines[i].sku;
+    }
+
+    if (ngx_http_cart_fetch(r, lcf->catalog, f, view->nlines,
+                            ngx_http_cart_view_render)
+        != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+static void
+ngx_http_cart_view_render(ngx_http_request_t *r)
+{
+    u_char                      buf[sizeof("1970-01-01T00:00:00Z")], *p;
+    int64_t                     count, subtotal;
+    yajl_gen                    g;
+    ngx_tm_t                    tm;
+    ngx_int_t                  *found;
+    ngx_uint_t                  i;
+    ngx_http_cart_ctx_t        *ctx;
+    ngx_http_cart_line_t       *line;
+    ngx_http_cart_view_t       *view;
+    ngx_http_cart_product_t    *product;
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
+    view = ctx->data;
+
+    g = ngx_http_cart_json_gen(r->pool);
+    product = ngx_palloc(r->pool, (view->nlines + 1)
+                                  * sizeof(ngx_http_cart_product_t));
+    found = ngx_palloc(r->pool, (view->nlines + 1) * sizeof(ngx_int_t));
+
+    if (g == NULL || product == NULL || found == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    count = 0;
+    subtotal = 0;
+
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_cart_id(g, ctx);
+    ngx_http_cart_json_key(g, "items");
+    yajl_gen_array_open(g);
+
+    for (i = 0; i < view->nlines; i++) {
+        line = &view->lines[i];
+
+        count += line->qty;
+        if (line->price >= 0) {
+            subtotal += line->qty * line->price;
+        }
+
+        yajl_gen_map_open(g);
+        ngx_http_cart_json_key(g, "sku_id");
+        ngx_http_cart_json_str(g, &line->sku);
+        ngx_http_cart_json_key(g, "quantity");
+        ngx_http_cart_json_int(g, line->qty);
+        ngx_http_cart_json_key(g, "price_at_add");
+        ngx_http_cart_json_price(g, line->price);
+        ngx_http_cart_json_key(g, "seller_id");
+        ngx_http_cart_json_str(g, &line->seller);
+
+        ngx_gmtime(line->added, &tm);
+        p = ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                        tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                        tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+        ngx_http_cart_json_key(g, "added_at");
+        yajl_gen_string(g, buf, p - buf);
+
+        found[i] = ctx->fetches
+                   ? ngx_http_cart_product(r, &ctx->fetches[i], &product[i])
+                   : NGX_DONE;
+
+        if (found[i] == NGX_OK) {
+            ngx_http_cart_json_key(g, "current_price");
+            ngx_http_cart_json_amount(g, product[i].price);
+            ngx_http_cart_json_key(g, "price_changed");
+            yajl_gen_bool(g, line->price >= 0
+                             && line->price != product[i].price);
+            ngx_http_cart_json_key(g, "name");
+            ngx_http_cart_json_str(g, &product[i].name);
+            ngx_http_cart_json_key(g, "seller");
+            ngx_http_cart_json_str(g, product[i].seller.len
+                                      ? &product[i].seller : &line->seller);
+            ngx_http_cart_json_key(g, "image");
+            ngx_http_cart_json_str(g, &product[i].image);
+
+        } else if (found[i] == NGX_DECLINED) {
+            ngx_http_cart_json_key(g, "available");
+            yajl_gen_bool(g, 0);
+
+        } else if (found[i] == NGX_ERROR) {
+            ngx_http_cart_json_key(g, "price_verified");
+            yajl_gen_bool(g, 0);
+        }
+
+        yajl_gen_map_close(g);
+    }
+
+    yajl_gen_array_close(g);
+
+    ngx_http_cart_json_key(g, "item_count");
+    ngx_http_cart_json_int(g, count);
+    ngx_http_cart_json_key(g, "subtotal");
+    ngx_http_cart_json_amount(g, subtotal);
+    ngx_http_cart_json_key(g, "currency");
+    ngx_http_cart_json_str(g, &cmcf->currency);
+    ngx_http_cart_json_key(g, "version");
+    ngx_http_cart_json_int(g, view->version);
+
+    ngx_http_cart_json_key(g, "warnings");
+    yajl_gen_array_open(g);
+
+    for (i = 0; i < view->nlines; i++) {
+        line = &view->lines[i];
+
+        if (found[i] == NGX_DECLINED) {
+            ngx_http_cart_json_warning(g, "unavailable", &line->sku,
+                                       "this item is no longer sold");
+
+        } else if (found[i] == NGX_ERROR) {
+            ngx_http_cart_json_warning(g, "price_unverified", &line->sku,
+                                       "the current price could not be "
+                                       "checked");
+
+        } else if (found[i] == NGX_OK && line->price >= 0
+                   && product[i].price > line->price)
+        {
+            ngx_http_cart_json_warning(g, "price_increased", &line->sku,
+                                       "the price went up since the item "
+                                       "was added");
+
+        } else if (found[i] == NGX_OK && line->price >= 0
+                   && product[i].price < line->price)
+        {
+            ngx_http_cart_json_warning(g, "price_decreased", &line->sku,
+                                       "the price went down since the item "
+                                       "was added");
+        }
+    }
+
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g,
+                                                    view->version));
+}
+
+
+/* GET /count: the counter key alone */
+
+ngx_int_t
+ngx_http_cart_count(ngx_http_request_t *r)
+{
+    const char           *argv[2];
+    size_t                argvlen[2];
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    argv[0] = "GET";
+    argvlen[0] = sizeof("GET") - 1;
+    argv[1] = (const char *) ctx->count_key.data;
+    argvlen[1] = ctx->count_key.len;
+
+    if (ngx_http_cart_redis_command(r, &ctx->cart_key, 2, argv, argvlen,
+                                    ngx_http_cart_count_reply, NULL)
+        != NGX_OK)
+    {
+        return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_cart_count_reply(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc)
+{
+    off_t     count;
+    yajl_gen  g;
+
+    if (rc != NGX_OK
+        || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL))
+    {
+        ngx_http_finalize_request(r,
+                                  ngx_http_cart_store_error(r, reply, rc));
+        return;
+    }
+
+    count = 0;
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        count = ngx_atoof((u_char *) reply->str, reply->len);
+        if (count == NGX_ERROR) {
+            count = 0;
+        }
+    }
+
+    g = ngx_http_cart_json_gen(r->pool);
+    if (g == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_key(g, "item_count");
+    ngx_http_cart_json_int(g, count);
+    yajl_gen_map_close(g);
+
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g, -1));
+}
+
+
+/*
+ * The catalog document of one fetch: NGX_OK with the product,
+ * NGX_DECLINED when the catalog does not know the SKU (404),
+ * NGX_ERROR when the catalog failed or answered something unusable.
+ */
+
+static ngx_int_t
+ngx_http_cart_product(ngx_http_request_t *r, ngx_http_cart_fetch_t *f,
+    ngx_http_cart_product_t *product)
+{
+    yajl_val   doc, v;
+    ngx_str_t *s;
+    ngx_uint_t i;
+
+    static const char  *names[] = { "name", "seller_id", "image" };
+
+    if (f->status == NGX_HTTP_NOT_FOUND) {
+        return NGX_DECLINED;
+    }
+
+    if (f->status != NGX_HTTP_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cart: catalog answered %i for \"%V\"",
+                      f->status, &f->sku);
+        return NGX_ERROR;
+    }
+
+    doc = ngx_http_cart_json_parse(r->pool, f->body.data, f->body.len);
+
+    if (doc == NULL
+        || ngx_http_cart_json_money(ngx_http_cart_json_field(doc, "price"),
+                                    &product->price)
+           != NGX_OK
+        || product->price < 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cart: catalog document for \"%V\" has no valid price",
+                      &f->sku);
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < 3; i++) {
+        s = i == 0 ? &product->name : i == 1 ? &product->seller
+                                             : &product->image;
+        ngx_str_null(s);
+
+        v = ngx_http_cart_json_field(doc, names[i]);
+
+        if (YAJL_IS_STRING(v)) {
+            s->data = (u_char *) YAJL_GET_STRING(v);
+            s->len = ngx_strlen(s->data);
+        }
+    }
+
+    if (product->seller.len
+        && ngx_http_cart_valid_id(&product->seller, NGX_HTTP_CART_MAX_SKU_LEN)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cart: catalog document for \"%V\" has an invalid "
+                      "seller_id", &f->sku);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* "qty|price|seller|added_at" as written by src/lua/_lib.lua */
+
+static ngx_int_t
+ngx_http_cart_line_parse(ngx_str_t *value, ngx_http_cart_line_t *line)
+{
+    u_char  *p, *last, *sep[3];
+    ngx_uint_t  n;
+
+    p = value->data;
+    last = p + value->len;
+
+    for (n = 0; n < 3; n++) {
+        sep[n] = ngx_strlchr(p, last, '|');
+        if (sep[n] == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = sep[n] + 1;
+    }
+
+    line->qty = ngx_atoof(value->data, sep[0] - value->data);
+    line->price = sep[1] - sep[0] > 1
+                  ? ngx_atoof(sep[0] + 1, sep[1] - sep[0] - 1) : -1;
+    line->seller.data = sep[1] + 1;
+    line->seller.len = sep[2] - sep[1] - 1;
+    line->added = ngx_atotm(sep[2] + 1, last - sep[2] - 1);
+
+    if (line->qty == NGX_ERROR || line->added == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cart_json_price(yajl_gen g, int64_t price)
+{
+    if (price < 0) {
+        yajl_gen_null(g);
+        return;
+    }
+
+    ngx_http_cart_json_amount(g, price);
+}
+
+
+static void
+ngx_http_cart_json_warning(yajl_gen g, const char *code, ngx_str_t *sku,
+    const char *message)
+{
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_key(g, "code");
+    yajl_gen_string(g, (const unsigned char *) code, ngx_strlen(code));
+    ngx_http_cart_json_key(g, "sku_id");
+    ngx_http_cart_json_str(g, sku);
+    ngx_http_cart_json_key(g, "message");
+    yajl_gen_string(g, (const unsigned char *) message, ngx_strlen(message));
+    yajl_gen_map_close(g);
+}
+
+
+/* "cart:user-123", the seed's cart id: the key without its hash tag */
+
+static void
+ngx_http_cart_json_cart_id(yajl_gen g, ngx_http_cart_ctx_t *ctx)
+{
+    u_char  buf[sizeof("cart:") - 1 + sizeof("user-") + NGX_HTTP_CART_MAX_USER_LEN];
+    u_char *p;
+
+    p = ngx_sprintf(buf, "cart:%V", &ctx->owner);
+
+    ngx_http_cart_json_key(g, "cart_id");
+    yajl_gen_string(g, buf, p - buf);
+}

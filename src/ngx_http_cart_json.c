@@ -1,0 +1,277 @@
+/*
+ * yajl glue. Parsed trees are malloc'ed by yajl and freed by a pool
+ * cleanup; the generator allocates from the pool, so a response body is
+ * built in place and sent without a copy.
+ */
+
+#include "ngx_http_cart_json.h"
+
+
+static void ngx_http_cart_json_tree_free(void *data);
+static void *ngx_http_cart_json_malloc(void *ctx, size_t size);
+static void *ngx_http_cart_json_realloc(void *ctx, void *ptr, size_t size);
+static void ngx_http_cart_json_free(void *ctx, void *ptr);
+
+
+yajl_val
+ngx_http_cart_json_parse(ngx_pool_t *pool, u_char *data, size_t len)
+{
+    u_char              *text;
+    yajl_val             tree;
+    ngx_pool_cleanup_t  *cln;
+
+    /* yajl wants a NUL-terminated text: an embedded NUL is malformed */
+
+    if (len == 0 || ngx_strlchr(data, data + len, '\0') != NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    text = ngx_pnalloc(pool, len + 1);
+    if (cln == NULL || text == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(text, data, len);
+    text[len] = '\0';
+
+    tree = yajl_tree_parse((const char *) text, NULL, 0);
+    if (tree == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_cart_json_tree_free;
+    cln->data = tree;
+
+    return tree;
+}
+
+
+static void
+ngx_http_cart_json_tree_free(void *data)
+{
+    yajl_tree_free(data);
+}
+
+
+yajl_val
+ngx_http_cart_json_field(yajl_val object, const char *name)
+{
+    size_t  i;
+
+    if (!YAJL_IS_OBJECT(object)) {
+        return NULL;
+    }
+
+    for (i = 0; i < object->u.object.len; i++) {
+        if (ngx_strcmp(object->u.object.keys[i], name) == 0) {
+            return object->u.object.values[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_cart_json_integer(yajl_val v, int64_t *n)
+{
+    u_char  *p;
+
+    if (!YAJL_IS_NUMBER(v)) {
+        return NGX_DECLINED;
+    }
+
+    if (YAJL_IS_INTEGER(v)) {
+        *n = YAJL_GET_INTEGER(v);
+        return NGX_OK;
+    }
+
+    /* only digits, yet no integer: it did not fit in 64 bits */
+
+    p = (u_char *) v->u.number.r;
+    if (*p == '-') {
+        p++;
+    }
+
+    while (*p >= '0' && *p <= '9') {
+        p++;
+    }
+
+    return *p == '\0' ? NGX_ABORT : NGX_DECLINED;
+}
+
+
+/*
+ * Amounts are read from the number's text, never through a double:
+ * "29.99" is 2999 exactly. More than two decimals is only accepted when
+ * the extra digits are zeros; exponents are refused.
+ */
+
+ngx_int_t
+ngx_http_cart_json_money(yajl_val v, int64_t *minor)
+{
+    u_char      *p;
+    int64_t      units, cents;
+    ngx_uint_t   digits, negative;
+
+    if (!YAJL_IS_NUMBER(v)) {
+        return NGX_DECLINED;
+    }
+
+    p = (u_char *) v->u.number.r;
+    negative = (*p == '-');
+    if (negative) {
+        p++;
+    }
+
+    units = 0;
+    digits = 0;
+
+    while (*p >= '0' && *p <= '9') {
+        units = units * 10 + (*p++ - '0');
+        if (++digits > 12) {
+            return NGX_ABORT;
+        }
+    }
+
+    if (digits == 0) {
+        return NGX_DECLINED;
+    }
+
+    cents = 0;
+
+    if (*p == '.') {
+        p++;
+
+        for (digits = 0; *p >= '0' && *p <= '9'; p++, digits++) {
+            if (digits < 2) {
+                cents = cents * 10 + (*p - '0');
+
+            } else if (*p != '0') {
+                return NGX_DECLINED;
+            }
+        }
+
+        if (digits == 0) {
+            return NGX_DECLINED;
+        }
+
+        if (digits == 1) {
+            cents *= 10;
+        }
+    }
+
+    if (*p != '\0') {
+        return NGX_DECLINED;
+    }
+
+    *minor = units * 100 + cents;
+
+    if (*minor > NGX_HTTP_CART_MAX_AMOUNT) {
+        return NGX_ABORT;
+    }
+
+    if (negative) {
+        *minor = -*minor;
+    }
+
+    return NGX_OK;
+}
+
+
+yajl_gen
+ngx_http_cart_json_gen(ngx_pool_t *pool)
+{
+    yajl_alloc_funcs  funcs;
+
+    funcs.malloc = ngx_http_cart_json_malloc;
+    funcs.realloc = ngx_http_cart_json_realloc;
+    funcs.free = ngx_http_cart_json_free;
+    funcs.ctx = pool;
+
+    return yajl_gen_alloc(&funcs);
+}
+
+
+void
+ngx_http_cart_json_str(yajl_gen g, ngx_str_t *s)
+{
+    yajl_gen_string(g, s->data, s->len);
+}
+
+
+void
+ngx_http_cart_json_int(yajl_gen g, int64_t n)
+{
+    yajl_gen_integer(g, n);
+}
+
+
+void
+ngx_http_cart_json_amount(yajl_gen g, int64_t minor)
+{
+    u_char     buf[NGX_INT64_LEN + 4], *p;
+    uint64_t   abs;
+
+    abs = minor < 0 ? (uint64_t) -minor : (uint64_t) minor;
+
+    p = ngx_sprintf(buf, "%s%uL.%02uL", minor < 0 ? "-" : "",
+                    abs / 100, abs % 100);
+
+    yajl_gen_number(g, (const char *) buf, p - buf);
+}
+
+
+/*
+ * Pool allocator for yajl. yajl's realloc does not pass the old size, so
+ * each block starts with its size; free is a no-op, the pool frees all.
+ */
+
+static void *
+ngx_http_cart_json_malloc(void *ctx, size_t size)
+{
+    size_t  *p;
+
+    p = ngx_palloc(ctx, sizeof(size_t) + size);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    *p = size;
+
+    return p + 1;
+}
+
+
+static void *
+ngx_http_cart_json_realloc(void *ctx, void *ptr, size_t size)
+{
+    size_t  *old;
+    void    *p;
+
+    if (ptr == NULL) {
+        return ngx_http_cart_json_malloc(ctx, size);
+    }
+
+    old = (size_t *) ptr - 1;
+
+    if (*old >= size) {
+        return ptr;
+    }
+
+    p = ngx_http_cart_json_malloc(ctx, size);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, ptr, *old);
+
+    return p;
+}
+
+
+static void
+ngx_http_cart_json_free(void *ctx, void *ptr)
+{
+}

@@ -1,0 +1,50 @@
+/*
+ * Redis on nginx's event loop: per-worker nodes, each with a pool of
+ * pipelined hiredis connections wrapped in ngx_connection_t.
+ *
+ * Callers hand in a command and get exactly one call of their handler:
+ * with the reply (NGX_OK), on failure (NGX_ERROR: no connection, or it
+ * broke) or on timeout (NGX_AGAIN). The handler is never called once the
+ * request it belongs to has been freed.
+ *
+ * Only the reply type of hiredis (redisReply) crosses this header; the
+ * async API stays inside ngx_http_cart_redis.c.
+ */
+
+#ifndef _NGX_HTTP_CART_REDIS_H_INCLUDED_
+#define _NGX_HTTP_CART_REDIS_H_INCLUDED_
+
+
+#include "ngx_http_cart.h"
+#include <hiredis/hiredis.h>
+
+
+typedef void (*ngx_http_cart_redis_handler_pt)(ngx_http_request_t *r,
+    void *data, redisReply *reply, ngx_int_t rc);
+
+
+typedef struct {
+    const char       *data;
+    size_t            len;
+} ngx_http_cart_redis_script_t;
+
+
+ngx_int_t ngx_http_cart_redis_parse_url(ngx_conf_t *cf, ngx_str_t *url,
+    ngx_http_cart_redis_node_conf_t *node);
+
+ngx_int_t ngx_http_cart_redis_init_worker(ngx_cycle_t *cycle,
+    ngx_http_cart_main_conf_t *cmcf, ngx_http_cart_redis_script_t *scripts,
+    ngx_uint_t nscripts);
+void ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf);
+
+/*
+ * Sends one command. "key" is the key the command works on (it decides
+ * the node once Redis Cluster routing exists). argv must stay valid until
+ * the handler is called; request pool memory is fine.
+ */
+ngx_int_t ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key,
+    int argc, const char **argv, const size_t *argvlen,
+    ngx_http_cart_redis_handler_pt handler, void *data);
+
+
+#endif /* _NGX_HTTP_CART_REDIS_H_INCLUDED_ */

@@ -1,0 +1,39 @@
+/*
+ * The Redis Lua scripts: SHA1s computed once at configuration time,
+ * EVALSHA on the hot path, EVAL once when Redis lost its script cache
+ * (restart, SCRIPT FLUSH), which also loads the script again.
+ */
+
+#ifndef _NGX_HTTP_CART_SCRIPTS_H_INCLUDED_
+#define _NGX_HTTP_CART_SCRIPTS_H_INCLUDED_
+
+
+#include "ngx_http_cart_redis.h"
+
+
+typedef enum {
+    NGX_HTTP_CART_SCRIPT_ADD = 0,
+    NGX_HTTP_CART_SCRIPT_SET,
+    NGX_HTTP_CART_SCRIPT_IDEM,
+    NGX_HTTP_CART_SCRIPT_N
+} ngx_http_cart_script_e;
+
+
+ngx_int_t ngx_http_cart_scripts_init(ngx_conf_t *cf);
+ngx_http_cart_redis_script_t *ngx_http_cart_scripts(ngx_uint_t *n);
+
+/*
+ * Runs a write script of the cart in ctx: KEYS are the cart, its counter
+ * and (when the request has an Idempotency-Key) the idempotency key; the
+ * shared ARGV prefix of src/lua/_lib.lua is filled from ctx, "args" follow.
+ */
+ngx_int_t ngx_http_cart_script_write(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_cart_redis_handler_pt handler);
+
+/* element i of an array reply, as a string / an integer */
+ngx_int_t ngx_http_cart_reply_str(redisReply *reply, size_t i, ngx_str_t *s);
+ngx_int_t ngx_http_cart_reply_int(redisReply *reply, size_t i, int64_t *n);
+
+
+#endif /* _NGX_HTTP_CART_SCRIPTS_H_INCLUDED_ */
