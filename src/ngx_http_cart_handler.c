@@ -31,12 +31,44 @@ static ngx_http_cart_route_t  ngx_http_cart_routes[] = {
 };
 
 
-static ngx_int_t ngx_http_cart_route(ngx_http_request_t *r,
-    ngx_http_cart_ctx_t *ctx, ngx_uint_t *flags);
-static ngx_int_t ngx_http_cart_identity(ngx_http_request_t *r,
-    ngx_http_cart_ctx_t *ctx);
-static ngx_int_t ngx_http_cart_write_headers(ngx_http_request_t *r,
-    ngx_http_cart_ctx_t *ctx);
+static const ngx_http_cart_answer_t  ngx_http_cart_not_found =
+    { NGX_HTTP_NOT_FOUND, "not_found", "no such cart resource" };
+static const ngx_http_cart_answer_t  ngx_http_cart_not_allowed =
+    { NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
+      "this method is not allowed here" };
+static const ngx_http_cart_answer_t  ngx_http_cart_invalid_sku =
+    { NGX_HTTP_BAD_REQUEST, "invalid_sku",
+      "sku_id must be 1-64 characters of A-Z a-z 0-9 . _ : -" };
+static const ngx_http_cart_answer_t  ngx_http_cart_unauthorized =
+    { NGX_HTTP_UNAUTHORIZED, "unauthorized", "sign in to use the cart" };
+static const ngx_http_cart_answer_t  ngx_http_cart_invalid_identity =
+    { NGX_HTTP_UNAUTHORIZED, "invalid_identity",
+      "the user id is not acceptable" };
+static const ngx_http_cart_answer_t  ngx_http_cart_precondition =
+    { NGX_HTTP_PRECONDITION_FAILED, "precondition_failed",
+      "If-Match does not match the cart's version" };
+static const ngx_http_cart_answer_t  ngx_http_cart_invalid_idem =
+    { NGX_HTTP_BAD_REQUEST, "invalid_idempotency_key",
+      "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ : -" };
+static const ngx_http_cart_answer_t  ngx_http_cart_media_type =
+    { NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+      "the body must be application/json" };
+static const ngx_http_cart_answer_t  ngx_http_cart_too_large =
+    { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "body_too_large",
+      "the request body is too large" };
+static const ngx_http_cart_answer_t  ngx_http_cart_invalid_json =
+    { NGX_HTTP_BAD_REQUEST, "invalid_json",
+      "the body must be a JSON object" };
+static const ngx_http_cart_answer_t  ngx_http_cart_internal =
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "internal error" };
+
+
+static const ngx_http_cart_answer_t *ngx_http_cart_route(
+    ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx, ngx_uint_t *flags);
+static const ngx_http_cart_answer_t *ngx_http_cart_identity(
+    ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx);
+static const ngx_http_cart_answer_t *ngx_http_cart_write_headers(
+    ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx);
 static ngx_int_t ngx_http_cart_read_body(ngx_http_request_t *r);
 static void ngx_http_cart_body_handler(ngx_http_request_t *r);
 static ngx_str_t *ngx_http_cart_header(ngx_http_request_t *r,
@@ -48,9 +80,10 @@ static ngx_str_t *ngx_http_cart_key(ngx_pool_t *pool, ngx_str_t *dst,
 ngx_int_t
 ngx_http_cart_handler(ngx_http_request_t *r)
 {
-    ngx_int_t             rc;
-    ngx_uint_t            flags;
-    ngx_http_cart_ctx_t  *ctx;
+    ngx_int_t                      rc;
+    ngx_uint_t                     flags;
+    ngx_http_cart_ctx_t           *ctx;
+    const ngx_http_cart_answer_t  *answer;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_ctx_t));
     if (ctx == NULL) {
@@ -61,25 +94,29 @@ ngx_http_cart_handler(ngx_http_request_t *r)
 
     flags = 0;
 
-    rc = ngx_http_cart_route(r, ctx, &flags);
-    if (rc != NGX_OK) {
-        return rc;
+    answer = ngx_http_cart_route(r, ctx, &flags);
+
+    if (answer == NULL) {
+        answer = ngx_http_cart_identity(r, ctx);
     }
 
-    rc = ngx_http_cart_identity(r, ctx);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    if (r->method != NGX_HTTP_GET) {
+    if (answer == NULL && r->method != NGX_HTTP_GET
+        && r->method != NGX_HTTP_HEAD)
+    {
         /* preconditions are checked atomically in the write script; keep
          * nginx's not_modified filter from judging the new ETag again */
         r->disable_not_modified = 1;
 
-        rc = ngx_http_cart_write_headers(r, ctx);
+        answer = ngx_http_cart_write_headers(r, ctx);
+    }
+
+    if (answer) {
+        rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
+
+        return ngx_http_cart_fail(r, answer);
     }
 
     if (flags & NGX_HTTP_CART_BODY) {
@@ -103,7 +140,7 @@ ngx_http_cart_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
+static const ngx_http_cart_answer_t *
 ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
     ngx_uint_t *flags)
 {
@@ -166,30 +203,21 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
     }
 
     if (ctx->action == NULL) {
-        if (known) {
-            return ngx_http_cart_error(r, NGX_HTTP_NOT_ALLOWED,
-                                       "method_not_allowed",
-                                       "this method is not allowed here");
-        }
-
-        return ngx_http_cart_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                   "no such cart resource");
+        return known ? &ngx_http_cart_not_allowed : &ngx_http_cart_not_found;
     }
 
     if (ctx->path_sku.len
         && ngx_http_cart_valid_id(&ctx->path_sku, NGX_HTTP_CART_MAX_SKU_LEN)
            != NGX_OK)
     {
-        return ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST, "invalid_sku",
-                                   "sku_id must be 1-64 characters of "
-                                   "A-Z a-z 0-9 . _ : -");
+        return &ngx_http_cart_invalid_sku;
     }
 
-    return NGX_OK;
+    return NULL;
 }
 
 
-static ngx_int_t
+static const ngx_http_cart_answer_t *
 ngx_http_cart_identity(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx)
 {
     u_char                     *p;
@@ -205,26 +233,22 @@ ngx_http_cart_identity(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx)
     if (clcf->user
         && ngx_http_complex_value(r, clcf->user, &user) != NGX_OK)
     {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return &ngx_http_cart_internal;
     }
 
     if (user.len == 0) {
-        return ngx_http_cart_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
-                                   "sign in to use the cart");
+        return &ngx_http_cart_unauthorized;
     }
 
     if (ngx_http_cart_valid_id(&user, NGX_HTTP_CART_MAX_USER_LEN) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "cart: refusing user id \"%V\"", &user);
-
-        return ngx_http_cart_error(r, NGX_HTTP_UNAUTHORIZED,
-                                   "invalid_identity",
-                                   "the user id is not acceptable");
+        return &ngx_http_cart_invalid_identity;
     }
 
     p = ngx_pnalloc(r->pool, sizeof("user-") - 1 + user.len);
     if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return &ngx_http_cart_internal;
     }
 
     ctx->owner.data = p;
@@ -238,16 +262,16 @@ ngx_http_cart_identity(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx)
                              &ctx->owner, NULL)
            == NULL)
     {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return &ngx_http_cart_internal;
     }
 
-    return NGX_OK;
+    return NULL;
 }
 
 
 /* If-Match and Idempotency-Key of a write */
 
-static ngx_int_t
+static const ngx_http_cart_answer_t *
 ngx_http_cart_write_headers(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx)
 {
     u_char     *p, *last;
@@ -266,10 +290,7 @@ ngx_http_cart_write_headers(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx)
                 || ngx_atoi(p + 1, last - p - 2) == NGX_ERROR)
             {
                 /* no ETag of ours looks like this: it cannot match */
-                return ngx_http_cart_error(r, NGX_HTTP_PRECONDITION_FAILED,
-                                           "precondition_failed",
-                                           "If-Match does not match the "
-                                           "cart's version");
+                return &ngx_http_cart_precondition;
             }
 
             ctx->if_match.data = p + 1;
@@ -280,23 +301,20 @@ ngx_http_cart_write_headers(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx)
     key = ngx_http_cart_header(r, "idempotency-key",
                                sizeof("idempotency-key") - 1);
     if (key == NULL) {
-        return NGX_OK;
+        return NULL;
     }
 
     if (ngx_http_cart_valid_id(key, NGX_HTTP_CART_MAX_IDEM_LEN) != NGX_OK) {
-        return ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST,
-                                   "invalid_idempotency_key",
-                                   "Idempotency-Key must be 1-128 characters "
-                                   "of A-Z a-z 0-9 . _ : -");
+        return &ngx_http_cart_invalid_idem;
     }
 
     if (ngx_http_cart_key(r->pool, &ctx->idem_key, "idem:", &ctx->owner, key)
         == NULL)
     {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return &ngx_http_cart_internal;
     }
 
-    return NGX_OK;
+    return NULL;
 }
 
 
@@ -317,9 +335,12 @@ ngx_http_cart_read_body(ngx_http_request_t *r)
             && type->value.data[sizeof("application/json") - 1] != ';'
             && type->value.data[sizeof("application/json") - 1] != ' '))
     {
-        return ngx_http_cart_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                   "unsupported_media_type",
-                                   "the body must be application/json");
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_cart_fail(r, &ngx_http_cart_media_type);
     }
 
     /* bodies are small: one buffer in memory, never a temporary file */
@@ -333,9 +354,7 @@ ngx_http_cart_read_body(ngx_http_request_t *r)
             return rc;
         }
 
-        return ngx_http_cart_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                   "body_too_large",
-                                   "the request body is too large");
+        return ngx_http_cart_fail(r, &ngx_http_cart_too_large);
     }
 
     r->request_body_in_single_buf = 1;
@@ -344,8 +363,7 @@ ngx_http_cart_read_body(ngx_http_request_t *r)
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
-            return ngx_http_cart_error(r, rc, "body_too_large",
-                                       "the request body is too large");
+            return ngx_http_cart_fail(r, &ngx_http_cart_too_large);
         }
 
         return rc;
@@ -371,10 +389,8 @@ ngx_http_cart_body_handler(ngx_http_request_t *r)
     if (rb == NULL || rb->temp_file
         || (rb->bufs && (rb->bufs->next || rb->bufs->buf->in_file)))
     {
-        rc = ngx_http_cart_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                 "body_too_large",
-                                 "the request body is too large");
-        ngx_http_finalize_request(r, rc);
+        ngx_http_finalize_request(r,
+                             ngx_http_cart_fail(r, &ngx_http_cart_too_large));
         return;
     }
 
@@ -390,9 +406,8 @@ ngx_http_cart_body_handler(ngx_http_request_t *r)
     ctx->body = ngx_http_cart_json_parse(r->pool, data, len);
 
     if (ctx->body == NULL || !YAJL_IS_OBJECT((yajl_val) ctx->body)) {
-        rc = ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
-                                 "the body must be a JSON object");
-        ngx_http_finalize_request(r, rc);
+        ngx_http_finalize_request(r,
+                            ngx_http_cart_fail(r, &ngx_http_cart_invalid_json));
         return;
     }
 
@@ -508,6 +523,11 @@ ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status, yajl_gen g,
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
+
+    if (status == 422) {
+        /* nginx has no reason phrase of its own for 422 */
+        ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Entity");
+    }
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
@@ -587,6 +607,14 @@ ngx_http_cart_error(ngx_http_request_t *r, ngx_uint_t status,
     yajl_gen_map_close(g);
 
     return ngx_http_cart_send(r, status, g, -1);
+}
+
+
+ngx_int_t
+ngx_http_cart_fail(ngx_http_request_t *r, const ngx_http_cart_answer_t *answer)
+{
+    return ngx_http_cart_error(r, answer->status, answer->code,
+                               answer->message);
 }
 
 

@@ -12,6 +12,15 @@
 #include "ngx_http_cart_redis.h"
 
 
+/* an error answer: checks return one (NULL when all is well), and the
+ * caller sends it with ngx_http_cart_fail() */
+typedef struct {
+    ngx_uint_t                status;
+    const char               *code;
+    const char               *message;
+} ngx_http_cart_answer_t;
+
+
 ngx_int_t ngx_http_cart_handler(ngx_http_request_t *r);
 
 /* send a JSON body; version >= 0 adds the cart's ETag. Returns the rc to
@@ -19,9 +28,11 @@ ngx_int_t ngx_http_cart_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status,
     yajl_gen g, int64_t version);
 
-/* {"error":{"code","message"}} */
+/* {"error":{"code","message"}}; both return the rc to finalize with */
 ngx_int_t ngx_http_cart_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
+ngx_int_t ngx_http_cart_fail(ngx_http_request_t *r,
+    const ngx_http_cart_answer_t *answer);
 
 /* Redis failed (rc != NGX_OK or an error reply): 503 with Retry-After */
 ngx_int_t ngx_http_cart_store_error(ngx_http_request_t *r, redisReply *reply,

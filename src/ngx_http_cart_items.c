@@ -39,31 +39,34 @@ typedef struct {
 } ngx_http_cart_product_t;
 
 
-typedef struct {
-    const char   *code;
-    ngx_uint_t    status;
-    const char   *message;
-} ngx_http_cart_answer_t;
-
-
 /* what the write scripts may answer instead of 'ok' */
-static ngx_http_cart_answer_t  ngx_http_cart_answers[] = {
-    { "precondition_failed", NGX_HTTP_PRECONDITION_FAILED,
+static const ngx_http_cart_answer_t  ngx_http_cart_answers[] = {
+    { NGX_HTTP_PRECONDITION_FAILED, "precondition_failed",
       "If-Match does not match the cart's version" },
-    { "idempotency_mismatch", 422,
+    { 422, "idempotency_mismatch",
       "this Idempotency-Key was used for a different request" },
-    { "idempotency_in_flight", NGX_HTTP_CONFLICT,
+    { NGX_HTTP_CONFLICT, "idempotency_in_flight",
       "a request with this Idempotency-Key is still in progress" },
-    { "line_limit", 422, "the cart has reached its maximum number of lines" },
-    { "quantity_limit", 422,
+    { 422, "line_limit", "the cart has reached its maximum number of lines" },
+    { 422, "quantity_limit",
       "the line would exceed the maximum quantity per line" },
-    { "line_not_found", NGX_HTTP_NOT_FOUND, "this SKU is not in the cart" },
-    { NULL, 0, NULL }
+    { NGX_HTTP_NOT_FOUND, "line_not_found", "this SKU is not in the cart" },
+    { 0, NULL, NULL }
 };
 
+static const ngx_http_cart_answer_t  ngx_http_cart_quantity_invalid =
+    { NGX_HTTP_BAD_REQUEST, "invalid_field",
+      "quantity is required and must be an integer" };
+static const ngx_http_cart_answer_t  ngx_http_cart_quantity_range =
+    { 422, "quantity_out_of_range",
+      "quantity must be between 1 and cart_max_quantity" };
+static const ngx_http_cart_answer_t  ngx_http_cart_quantity_range0 =
+    { 422, "quantity_out_of_range",
+      "quantity must be between 0 and cart_max_quantity" };
 
-static ngx_int_t ngx_http_cart_quantity(ngx_http_request_t *r,
-    ngx_int_t min);
+
+static const ngx_http_cart_answer_t *ngx_http_cart_quantity(
+    ngx_http_request_t *r, ngx_int_t min);
 static ngx_int_t ngx_http_cart_fingerprint(ngx_http_request_t *r,
     ngx_str_t *seller);
 static void ngx_http_cart_add_reserved(ngx_http_request_t *r, void *data,
@@ -98,11 +101,11 @@ ngx_int_t
 ngx_http_cart_items_add(ngx_http_request_t *r)
 {
     yajl_val                   sku, seller;
-    ngx_int_t                  rc;
-    ngx_str_t                  arg;
-    ngx_http_cart_ctx_t       *ctx;
-    ngx_http_cart_fetch_t     *f;
-    ngx_http_cart_loc_conf_t  *lcf;
+    ngx_str_t                      arg;
+    ngx_http_cart_ctx_t           *ctx;
+    ngx_http_cart_fetch_t         *f;
+    ngx_http_cart_loc_conf_t      *lcf;
+    const ngx_http_cart_answer_t  *answer;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
@@ -125,9 +128,9 @@ ngx_http_cart_items_add(ngx_http_request_t *r)
                                    "A-Z a-z 0-9 . _ : -");
     }
 
-    rc = ngx_http_cart_quantity(r, 1);
-    if (rc != NGX_OK) {
-        return rc;
+    answer = ngx_http_cart_quantity(r, 1);
+    if (answer) {
+        return ngx_http_cart_fail(r, answer);
     }
 
     seller = ngx_http_cart_json_field(ctx->body, "seller_id");
@@ -358,11 +361,11 @@ ngx_http_cart_ignore(ngx_http_request_t *r, void *data, redisReply *reply,
 ngx_int_t
 ngx_http_cart_items_update(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
+    const ngx_http_cart_answer_t  *answer;
 
-    rc = ngx_http_cart_quantity(r, 0);
-    if (rc != NGX_OK) {
-        return rc;
+    answer = ngx_http_cart_quantity(r, 0);
+    if (answer) {
+        return ngx_http_cart_fail(r, answer);
     }
 
     return ngx_http_cart_set_run(r);
@@ -421,7 +424,7 @@ ngx_http_cart_set_run(ngx_http_request_t *r)
  * Not an integer -> 400; out of range (including beyond 64 bits) -> 422.
  */
 
-static ngx_int_t
+static const ngx_http_cart_answer_t *
 ngx_http_cart_quantity(ngx_http_request_t *r, ngx_int_t min)
 {
     int64_t                     n;
@@ -436,22 +439,17 @@ ngx_http_cart_quantity(ngx_http_request_t *r, ngx_int_t min)
                         ngx_http_cart_json_field(ctx->body, "quantity"), &n);
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_cart_error(r, NGX_HTTP_BAD_REQUEST, "invalid_field",
-                                   "quantity is required and must be an "
-                                   "integer");
+        return &ngx_http_cart_quantity_invalid;
     }
 
     if (rc != NGX_OK || n < min || n > (int64_t) cmcf->max_quantity) {
-        return ngx_http_cart_error(r, 422, "quantity_out_of_range",
-                                   min ? "quantity must be between 1 and "
-                                         "cart_max_quantity"
-                                       : "quantity must be between 0 and "
-                                         "cart_max_quantity");
+        return min ? &ngx_http_cart_quantity_range
+                   : &ngx_http_cart_quantity_range0;
     }
 
     ctx->quantity = (ngx_int_t) n;
 
-    return NGX_OK;
+    return NULL;
 }
 
 
@@ -507,8 +505,8 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
     ngx_str_t                answer, sku, seller;
     ngx_uint_t               replay;
     ngx_table_elt_t         *h;
-    ngx_http_cart_ctx_t     *ctx;
-    ngx_http_cart_answer_t  *a;
+    ngx_http_cart_ctx_t           *ctx;
+    const ngx_http_cart_answer_t  *a;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 

@@ -470,6 +470,7 @@ ngx_http_cart_redis_connect_timeout(ngx_event_t *ev)
 static void
 ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
 {
+    ngx_uint_t                   level;
     ngx_http_cart_redis_conn_t  *rc = ac->data;
 
     if (rc->connect.timer_set) {
@@ -477,7 +478,10 @@ ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
     }
 
     if (status != REDIS_OK) {
-        ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
+        /* the first failure of an outage is an error, the retries are not */
+        level = rc->backoff ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+        ngx_log_error(level, rc->node->redis->log, 0,
                       "cart redis: connect to \"%V\" failed: %s",
                       &rc->node->conf->url, ac->errstr);
 
