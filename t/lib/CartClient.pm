@@ -1,0 +1,86 @@
+package CartClient;
+
+# Plain HTTP and Redis helpers for the test blocks that need more than one
+# request at a time (concurrency, reload under traffic, Redis outages).
+# Called by full name (CartClient::...) from "--- init" code, so they work
+# under the real Test::Nginx and under our runner alike.
+
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use POSIX ();
+
+# One request on a new connection: returns (status, body).
+sub request {
+    my ($method, $path, $user, $body, %headers) = @_;
+
+    my $sock = IO::Socket::INET->new(
+        PeerAddr => '127.0.0.1',
+        PeerPort => $ENV{TEST_NGINX_PORT} || 1984,
+        Timeout  => 10,
+    ) or return (0, "connect: $!");
+
+    my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\n"
+            . "Connection: close\r\n";
+    $req .= "X-User-Id: $user\r\n" if defined $user;
+    $req .= "$_: $headers{$_}\r\n" for sort keys %headers;
+    if (defined $body) {
+        $req .= "Content-Type: application/json\r\n"
+              . "Content-Length: " . length($body) . "\r\n";
+    }
+    $req .= "\r\n" . ($body // '');
+
+    print {$sock} $req;
+
+    local $/;
+    my $resp = <$sock> // '';
+    close $sock;
+
+    my ($status) = $resp =~ m{^HTTP/1\.\d (\d+)};
+    my (undef, $payload) = split /\r\n\r\n/, $resp, 2;
+    return ($status || 0, $payload // '');
+}
+
+# Runs $code->($i) in $n child processes at once and returns the line each
+# child's code returned, in order.
+sub parallel {
+    my ($n, $code) = @_;
+    my @children;
+
+    for my $i (1 .. $n) {
+        pipe(my $r, my $w) or die "pipe: $!";
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            close $r;
+            my $line = eval { $code->($i) } // "error: $@";
+            print {$w} "$line\n";
+            close $w;
+            POSIX::_exit(0);
+        }
+        close $w;
+        push @children, [$pid, $r];
+    }
+
+    my @out;
+    for my $child (@children) {
+        my $fh = $child->[1];
+        my $line = <$fh> // '';
+        chomp $line;
+        push @out, $line;
+        waitpid $child->[0], 0;
+    }
+
+    return @out;
+}
+
+# Stops or starts the test Redis (util/redis.sh through the test command).
+sub redis_ctl {
+    my ($action) = @_;
+    my $ctl = $ENV{TEST_NGINX_REDIS_CTL} or die "TEST_NGINX_REDIS_CTL is not set";
+    my $dir = $ENV{TEST_NGINX_REDIS_DIR} or die "TEST_NGINX_REDIS_DIR is not set";
+    system($ctl, $action, $ENV{TEST_NGINX_REDIS_PORT} || 16379, $dir) == 0
+        or die "redis $action failed";
+}
+
+1;
