@@ -376,31 +376,45 @@ ngx_http_cart_read_body(ngx_http_request_t *r)
 static void
 ngx_http_cart_body_handler(ngx_http_request_t *r)
 {
-    size_t                len;
-    u_char               *data;
-    ngx_int_t             rc;
-    ngx_buf_t            *b;
+    size_t                    len;
+    u_char                   *data, *p;
+    ngx_int_t                 rc;
+    ngx_chain_t              *cl;
+    ngx_http_cart_ctx_t      *ctx;
     ngx_http_request_body_t  *rb;
-    ngx_http_cart_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     rb = r->request_body;
 
-    if (rb == NULL || rb->temp_file
-        || (rb->bufs && (rb->bufs->next || rb->bufs->buf->in_file)))
-    {
-        ngx_http_finalize_request(r,
-                             ngx_http_cart_fail(r, &ngx_http_cart_too_large));
-        return;
-    }
-
-    data = NULL;
     len = 0;
 
-    if (rb->bufs) {
-        b = rb->bufs->buf;
-        data = b->pos;
-        len = b->last - b->pos;
+    for (cl = rb ? rb->bufs : NULL; cl; cl = cl->next) {
+        if (!ngx_buf_in_memory(cl->buf)) {
+            /* over client_body_buffer_size: nginx spilled it to a file */
+            ngx_http_finalize_request(r,
+                             ngx_http_cart_fail(r, &ngx_http_cart_too_large));
+            return;
+        }
+
+        len += cl->buf->last - cl->buf->pos;
+    }
+
+    /* the part read with the headers and the rest may be two buffers */
+
+    if (rb && rb->bufs && rb->bufs->next == NULL) {
+        data = rb->bufs->buf->pos;
+
+    } else {
+        data = ngx_pnalloc(r->pool, len + 1);
+        if (data == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        p = data;
+        for (cl = rb ? rb->bufs : NULL; cl; cl = cl->next) {
+            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        }
     }
 
     ctx->body = ngx_http_cart_json_parse(r->pool, data, len);

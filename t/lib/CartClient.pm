@@ -9,6 +9,7 @@ use strict;
 use warnings;
 
 use IO::Socket::INET;
+use Time::HiRes ();
 use POSIX ();
 
 # One request on a new connection: returns (status, body).
@@ -73,6 +74,26 @@ sub parallel {
 
     return @out;
 }
+
+# A known cart for user $user: SKU-1 x2 at 29.99, version 5.
+sub seed {
+    my ($user) = @_;
+    my @cli = ('redis-cli', '-h', '127.0.0.1', '-p',
+               $ENV{TEST_NGINX_REDIS_PORT} || 16379);
+    system(@cli, 'DEL', "cart:{user-$user}", "cart_count:{user-$user}")
+        == 0 or die "redis-cli failed";
+    system(@cli, 'HSET', "cart:{user-$user}",
+           'SKU-1', '2|2999|seller-1|1764547200', '#v', '5') == 0
+        or die "redis-cli failed";
+    system(@cli, 'SET', "cart_count:{user-$user}", '2') == 0
+        or die "redis-cli failed";
+}
+
+# The view of that cart from the API location without a catalog.
+our $SeededView = '{"cart_id":"cart:user-%s","items":[{"sku_id":"SKU-1",'
+    . '"quantity":2,"price_at_add":29.99,"seller_id":"seller-1",'
+    . '"added_at":"2025-12-01T00:00:00Z"}],"item_count":2,'
+    . '"subtotal":59.98,"currency":"USD","version":5,"warnings":[]}';
 
 # Stops or starts the test Redis (util/redis.sh through the test command).
 sub redis_ctl {
