@@ -4,7 +4,8 @@ package CartConf;
 # /api/v1/cart with the user id from X-User-Id, a second API location
 # without a catalog, and a fake catalog served by nginx itself, one
 # internal location per SKU (prices 29.99, 5.00, 0.99, and SKUs whose
-# catalog answers garbage, 500 or nothing).
+# catalog answers garbage, 500 or nothing), and /wait, which takes about
+# two seconds.
 #
 # A block that has no "--- config" gets this one.
 
@@ -45,7 +46,15 @@ our $Catalog = <<'_EOC_';
         internal;
         return 404;
     }
+    # about two seconds to answer: lets a block wait for something in the
+    # background while its nginx keeps running
+    location = /wait {
+        limit_rate 1024;
+        limit_rate_after 0;
+        return 200 '%s';
+    }
 _EOC_
+$Catalog = sprintf($Catalog, '.' x 2048);
 
 our $Config = <<'_EOC_' . $Catalog;
     location /api/v1/cart {

@@ -1,0 +1,172 @@
+# What lands in Redis (key shapes, values, TTLs, encoding) and how the
+# cart behaves when Redis goes away, hangs, or comes back without its
+# scripts — all without restarting nginx.
+
+use lib 't/lib';
+use CartTest;
+use CartConf;
+use CartClient;
+use Test::More ();
+
+plan 'no_plan';
+no_shuffle();
+add_block_preprocessor(\&CartConf::default_config);
+
+sub redis_pid {
+    open my $fh, '<', "$ENV{TEST_NGINX_REDIS_DIR}/redis.pid" or die "pid: $!";
+    my $pid = <$fh>;
+    chomp $pid;
+    return $pid;
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: writes set the key shapes and TTLs (checked after the blocks)
+--- http_config
+cart_ttl 1h;
+cart_idempotency_ttl 2h;
+--- init
+redis_cmd('DEL', 'cart:{user-k1}', 'cart_count:{user-k1}', 'idem:{user-k1}:key-1');
+--- request eval
+["POST /api/v1/cart/items\n{\"sku_id\":\"SKU-1\",\"quantity\":2}",
+ "POST /api/v1/cart/items\n{\"sku_id\":\"SKU-2\",\"quantity\":5}",
+ "PUT /api/v1/cart/items/SKU-2\n{\"quantity\":5}"]
+--- more_headers eval
+["X-User-Id: k1\nContent-Type: application/json\nIdempotency-Key: key-1",
+ "X-User-Id: k1\nContent-Type: application/json",
+ "X-User-Id: k1\nContent-Type: application/json"]
+--- response_body_like eval
+['"version":1', '"version":2', '"item_count":7,.*"version":3']
+
+
+
+=== TEST 2: a five-line cart
+--- init
+redis_cmd('DEL', 'cart:{user-k5}', 'cart_count:{user-k5}');
+--- request eval
+[map { "POST /nocatalog/items\n{\"sku_id\":\"SKU-LINE-$_\",\"quantity\":1}" } 1 .. 5]
+--- more_headers
+X-User-Id: k5
+Content-Type: application/json
+--- response_body_like eval
+[map { "\"version\":$_" } 1 .. 5]
+
+
+
+=== TEST 3: (checks of TEST 1 and 2) key shapes, values, TTLs and encoding
+--- init
+my $line = redis_cmd('HGET', 'cart:{user-k1}', 'SKU-1');
+Test::More::like($line, qr/^2\|2999\|seller-1\|\d{10}$/,
+                 'a line is "qty|price minor units|seller|added_at"');
+Test::More::is(redis_cmd('HGET', 'cart:{user-k1}', '#v'), 3,
+               'the version lives in the cart hash');
+Test::More::is(redis_cmd('GET', 'cart_count:{user-k1}'), 7,
+               'the counter holds the total quantity');
+Test::More::is(redis_cmd('TYPE', 'cart:{user-k1}'), 'hash', 'the cart is a hash');
+for my $key ('cart:{user-k1}', 'cart_count:{user-k1}') {
+    my $ttl = redis_cmd('TTL', $key);
+    Test::More::ok($ttl > 3500 && $ttl <= 3600, "$key has cart_ttl (1h): $ttl");
+}
+my $ttl = redis_cmd('TTL', 'idem:{user-k1}:key-1');
+Test::More::ok($ttl > 7100 && $ttl <= 7200,
+               "the idempotency key has cart_idempotency_ttl (2h): $ttl");
+Test::More::like(redis_cmd('OBJECT', 'ENCODING', 'cart:{user-k5}'),
+                 qr/^(listpack|ziplist)$/,
+                 'a 5-line cart stays in the compact encoding');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: k1
+--- response_body chomp
+{"item_count":7}
+
+
+
+=== TEST 4: a counter lost on its own is rebuilt from the lines
+--- init
+CartClient::seed('k3');
+redis_cmd('DEL', 'cart_count:{user-k3}');
+--- request eval
+["POST /nocatalog/items\n{\"sku_id\":\"SKU-3\",\"quantity\":1}", "GET /nocatalog/count"]
+--- more_headers
+X-User-Id: k3
+Content-Type: application/json
+--- response_body eval
+['{"cart_id":"cart:user-k3","item_count":3,"item":{"sku_id":"SKU-3","quantity":1,"price":null,"seller_id":""},"version":6}',
+ '{"item_count":3}']
+
+
+
+=== TEST 5: Redis forgot its scripts (SCRIPT FLUSH): the write still works
+--- init
+redis_cmd('SCRIPT', 'FLUSH');
+redis_cmd('DEL', 'cart:{user-k4}', 'cart_count:{user-k4}');
+--- request
+POST /api/v1/cart/items
+{"sku_id":"SKU-1","quantity":1}
+--- more_headers
+X-User-Id: k4
+Content-Type: application/json
+--- response_body_like: "quantity":1,.*"version":1
+--- error_log
+script cache lost, loading it again
+
+
+
+=== TEST 6: Redis stopped: 503 with Retry-After at once; restarted: the same nginx recovers
+--- init
+CartClient::seed('k5b');
+CartClient::redis_ctl('stop');
+# Redis comes back (empty, without scripts) a second later
+if (fork() == 0) {
+    select(undef, undef, undef, 1.0);
+    CartClient::redis_ctl('start');
+    require POSIX; POSIX::_exit(0);
+}
+--- request eval
+["POST /api/v1/cart/items\n{\"sku_id\":\"SKU-1\",\"quantity\":1}",
+ "GET /api/v1/cart",
+ "GET /api/v1/cart/count",
+ "GET /wait", "GET /wait",
+ "POST /api/v1/cart/items\n{\"sku_id\":\"SKU-1\",\"quantity\":1}",
+ "GET /api/v1/cart/count"]
+--- more_headers
+X-User-Id: k5b
+Content-Type: application/json
+--- error_code eval
+[503, 503, 503, 200, 200, 200, 200]
+--- response_headers eval
+[{'Retry-After' => '1'}, {'Retry-After' => '1'}, {'Retry-After' => '1'}, {}, {}, {}, {}]
+--- response_body_like eval
+['^\{"error":\{"code":"store_unavailable","message":"[^"]+"\}\}$',
+ '"code":"store_unavailable"', '"code":"store_unavailable"', '', '',
+ '"version":1', '^\{"item_count":1\}$']
+--- timeout: 10
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 7: Redis hanging: 503 within cart_redis_timeout, then answers again
+--- http_config
+cart_redis_timeout 200ms;
+--- init
+CartClient::seed('k6');
+kill 'STOP', main::redis_pid();
+if (fork() == 0) {
+    select(undef, undef, undef, 1.0);
+    kill 'CONT', main::redis_pid();
+    require POSIX; POSIX::_exit(0);
+}
+--- request eval
+["GET /api/v1/cart/count", "GET /wait", "GET /api/v1/cart/count"]
+--- more_headers
+X-User-Id: k6
+--- error_code eval
+[503, 200, 200]
+--- response_body_like eval
+['^\{"error":\{"code":"store_timeout","message":"[^"]+"\}\}$', '', '^\{"item_count":2\}$']
+--- timeout: 10
