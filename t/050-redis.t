@@ -101,6 +101,8 @@ Content-Type: application/json
 
 === TEST 5: Redis forgot its scripts (SCRIPT FLUSH): the write still works
 --- init
+# after the worker has connected (and loaded the scripts), Redis forgets them
+CartClient::request('GET', '/api/v1/cart/count', 'k4');
 redis_cmd('SCRIPT', 'FLUSH');
 redis_cmd('DEL', 'cart:{user-k4}', 'cart_count:{user-k4}');
 --- request

@@ -80,7 +80,8 @@ sub import {
 #    itself;
 #  - when the module is loaded, prepends
 #    "cart_redis redis://127.0.0.1:<TEST_NGINX_REDIS_PORT>;" to
-#    --- http_config, unless that has a cart_redis directive already.
+#    --- http_config, unless that has a cart_redis directive already;
+#  - under valgrind, a generous cart_redis_timeout unless the block sets one.
 sub cart_block_preprocessor {
     my ($block) = @_;
     my $module = $ENV{TEST_NGINX_CART_SO} // $DefaultModule;
@@ -95,11 +96,21 @@ sub cart_block_preprocessor {
         $loaded = 1;
     }
 
+    return unless $loaded;
+
     my $http_config = $block->http_config // '';
-    if ($loaded && $http_config !~ /\bcart_redis\b/) {
-        $block->set_value(http_config =>
-            "cart_redis redis://127.0.0.1:$RedisPort;\n$http_config");
+    if ($http_config !~ /\bcart_redis\b/) {
+        $http_config = "cart_redis redis://127.0.0.1:$RedisPort;\n$http_config";
     }
+
+    # under valgrind nginx runs ten times slower: the default 100ms Redis
+    # timeout would turn the first commands after start-up into 503s
+    if ($ENV{TEST_NGINX_USE_VALGRIND} && $http_config !~ /\bcart_redis_timeout\b/)
+    {
+        $http_config = "cart_redis_timeout 5s;\n$http_config";
+    }
+
+    $block->set_value(http_config => $http_config);
 }
 
 # Runs one redis-cli command against the test Redis; returns its output
