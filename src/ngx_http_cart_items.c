@@ -9,6 +9,7 @@
  */
 
 #include "ngx_http_cart_items.h"
+#include "ngx_http_cart_events.h"
 #include "ngx_http_cart_handler.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_subrequest.h"
@@ -506,6 +507,7 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
     ngx_uint_t               replay;
     ngx_table_elt_t         *h;
     ngx_http_cart_ctx_t           *ctx;
+    ngx_http_cart_event_t          event;
     const ngx_http_cart_answer_t  *a;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
@@ -554,6 +556,18 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
 
     if (ngx_http_cart_reply_int(reply, 5, &price) != NGX_OK) {
         price = -1;
+    }
+
+    if (!replay) {
+        event.type = ctx->action == ngx_http_cart_items_add ? "item_added"
+                     : qty ? "quantity_updated" : "item_removed";
+        event.sku = sku;
+        event.quantity = qty;
+        event.price = price;
+        event.seller = seller;
+        event.version = version;
+
+        ngx_http_cart_event(r, &event);
     }
 
     if (replay) {

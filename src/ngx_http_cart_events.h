@@ -1,0 +1,28 @@
+/*
+ * Cart change events (contract section 6). Every successful write calls
+ * ngx_http_cart_event() once per change, after Redis answered and before
+ * the response is sent; the call never blocks and never fails the request.
+ * Events are off until cart_kafka_brokers is configured.
+ */
+
+#ifndef _NGX_HTTP_CART_EVENTS_H_INCLUDED_
+#define _NGX_HTTP_CART_EVENTS_H_INCLUDED_
+
+
+#include "ngx_http_cart.h"
+
+
+typedef struct {
+    const char   *type;       /* "item_added", "quantity_updated", ... */
+    ngx_str_t     sku;        /* empty when the event has none */
+    int64_t       quantity;   /* -1 when the event has none */
+    int64_t       price;      /* minor units, -1 when none */
+    ngx_str_t     seller;     /* empty when none */
+    int64_t       version;    /* the cart version after the change */
+} ngx_http_cart_event_t;
+
+
+void ngx_http_cart_event(ngx_http_request_t *r, ngx_http_cart_event_t *ev);
+
+
+#endif /* _NGX_HTTP_CART_EVENTS_H_INCLUDED_ */
