@@ -30,8 +30,10 @@ run_tests();
 }
 
 {
-    # Any existing file will do as the module here.
+    # Any existing file will do as the module here; the valgrind extras
+    # are checked apart below.
     local $ENV{TEST_NGINX_CART_SO} = __FILE__;
+    local $ENV{TEST_NGINX_USE_VALGRIND};
     my $redis = "cart_redis redis://127.0.0.1:$RedisPort;\n";
 
     my $block = StubBlock->new(http_config => "foo on;\n");
@@ -53,6 +55,18 @@ run_tests();
        'preprocessor: keeps the load_module of the block');
     is($block->http_config, "cart_redis redis://10.0.0.1:1;\n",
        'preprocessor: keeps the cart_redis of the block');
+
+    {
+        local $ENV{TEST_NGINX_USE_VALGRIND} = 1;
+        $block = StubBlock->new(http_config => "foo on;\n");
+        CartTest::cart_block_preprocessor($block);
+        is($block->http_config, "cart_redis_timeout 5s;\n${redis}foo on;\n",
+           'preprocessor: under valgrind, a generous Redis timeout');
+        $block = StubBlock->new(http_config => "cart_redis_timeout 1s;\n");
+        CartTest::cart_block_preprocessor($block);
+        is($block->http_config, "${redis}cart_redis_timeout 1s;\n",
+           'preprocessor: ... unless the block sets its own');
+    }
 
     local $ENV{TEST_NGINX_CART_SO} = 'none';
     $block = StubBlock->new;
