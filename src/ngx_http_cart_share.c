@@ -140,7 +140,7 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     u_char                 *p;
     size_t                  len;
     yajl_gen                g;
-    ngx_str_t               url, scheme;
+    ngx_str_t               url, scheme, host;
     ngx_http_cart_ctx_t    *ctx;
     ngx_http_cart_share_t  *s;
 
@@ -163,7 +163,11 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     }
 #endif
 
-    len = scheme.len + sizeof("://") - 1 + r->headers_in.server.len
+    /* the Host header keeps the port, headers_in.server does not */
+    host = r->headers_in.host ? r->headers_in.host->value
+                              : r->headers_in.server;
+
+    len = scheme.len + sizeof("://") - 1 + host.len
           + r->uri.len + sizeof("d/") - 1 + s->token.len;
 
     p = ngx_pnalloc(r->pool, len);
@@ -176,8 +180,8 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
 
     url.data = p;
 
-    if (r->headers_in.server.len) {
-        p = ngx_sprintf(p, "%V://%V", &scheme, &r->headers_in.server);
+    if (host.len) {
+        p = ngx_sprintf(p, "%V://%V", &scheme, &host);
     }
 
     url.len = ngx_sprintf(p, "%Vd/%V", &r->uri, &s->token) - url.data;
