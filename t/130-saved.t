@@ -15,7 +15,7 @@ add_block_preprocessor(\&CartAuth::default_config);
 sub fresh {
     my ($user) = @_;
     CartClient::seed($user);
-    redis_cmd('DEL', "saved:{user-$user}");
+    redis_cmd('DEL', "saved:{user-$user}", "idem:{user-$user}:save-1");
 }
 
 run_tests();
