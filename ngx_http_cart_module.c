@@ -9,6 +9,7 @@
 
 #include "ngx_http_cart.h"
 #include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_identity.h"
 #include "ngx_http_cart_redis.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_subrequest.h"
@@ -41,6 +42,14 @@ static ngx_conf_num_bounds_t  ngx_http_cart_lines_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_cart_quantity_bounds = {
     ngx_conf_check_num_bounds, 1, 1000000
+};
+
+
+static ngx_conf_enum_t  ngx_http_cart_merge_strategies[] = {
+    { ngx_string("max"), NGX_HTTP_CART_MERGE_MAX },
+    { ngx_string("sum"), NGX_HTTP_CART_MERGE_SUM },
+    { ngx_string("guest"), NGX_HTTP_CART_MERGE_GUEST },
+    { ngx_null_string, 0 }
 };
 
 
@@ -95,6 +104,34 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       offsetof(ngx_http_cart_main_conf_t, max_quantity),
       &ngx_http_cart_quantity_bounds },
 
+    { ngx_string("cart_guest_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, guest_ttl),
+      NULL },
+
+    { ngx_string("cart_saved_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, saved_ttl),
+      NULL },
+
+    { ngx_string("cart_share_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, share_ttl),
+      NULL },
+
+    { ngx_string("cart_merge_strategy"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, merge_strategy),
+      &ngx_http_cart_merge_strategies },
+
     { ngx_string("cart_currency"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_cart_currency,
@@ -121,6 +158,20 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cart_loc_conf_t, catalog),
+      NULL },
+
+    { ngx_string("cart_jwt_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_cart_jwt_key_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, jwt),
+      NULL },
+
+    { ngx_string("cart_guest_cookie"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_cart_guest_cookie_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, guest_cookie),
       NULL },
 
       ngx_null_command
@@ -207,6 +258,10 @@ ngx_http_cart_create_main_conf(ngx_conf_t *cf)
     cmcf->idempotency_ttl = NGX_CONF_UNSET;
     cmcf->max_lines = NGX_CONF_UNSET_UINT;
     cmcf->max_quantity = NGX_CONF_UNSET_UINT;
+    cmcf->guest_ttl = NGX_CONF_UNSET;
+    cmcf->saved_ttl = NGX_CONF_UNSET;
+    cmcf->share_ttl = NGX_CONF_UNSET;
+    cmcf->merge_strategy = NGX_CONF_UNSET_UINT;
 
     return cmcf;
 }
@@ -223,6 +278,10 @@ ngx_http_cart_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(cmcf->idempotency_ttl, 86400);
     ngx_conf_init_uint_value(cmcf->max_lines, 100);
     ngx_conf_init_uint_value(cmcf->max_quantity, 99);
+    ngx_conf_init_value(cmcf->guest_ttl, 86400);
+    ngx_conf_init_value(cmcf->saved_ttl, 90 * 86400);
+    ngx_conf_init_value(cmcf->share_ttl, 7 * 86400);
+    ngx_conf_init_uint_value(cmcf->merge_strategy, NGX_HTTP_CART_MERGE_MAX);
 
     if (cmcf->currency.data == NULL) {
         ngx_str_set(&cmcf->currency, "USD");
@@ -245,6 +304,8 @@ ngx_http_cart_create_loc_conf(ngx_conf_t *cf)
     lcf->api = NGX_CONF_UNSET;
     lcf->user = NGX_CONF_UNSET_PTR;
     lcf->catalog = NGX_CONF_UNSET_PTR;
+    lcf->jwt = NGX_CONF_UNSET_PTR;
+    lcf->guest_cookie = NGX_CONF_UNSET_PTR;
 
     return lcf;
 }
@@ -259,6 +320,8 @@ ngx_http_cart_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->api, prev->api, 0);
     ngx_conf_merge_ptr_value(conf->user, prev->user, NULL);
     ngx_conf_merge_ptr_value(conf->catalog, prev->catalog, NULL);
+    ngx_conf_merge_ptr_value(conf->jwt, prev->jwt, NULL);
+    ngx_conf_merge_ptr_value(conf->guest_cookie, prev->guest_cookie, NULL);
 
     return NGX_CONF_OK;
 }

@@ -17,8 +17,14 @@
 #define NGX_HTTP_CART_MAX_USER_LEN      128
 #define NGX_HTTP_CART_MAX_IDEM_LEN      128
 
+#define NGX_HTTP_CART_MERGE_MAX         0
+#define NGX_HTTP_CART_MERGE_SUM         1
+#define NGX_HTTP_CART_MERGE_GUEST       2
+
 
 typedef struct ngx_http_cart_redis_s  ngx_http_cart_redis_t;
+typedef struct ngx_http_cart_jwt_s    ngx_http_cart_jwt_t;
+typedef struct ngx_http_cart_cookie_s  ngx_http_cart_cookie_t;
 
 
 /* one Redis node as written in cart_redis, resolved at configuration time */
@@ -44,6 +50,11 @@ typedef struct {
     ngx_uint_t                     max_quantity;
     ngx_str_t                      currency;
 
+    time_t                         guest_ttl;
+    time_t                         saved_ttl;
+    time_t                         share_ttl;
+    ngx_uint_t                     merge_strategy; /* NGX_HTTP_CART_MERGE_* */
+
     ngx_flag_t                     used;       /* some location has cart_api */
 
     /* per worker, created in init_process */
@@ -55,6 +66,8 @@ typedef struct {
     ngx_flag_t                     api;
     ngx_http_complex_value_t      *user;
     ngx_http_complex_value_t      *catalog;
+    ngx_http_cart_jwt_t           *jwt;         /* cart_jwt_key */
+    ngx_http_cart_cookie_t        *guest_cookie;
 } ngx_http_cart_loc_conf_t;
 
 
@@ -86,7 +99,7 @@ typedef struct {
     ngx_str_t                      path_sku;    /* {sku_id} of the URI */
     void                          *body;        /* parsed JSON body (yajl_val) */
 
-    ngx_str_t                      owner;       /* "user-<id>" */
+    ngx_str_t                      owner;       /* "user-<id>", "guest-<session>" */
     time_t                         ttl;         /* of this owner's cart */
     ngx_str_t                      cart_key;    /* cart:{owner} */
     ngx_str_t                      count_key;   /* cart_count:{owner} */
@@ -105,7 +118,11 @@ typedef struct {
 
     void                          *data;        /* the resource's own state */
 
+    ngx_str_t                      guest;       /* session of a valid guest cookie */
+    ngx_str_t                      set_cookie;  /* Set-Cookie of a 2xx answer */
+
     unsigned                       reserved:1;  /* holds an in-flight idem key */
+    unsigned                       signed_in:1; /* a user, not a guest */
 } ngx_http_cart_ctx_t;
 
 

@@ -4,15 +4,23 @@
  */
 
 #include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_identity.h"
 #include "ngx_http_cart_items.h"
+#include "ngx_http_cart_merge.h"
+#include "ngx_http_cart_saved.h"
+#include "ngx_http_cart_scripts.h"
+#include "ngx_http_cart_share.h"
 
 
 #define NGX_HTTP_CART_BODY  1     /* the route takes a JSON body */
+#define NGX_HTTP_CART_ACCOUNT  2  /* signed-in users only, not guests */
+#define NGX_HTTP_CART_PUBLIC   4  /* no identity at all */
+#define NGX_HTTP_CART_TOKEN    8  /* the "*" is a token, not a sku_id */
 
 
 typedef struct {
     ngx_uint_t                method;
-    ngx_str_t                 path;       /* a trailing "*" is a {sku_id} */
+    ngx_str_t                 path;       /* one "*" is a path segment */
     ngx_uint_t                flags;
     ngx_http_cart_action_pt   action;
 } ngx_http_cart_route_t;
@@ -27,6 +35,21 @@ static ngx_http_cart_route_t  ngx_http_cart_routes[] = {
       ngx_http_cart_items_update },
     { NGX_HTTP_DELETE, ngx_string("/items/*"), 0,
       ngx_http_cart_items_remove },
+    { NGX_HTTP_POST, ngx_string("/items/*/save"), NGX_HTTP_CART_ACCOUNT,
+      ngx_http_cart_saved_save },
+    { NGX_HTTP_GET, ngx_string("/saved"), NGX_HTTP_CART_ACCOUNT,
+      ngx_http_cart_saved_list },
+    { NGX_HTTP_POST, ngx_string("/saved/*/move"), NGX_HTTP_CART_ACCOUNT,
+      ngx_http_cart_saved_move },
+    { NGX_HTTP_DELETE, ngx_string("/saved/*"), NGX_HTTP_CART_ACCOUNT,
+      ngx_http_cart_saved_drop },
+    { NGX_HTTP_POST, ngx_string("/merge"),
+      NGX_HTTP_CART_BODY|NGX_HTTP_CART_ACCOUNT, ngx_http_cart_merge },
+    { NGX_HTTP_POST, ngx_string("/share"), 0, ngx_http_cart_share_create },
+    { NGX_HTTP_GET, ngx_string("/shared/*"),
+      NGX_HTTP_CART_PUBLIC|NGX_HTTP_CART_TOKEN, ngx_http_cart_share_view },
+    { NGX_HTTP_POST, ngx_string("/shared/*/copy"), NGX_HTTP_CART_TOKEN,
+      ngx_http_cart_share_copy },
     { 0, ngx_null_string, 0, NULL }
 };
 
@@ -44,6 +67,12 @@ static const ngx_http_cart_answer_t  ngx_http_cart_unauthorized =
 static const ngx_http_cart_answer_t  ngx_http_cart_invalid_identity =
     { NGX_HTTP_UNAUTHORIZED, "invalid_identity",
       "the user id is not acceptable" };
+static const ngx_http_cart_answer_t  ngx_http_cart_invalid_token =
+    { NGX_HTTP_UNAUTHORIZED, "invalid_token",
+      "the bearer token is invalid or expired" };
+static const ngx_http_cart_answer_t  ngx_http_cart_account =
+    { NGX_HTTP_UNAUTHORIZED, "unauthorized",
+      "sign in to use this: guests cannot" };
 static const ngx_http_cart_answer_t  ngx_http_cart_precondition =
     { NGX_HTTP_PRECONDITION_FAILED, "precondition_failed",
       "If-Match does not match the cart's version" };
@@ -61,20 +90,37 @@ static const ngx_http_cart_answer_t  ngx_http_cart_invalid_json =
       "the body must be a JSON object" };
 static const ngx_http_cart_answer_t  ngx_http_cart_internal =
     { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "internal error" };
+static const ngx_http_cart_answer_t  ngx_http_cart_store_unavailable =
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
+      "the cart store is unavailable, retry later" };
+static const ngx_http_cart_answer_t  ngx_http_cart_store_timeout =
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "store_timeout",
+      "the cart store is unavailable, retry later" };
+
+/* what any write script may answer instead of success (src/lua/_lib.lua) */
+static const ngx_http_cart_answer_t  ngx_http_cart_script_answers[] = {
+    { NGX_HTTP_PRECONDITION_FAILED, "precondition_failed",
+      "If-Match does not match the cart's version" },
+    { 422, "idempotency_mismatch",
+      "this Idempotency-Key was used for a different request" },
+    { NGX_HTTP_CONFLICT, "idempotency_in_flight",
+      "a request with this Idempotency-Key is still in progress" },
+    { 0, NULL, NULL }
+};
 
 
 static const ngx_http_cart_answer_t *ngx_http_cart_route(
     ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx, ngx_uint_t *flags);
 static const ngx_http_cart_answer_t *ngx_http_cart_identity(
-    ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx);
+    ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx, ngx_uint_t flags);
+static const ngx_http_cart_answer_t *ngx_http_cart_challenge(
+    ngx_http_request_t *r, const ngx_http_cart_answer_t *answer);
 static const ngx_http_cart_answer_t *ngx_http_cart_write_headers(
     ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx);
 static ngx_int_t ngx_http_cart_read_body(ngx_http_request_t *r);
 static void ngx_http_cart_body_handler(ngx_http_request_t *r);
 static ngx_str_t *ngx_http_cart_header(ngx_http_request_t *r,
     const char *name, size_t len);
-static ngx_str_t *ngx_http_cart_key(ngx_pool_t *pool, ngx_str_t *dst,
-    const char *prefix, ngx_str_t *owner, ngx_str_t *suffix);
 
 
 ngx_int_t
@@ -96,12 +142,12 @@ ngx_http_cart_handler(ngx_http_request_t *r)
 
     answer = ngx_http_cart_route(r, ctx, &flags);
 
-    if (answer == NULL) {
-        answer = ngx_http_cart_identity(r, ctx);
+    if (answer == NULL && !(flags & NGX_HTTP_CART_PUBLIC)) {
+        answer = ngx_http_cart_identity(r, ctx, flags);
     }
 
     if (answer == NULL && r->method != NGX_HTTP_GET
-        && r->method != NGX_HTTP_HEAD)
+        && r->method != NGX_HTTP_HEAD && !(flags & NGX_HTTP_CART_PUBLIC))
     {
         /* preconditions are checked atomically in the write script; keep
          * nginx's not_modified filter from judging the new ETag again */
@@ -144,7 +190,8 @@ static const ngx_http_cart_answer_t *
 ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
     ngx_uint_t *flags)
 {
-    size_t                     n;
+    u_char                    *star;
+    size_t                     n, pre, post;
     ngx_str_t                  path;
     ngx_uint_t                 known;
     ngx_http_cart_route_t     *route;
@@ -172,23 +219,34 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
 
     for (route = ngx_http_cart_routes; route->action; route++) {
         n = route->path.len;
+        star = ngx_strlchr(route->path.data, route->path.data + n, '*');
 
-        if (route->path.data[n - 1] == '*') {
-            n--;
-
-            if (path.len <= n || ngx_strncmp(path.data, route->path.data, n)
-                                 != 0)
+        if (star == NULL) {
+            if (path.len != n
+                || ngx_strncmp(path.data, route->path.data, n) != 0)
             {
                 continue;
             }
 
-            ctx->path_sku.data = path.data + n;
-            ctx->path_sku.len = path.len - n;
+        } else {
+            /* prefix, one non-empty segment without "/", suffix */
 
-        } else if (path.len != n
-                   || ngx_strncmp(path.data, route->path.data, n) != 0)
-        {
-            continue;
+            pre = star - route->path.data;
+            post = n - pre - 1;
+
+            if (path.len <= pre + post
+                || ngx_strncmp(path.data, route->path.data, pre) != 0
+                || ngx_strncmp(path.data + path.len - post, star + 1, post)
+                   != 0
+                || ngx_strlchr(path.data + pre, path.data + path.len - post,
+                               '/')
+                   != NULL)
+            {
+                continue;
+            }
+
+            ctx->path_sku.data = path.data + pre;
+            ctx->path_sku.len = path.len - pre - post;
         }
 
         known = 1;
@@ -206,7 +264,7 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
         return known ? &ngx_http_cart_not_allowed : &ngx_http_cart_not_found;
     }
 
-    if (ctx->path_sku.len
+    if (ctx->path_sku.len && !(*flags & NGX_HTTP_CART_TOKEN)
         && ngx_http_cart_valid_id(&ctx->path_sku, NGX_HTTP_CART_MAX_SKU_LEN)
            != NGX_OK)
     {
@@ -217,11 +275,20 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
 }
 
 
+/*
+ * Who is calling, in this order: a bearer JWT (cart_jwt_key; a token that
+ * does not verify is 401, never a guest), the trusted cart_user value, and
+ * else a guest (cart_guest_cookie). A guest without a valid cookie gets a
+ * fresh session; a write issues its cookie, a read issues nothing.
+ */
+
 static const ngx_http_cart_answer_t *
-ngx_http_cart_identity(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx)
+ngx_http_cart_identity(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
+    ngx_uint_t flags)
 {
     u_char                     *p;
     ngx_str_t                   user;
+    const char                 *prefix;
     ngx_http_cart_loc_conf_t   *clcf;
     ngx_http_cart_main_conf_t  *cmcf;
 
@@ -230,31 +297,79 @@ ngx_http_cart_identity(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx)
 
     ngx_str_null(&user);
 
-    if (clcf->user
+    if (clcf->jwt
+        && ngx_http_cart_jwt_verify(r, clcf->jwt, &user) == NGX_ERROR)
+    {
+        return ngx_http_cart_challenge(r, &ngx_http_cart_invalid_token);
+    }
+
+    if (user.len == 0 && clcf->user
         && ngx_http_complex_value(r, clcf->user, &user) != NGX_OK)
     {
         return &ngx_http_cart_internal;
     }
 
-    if (user.len == 0) {
-        return &ngx_http_cart_unauthorized;
+    if (clcf->guest_cookie
+        && ngx_http_cart_cookie_session(r, clcf->guest_cookie, &ctx->guest)
+           != NGX_OK)
+    {
+        ngx_str_null(&ctx->guest);
     }
 
-    if (ngx_http_cart_valid_id(&user, NGX_HTTP_CART_MAX_USER_LEN) != NGX_OK) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "cart: refusing user id \"%V\"", &user);
-        return &ngx_http_cart_invalid_identity;
+    if (user.len) {
+        if (ngx_http_cart_valid_id(&user, NGX_HTTP_CART_MAX_USER_LEN)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "cart: refusing user id \"%V\"", &user);
+            return ngx_http_cart_challenge(r,
+                                           &ngx_http_cart_invalid_identity);
+        }
+
+        prefix = "user-";
+        ctx->ttl = cmcf->ttl;
+        ctx->signed_in = 1;
+
+    } else if (clcf->guest_cookie == NULL) {
+        return ngx_http_cart_challenge(r, &ngx_http_cart_unauthorized);
+
+    } else if (flags & NGX_HTTP_CART_ACCOUNT) {
+        return ngx_http_cart_challenge(r, &ngx_http_cart_account);
+
+    } else {
+        user = ctx->guest;
+
+        if (user.len == 0
+            && ngx_http_cart_random_hex(r->pool,
+                                        NGX_HTTP_CART_SESSION_LEN / 2, &user)
+               != NGX_OK)
+        {
+            return &ngx_http_cart_internal;
+        }
+
+        /* every write refreshes the cookie's lifetime, as the cart's */
+
+        if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD
+            && ngx_http_cart_cookie_make(r, clcf->guest_cookie, &user,
+                                         cmcf->guest_ttl, &ctx->set_cookie)
+               != NGX_OK)
+        {
+            return &ngx_http_cart_internal;
+        }
+
+        prefix = "guest-";
+        ctx->ttl = cmcf->guest_ttl;
     }
 
-    p = ngx_pnalloc(r->pool, sizeof("user-") - 1 + user.len);
+    p = ngx_pnalloc(r->pool, sizeof("guest-") - 1 + user.len);
     if (p == NULL) {
         return &ngx_http_cart_internal;
     }
 
     ctx->owner.data = p;
-    ctx->owner.len = ngx_cpymem(ngx_cpymem(p, "user-", 5), user.data, user.len)
+    ctx->owner.len = ngx_cpymem(ngx_cpymem(p, prefix, ngx_strlen(prefix)),
+                                user.data, user.len)
                      - p;
-    ctx->ttl = cmcf->ttl;
 
     if (ngx_http_cart_key(r->pool, &ctx->cart_key, "cart:", &ctx->owner, NULL)
         == NULL
@@ -266,6 +381,40 @@ ngx_http_cart_identity(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx)
     }
 
     return NULL;
+}
+
+
+/* a 401 tells a client using JWTs what to do (RFC 6750 3) */
+
+static const ngx_http_cart_answer_t *
+ngx_http_cart_challenge(ngx_http_request_t *r,
+    const ngx_http_cart_answer_t *answer)
+{
+    ngx_table_elt_t           *h;
+    ngx_http_cart_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
+    if (clcf->jwt == NULL) {
+        return answer;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return &ngx_http_cart_internal;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "WWW-Authenticate");
+
+    if (answer == &ngx_http_cart_invalid_token) {
+        ngx_str_set(&h->value, "Bearer error=\"invalid_token\"");
+
+    } else {
+        ngx_str_set(&h->value, "Bearer");
+    }
+
+    return answer;
 }
 
 
@@ -466,7 +615,7 @@ ngx_http_cart_header(ngx_http_request_t *r, const char *name, size_t len)
 
 /* prefix{owner}[:suffix] — the braces are the Redis Cluster hash tag */
 
-static ngx_str_t *
+ngx_str_t *
 ngx_http_cart_key(ngx_pool_t *pool, ngx_str_t *dst, const char *prefix,
     ngx_str_t *owner, ngx_str_t *suffix)
 {
@@ -529,6 +678,7 @@ ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status, yajl_gen g,
     ngx_buf_t            *b;
     ngx_chain_t           out;
     ngx_table_elt_t      *h;
+    ngx_http_cart_ctx_t  *ctx;
     const unsigned char  *buf;
 
     if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
@@ -545,6 +695,19 @@ ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status, yajl_gen g,
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (ctx && ctx->set_cookie.len && status >= 200 && status < 300) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Set-Cookie");
+        h->value = ctx->set_cookie;
+    }
 
     if (version >= 0) {
         h = ngx_list_push(&r->headers_out.headers);
@@ -629,6 +792,57 @@ ngx_http_cart_fail(ngx_http_request_t *r, const ngx_http_cart_answer_t *answer)
 {
     return ngx_http_cart_error(r, answer->status, answer->code,
                                answer->message);
+}
+
+
+const ngx_http_cart_answer_t *
+ngx_http_cart_script_answer(ngx_http_request_t *r, redisReply *reply,
+    ngx_int_t rc, const ngx_http_cart_answer_t *answers, ngx_str_t *word)
+{
+    ngx_table_elt_t               *h;
+    const ngx_http_cart_answer_t  *a;
+
+    if (rc != NGX_OK || ngx_http_cart_reply_str(reply, 0, word) != NGX_OK) {
+        if (rc == NGX_OK && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "cart redis: error reply: %*s",
+                          (size_t) reply->len, reply->str);
+        }
+
+        return rc == NGX_AGAIN ? &ngx_http_cart_store_timeout
+                               : &ngx_http_cart_store_unavailable;
+    }
+
+    if (word->len == 6 && ngx_strncmp(word->data, "replay", 6) == 0) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return &ngx_http_cart_internal;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Idempotent-Replayed");
+        ngx_str_set(&h->value, "true");
+
+        return NULL;
+    }
+
+    for (a = answers; a && a->code; a++) {
+        if (word->len == ngx_strlen(a->code)
+            && ngx_strncmp(word->data, a->code, word->len) == 0)
+        {
+            return a;
+        }
+    }
+
+    for (a = ngx_http_cart_script_answers; a->code; a++) {
+        if (word->len == ngx_strlen(a->code)
+            && ngx_strncmp(word->data, a->code, word->len) == 0)
+        {
+            return a;
+        }
+    }
+
+    return NULL;
 }
 
 

@@ -38,6 +38,25 @@ ngx_int_t ngx_http_cart_fail(ngx_http_request_t *r,
 ngx_int_t ngx_http_cart_store_error(ngx_http_request_t *r, redisReply *reply,
     ngx_int_t rc);
 
+/*
+ * The first word of a write script's answer, in "word". NULL when it is not
+ * an error: "ok", a word of the resource's own, or "replay" (then the
+ * Idempotent-Replayed header is set). Else the answer to fail with: the
+ * word's in "answers" (may be NULL) or in the shared ones (If-Match,
+ * Idempotency-Key), or 503 when Redis failed.
+ */
+const ngx_http_cart_answer_t *ngx_http_cart_script_answer(
+    ngx_http_request_t *r, redisReply *reply, ngx_int_t rc,
+    const ngx_http_cart_answer_t *answers, ngx_str_t *word);
+
+#define ngx_http_cart_word_is(w, s)                                          \
+    ((w)->len == sizeof(s) - 1                                                \
+     && ngx_strncmp((w)->data, s, sizeof(s) - 1) == 0)
+
+/* "prefix{owner}" or "prefix{owner}:suffix" in pool memory, or NULL */
+ngx_str_t *ngx_http_cart_key(ngx_pool_t *pool, ngx_str_t *dst,
+    const char *prefix, ngx_str_t *owner, ngx_str_t *suffix);
+
 /* ids that become parts of Redis keys and lines: [A-Za-z0-9._:-]{1,max} */
 ngx_int_t ngx_http_cart_valid_id(ngx_str_t *s, size_t max);
 

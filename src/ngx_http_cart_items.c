@@ -16,28 +16,10 @@
 
 
 typedef struct {
-    ngx_str_t     sku;
-    int64_t       qty;
-    int64_t       price;        /* price_at_add, minor units; -1 unknown */
-    ngx_str_t     seller;
-    time_t        added;
-} ngx_http_cart_line_t;
-
-
-typedef struct {
     ngx_http_cart_line_t   *lines;
     ngx_uint_t              nlines;
     int64_t                 version;
 } ngx_http_cart_view_t;
-
-
-/* a catalog document of one SKU */
-typedef struct {
-    int64_t       price;
-    ngx_str_t     name;
-    ngx_str_t     seller;
-    ngx_str_t     image;
-} ngx_http_cart_product_t;
 
 
 /* what the write scripts may answer instead of 'ok' */
@@ -86,14 +68,8 @@ static void ngx_http_cart_view_reply(ngx_http_request_t *r, void *data,
 static void ngx_http_cart_view_render(ngx_http_request_t *r);
 static void ngx_http_cart_count_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
-static ngx_int_t ngx_http_cart_product(ngx_http_request_t *r,
-    ngx_http_cart_fetch_t *f, ngx_http_cart_product_t *product);
-static ngx_int_t ngx_http_cart_line_parse(ngx_str_t *value,
-    ngx_http_cart_line_t *line);
-static void ngx_http_cart_json_price(yajl_gen g, int64_t price);
 static void ngx_http_cart_json_warning(yajl_gen g, const char *code,
     ngx_str_t *sku, const char *message);
-static void ngx_http_cart_json_cart_id(yajl_gen g, ngx_http_cart_ctx_t *ctx);
 
 
 /* POST /items {"sku_id", "quantity", "seller_id"?} */
@@ -738,10 +714,8 @@ ngx_http_cart_view_reply(ngx_http_request_t *r, void *data,
 static void
 ngx_http_cart_view_render(ngx_http_request_t *r)
 {
-    u_char                      buf[sizeof("1970-01-01T00:00:00Z")], *p;
     int64_t                     count, subtotal;
     yajl_gen                    g;
-    ngx_tm_t                    tm;
     ngx_int_t                  *found;
     ngx_uint_t                  i;
     ngx_http_cart_ctx_t        *ctx;
@@ -790,12 +764,8 @@ ngx_http_cart_view_render(ngx_http_request_t *r)
         ngx_http_cart_json_key(g, "seller_id");
         ngx_http_cart_json_str(g, &line->seller);
 
-        ngx_gmtime(line->added, &tm);
-        p = ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02dZ",
-                        tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
-                        tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
         ngx_http_cart_json_key(g, "added_at");
-        yajl_gen_string(g, buf, p - buf);
+        ngx_http_cart_json_time(g, line->added);
 
         found[i] = ctx->fetches
                    ? ngx_http_cart_product(r, &ctx->fetches[i], &product[i])
@@ -949,7 +919,7 @@ ngx_http_cart_count_reply(ngx_http_request_t *r, void *data,
  * NGX_ERROR when the catalog failed or answered something unusable.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_cart_product(ngx_http_request_t *r, ngx_http_cart_fetch_t *f,
     ngx_http_cart_product_t *product)
 {
@@ -1013,7 +983,7 @@ ngx_http_cart_product(ngx_http_request_t *r, ngx_http_cart_fetch_t *f,
 
 /* "qty|price|seller|added_at" as written by src/lua/_lib.lua */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_cart_line_parse(ngx_str_t *value, ngx_http_cart_line_t *line)
 {
     u_char  *p, *last, *sep[3];
@@ -1046,7 +1016,7 @@ ngx_http_cart_line_parse(ngx_str_t *value, ngx_http_cart_line_t *line)
 }
 
 
-static void
+void
 ngx_http_cart_json_price(yajl_gen g, int64_t price)
 {
     if (price < 0) {
@@ -1075,7 +1045,7 @@ ngx_http_cart_json_warning(yajl_gen g, const char *code, ngx_str_t *sku,
 
 /* "cart:user-123", the seed's cart id: the key without its hash tag */
 
-static void
+void
 ngx_http_cart_json_cart_id(yajl_gen g, ngx_http_cart_ctx_t *ctx)
 {
     u_char  buf[sizeof("cart:") - 1 + sizeof("user-") + NGX_HTTP_CART_MAX_USER_LEN];

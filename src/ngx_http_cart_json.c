@@ -223,6 +223,23 @@ ngx_http_cart_json_amount(yajl_gen g, int64_t minor)
 }
 
 
+/* RFC 3339 UTC: "2026-03-14T10:00:00Z" */
+
+void
+ngx_http_cart_json_time(yajl_gen g, time_t t)
+{
+    u_char    buf[sizeof("1970-01-01T00:00:00Z")], *p;
+    ngx_tm_t  tm;
+
+    ngx_gmtime(t, &tm);
+    p = ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                    tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+
+    yajl_gen_string(g, buf, p - buf);
+}
+
+
 /*
  * Pool allocator for yajl. yajl's realloc does not pass the old size, so
  * each block starts with its size; free is a no-op, the pool frees all.

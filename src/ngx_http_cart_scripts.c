@@ -16,10 +16,15 @@ typedef struct {
     const char                     **argv;
     size_t                          *argvlen;
     ngx_http_cart_redis_handler_pt   handler;
+    ngx_str_t                        key;        /* routes the command */
     unsigned                         retried:1;
 } ngx_http_cart_script_call_t;
 
 
+static ngx_int_t ngx_http_cart_script_eval(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *keys, ngx_uint_t nkeys,
+    ngx_str_t *prefix, ngx_uint_t nprefix, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_cart_redis_handler_pt handler);
 static void ngx_http_cart_script_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 
@@ -28,6 +33,12 @@ static ngx_http_cart_redis_script_t  ngx_http_cart_script_text[] = {
     { ngx_http_cart_lua_add, sizeof(ngx_http_cart_lua_add) - 1 },
     { ngx_http_cart_lua_set, sizeof(ngx_http_cart_lua_set) - 1 },
     { ngx_http_cart_lua_idem, sizeof(ngx_http_cart_lua_idem) - 1 },
+    { ngx_http_cart_lua_merge_claim,
+      sizeof(ngx_http_cart_lua_merge_claim) - 1 },
+    { ngx_http_cart_lua_apply, sizeof(ngx_http_cart_lua_apply) - 1 },
+    { ngx_http_cart_lua_save, sizeof(ngx_http_cart_lua_save) - 1 },
+    { ngx_http_cart_lua_saved_move, sizeof(ngx_http_cart_lua_saved_move) - 1 },
+    { ngx_http_cart_lua_saved_drop, sizeof(ngx_http_cart_lua_saved_drop) - 1 },
 };
 
 static u_char  ngx_http_cart_script_sha[NGX_HTTP_CART_SCRIPT_N][40];
@@ -65,50 +76,58 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
     ngx_http_cart_redis_handler_pt handler)
 {
-    u_char                       *p;
-    ngx_str_t                     prefix[NGX_HTTP_CART_SCRIPT_ARGV_PREFIX];
-    ngx_uint_t                    i, nkeys;
-    ngx_http_cart_ctx_t          *ctx;
-    ngx_http_cart_main_conf_t    *cmcf;
-    ngx_http_cart_script_call_t  *call;
+    return ngx_http_cart_script_write_keys(r, script, NULL, 0, args, nargs,
+                                           handler);
+}
+
+
+ngx_int_t
+ngx_http_cart_script_write_keys(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *own, ngx_uint_t nown,
+    ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler)
+{
+    u_char                     *p;
+    ngx_str_t                   prefix[NGX_HTTP_CART_SCRIPT_ARGV_PREFIX];
+    ngx_str_t                   keys[3 + NGX_HTTP_CART_SCRIPT_MAX_OWN];
+    ngx_uint_t                  i, nkeys;
+    ngx_http_cart_ctx_t        *ctx;
+    ngx_http_cart_main_conf_t  *cmcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
 
-    nkeys = ctx->idem_key.len ? 3 : 2;
-
-    call = ngx_palloc(r->pool, sizeof(ngx_http_cart_script_call_t));
-    if (call == NULL) {
+    if (nown > NGX_HTTP_CART_SCRIPT_MAX_OWN) {
         return NGX_ERROR;
     }
 
-    call->script = script;
-    call->handler = handler;
-    call->retried = 0;
-    call->argc = 3 + nkeys + NGX_HTTP_CART_SCRIPT_ARGV_PREFIX + nargs;
-    call->argv = ngx_palloc(r->pool, call->argc * sizeof(char *));
-    call->argvlen = ngx_palloc(r->pool, call->argc * sizeof(size_t));
+    keys[0] = ctx->cart_key;
+    keys[1] = ctx->count_key;
+    nkeys = 2;
+
+    if (ctx->idem_key.len) {
+        keys[nkeys++] = ctx->idem_key;
+
+        if (ctx->fingerprint.len == 0) {
+            /* a write without a body means what its method and URI say */
+            p = ngx_pnalloc(r->pool, r->method_name.len + 1 + r->uri.len);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            ctx->fingerprint.data = p;
+            ctx->fingerprint.len = ngx_sprintf(p, "%V %V", &r->method_name,
+                                               &r->uri)
+                                   - p;
+        }
+    }
+
+    for (i = 0; i < nown; i++) {
+        keys[nkeys++] = own[i];
+    }
+
     p = ngx_pnalloc(r->pool, 2 * NGX_TIME_T_LEN + NGX_INT_T_LEN + 1);
-
-    if (call->argv == NULL || call->argvlen == NULL || p == NULL) {
+    if (p == NULL) {
         return NGX_ERROR;
-    }
-
-    call->argv[0] = "EVALSHA";
-    call->argvlen[0] = sizeof("EVALSHA") - 1;
-    call->argv[1] = (char *) ngx_http_cart_script_sha[script];
-    call->argvlen[1] = 40;
-    call->argv[2] = nkeys == 3 ? "3" : "2";
-    call->argvlen[2] = 1;
-
-    call->argv[3] = (char *) ctx->cart_key.data;
-    call->argvlen[3] = ctx->cart_key.len;
-    call->argv[4] = (char *) ctx->count_key.data;
-    call->argvlen[4] = ctx->count_key.len;
-
-    if (nkeys == 3) {
-        call->argv[5] = (char *) ctx->idem_key.data;
-        call->argvlen[5] = ctx->idem_key.len;
     }
 
     prefix[0].data = p;
@@ -120,7 +139,12 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
     p += prefix[1].len;
 
     prefix[2] = ctx->if_match;
-    prefix[3] = ctx->fingerprint;
+
+    /* _lib.lua takes a fingerprint as the sign that KEYS[3] is idem */
+    ngx_str_null(&prefix[3]);
+    if (ctx->idem_key.len) {
+        prefix[3] = ctx->fingerprint;
+    }
 
     prefix[4].data = p;
     prefix[4].len = ngx_sprintf(p, "%T", cmcf->idempotency_ttl) - p;
@@ -130,19 +154,77 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
         ngx_str_set(&prefix[5], "1");
     }
 
-    i = 3 + nkeys;
+    return ngx_http_cart_script_eval(r, script, keys, nkeys, prefix,
+                                     NGX_HTTP_CART_SCRIPT_ARGV_PREFIX, args,
+                                     nargs, handler);
+}
 
-    for (nkeys = 0; nkeys < NGX_HTTP_CART_SCRIPT_ARGV_PREFIX; nkeys++, i++) {
-        call->argv[i] = (char *) prefix[nkeys].data;
-        call->argvlen[i] = prefix[nkeys].len;
+
+ngx_int_t
+ngx_http_cart_script_call(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *keys, ngx_uint_t nkeys,
+    ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler)
+{
+    return ngx_http_cart_script_eval(r, script, keys, nkeys, NULL, 0, args,
+                                     nargs, handler);
+}
+
+
+/* EVALSHA sha nkeys keys... prefix... args...; keys[0] routes it */
+
+static ngx_int_t
+ngx_http_cart_script_eval(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *keys, ngx_uint_t nkeys,
+    ngx_str_t *prefix, ngx_uint_t nprefix, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_cart_redis_handler_pt handler)
+{
+    u_char                       *p;
+    ngx_uint_t                    i, j;
+    ngx_http_cart_script_call_t  *call;
+
+    call = ngx_palloc(r->pool, sizeof(ngx_http_cart_script_call_t));
+    if (call == NULL) {
+        return NGX_ERROR;
     }
 
-    for (nkeys = 0; nkeys < nargs; nkeys++, i++) {
-        call->argv[i] = (char *) args[nkeys].data;
-        call->argvlen[i] = args[nkeys].len;
+    call->script = script;
+    call->handler = handler;
+    call->retried = 0;
+    call->key = keys[0];
+    call->argc = 3 + nkeys + nprefix + nargs;
+    call->argv = ngx_palloc(r->pool, call->argc * sizeof(char *));
+    call->argvlen = ngx_palloc(r->pool, call->argc * sizeof(size_t));
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+
+    if (call->argv == NULL || call->argvlen == NULL || p == NULL) {
+        return NGX_ERROR;
     }
 
-    return ngx_http_cart_redis_command(r, &ctx->cart_key, call->argc,
+    call->argv[0] = "EVALSHA";
+    call->argvlen[0] = sizeof("EVALSHA") - 1;
+    call->argv[1] = (char *) ngx_http_cart_script_sha[script];
+    call->argvlen[1] = 40;
+    call->argv[2] = (char *) p;
+    call->argvlen[2] = ngx_sprintf(p, "%ui", nkeys) - p;
+
+    i = 3;
+
+    for (j = 0; j < nkeys; j++, i++) {
+        call->argv[i] = (char *) keys[j].data;
+        call->argvlen[i] = keys[j].len;
+    }
+
+    for (j = 0; j < nprefix; j++, i++) {
+        call->argv[i] = (char *) prefix[j].data;
+        call->argvlen[i] = prefix[j].len;
+    }
+
+    for (j = 0; j < nargs; j++, i++) {
+        call->argv[i] = (char *) args[j].data;
+        call->argvlen[i] = args[j].len;
+    }
+
+    return ngx_http_cart_redis_command(r, &call->key, call->argc,
                                        call->argv, call->argvlen,
                                        ngx_http_cart_script_reply, call);
 }
@@ -152,7 +234,6 @@ static void
 ngx_http_cart_script_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
-    ngx_http_cart_ctx_t          *ctx;
     ngx_http_cart_script_call_t  *call = data;
 
     if (rc == NGX_OK
@@ -171,9 +252,7 @@ ngx_http_cart_script_reply(ngx_http_request_t *r, void *data,
         call->argv[1] = ngx_http_cart_script_text[call->script].data;
         call->argvlen[1] = ngx_http_cart_script_text[call->script].len;
 
-        ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-
-        if (ngx_http_cart_redis_command(r, &ctx->cart_key, call->argc,
+        if (ngx_http_cart_redis_command(r, &call->key, call->argc,
                                         call->argv, call->argvlen,
                                         ngx_http_cart_script_reply, call)
             == NGX_OK)

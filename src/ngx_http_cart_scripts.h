@@ -15,6 +15,11 @@ typedef enum {
     NGX_HTTP_CART_SCRIPT_ADD = 0,
     NGX_HTTP_CART_SCRIPT_SET,
     NGX_HTTP_CART_SCRIPT_IDEM,
+    NGX_HTTP_CART_SCRIPT_MERGE_CLAIM,
+    NGX_HTTP_CART_SCRIPT_APPLY,
+    NGX_HTTP_CART_SCRIPT_SAVE,
+    NGX_HTTP_CART_SCRIPT_SAVED_MOVE,
+    NGX_HTTP_CART_SCRIPT_SAVED_DROP,
     NGX_HTTP_CART_SCRIPT_N
 } ngx_http_cart_script_e;
 
@@ -30,6 +35,20 @@ ngx_http_cart_redis_script_t *ngx_http_cart_scripts(ngx_uint_t *n);
 ngx_int_t ngx_http_cart_script_write(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
     ngx_http_cart_redis_handler_pt handler);
+
+/* the same with the script's own keys after those (at most
+ * NGX_HTTP_CART_SCRIPT_MAX_OWN, all in the cart's hash tag); _lib.lua's
+ * own_key(n) finds them */
+#define NGX_HTTP_CART_SCRIPT_MAX_OWN  2
+
+ngx_int_t ngx_http_cart_script_write_keys(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *own, ngx_uint_t nown,
+    ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler);
+
+/* any script, with exactly these KEYS and ARGV (KEYS[1] routes it) */
+ngx_int_t ngx_http_cart_script_call(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *keys, ngx_uint_t nkeys,
+    ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler);
 
 /* element i of an array reply, as a string / an integer */
 ngx_int_t ngx_http_cart_reply_str(redisReply *reply, size_t i, ngx_str_t *s);

@@ -19,8 +19,9 @@ PACKAGES=(
     libhiredis-dev libyajl-dev
     # the store, and redis-cli for util/redis.sh
     redis-server redis-tools
-    # tests (prove, Test::Nginx-style runner in t/lib), demo, benchmarks
-    perl curl wrk valgrind procps
+    # tests (prove, Test::Nginx-style runner in t/lib), demo, benchmarks;
+    # openssl signs the RS256/ES256 test tokens (t/lib/CartAuth.pm)
+    perl curl wrk valgrind procps openssl
 )
 
 missing=()

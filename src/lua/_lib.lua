@@ -5,7 +5,9 @@
 -- KEYS[2] counter     cart_count:{owner}  total quantity (badge)
 -- KEYS[3] optional    idem:{owner}:<Idempotency-Key>
 --                                      "<fingerprint>\n<json reply>", or
---                                      "<fingerprint>\n" while in flight
+--                                      "<fingerprint>\n" while in flight;
+--                                      given when ARGV[4] is not empty
+-- KEYS[3 or 4...]     the script's own keys: own_key(1), own_key(2)
 -- ARGV[1] now (unix seconds)   ARGV[2] TTL of cart and counter
 -- ARGV[3] If-Match version or ''   ARGV[4] request fingerprint
 -- ARGV[5] idempotency TTL          ARGV[6] '1' when the caller holds the
@@ -15,7 +17,13 @@
 -- Every script answers an array whose first element says what happened:
 -- 'ok', 'replay', or an error code the module maps to an HTTP status.
 
-local cart, count, idem = KEYS[1], KEYS[2], KEYS[3]
+local cart, count = KEYS[1], KEYS[2]
+local idem = ARGV[4] ~= '' and KEYS[3] or nil
+
+local function own_key(n)
+    return KEYS[(idem and 3 or 2) + n]
+end
+
 local now, ttl = ARGV[1], tonumber(ARGV[2])
 
 local function parse_line(line)

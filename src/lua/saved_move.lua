@@ -1,0 +1,51 @@
+-- POST /saved/{sku}/move: moves line ARGV[7] of the saved list own_key(1)
+-- back into the cart in one step. It keeps its price_at_add (the cart
+-- view and checkout compare it with the catalog) and gets a new added_at;
+-- a line already in the cart grows. ARGV[8] max lines, ARGV[9] max
+-- quantity per line.
+-- -> {'ok', version, count, sku, qty, price, seller, added_at}
+
+local r = idem_check()
+if r then
+    return r
+end
+
+local v = version()
+r = precondition(v)
+if r then
+    return r
+end
+
+local saved, sku = own_key(1), ARGV[7]
+local line = redis.call('HGET', saved, sku)
+
+if not line then
+    return {'saved_not_found'}
+end
+
+local moved, price, seller = parse_line(line)
+local qty, added = moved, now
+local cur = redis.call('HGET', cart, sku)
+
+if cur then
+    local have
+    have, price, seller, added = parse_line(cur)
+    qty = have + moved
+else
+    local lines = redis.call('HLEN', cart)
+    if v > 0 then
+        lines = lines - 1
+    end
+    if lines >= tonumber(ARGV[8]) then
+        return {'line_limit', lines}
+    end
+end
+
+if qty > tonumber(ARGV[9]) then
+    return {'quantity_limit', qty - moved}
+end
+
+redis.call('HSET', cart, sku, make_line(qty, price, seller, added))
+redis.call('HDEL', saved, sku)
+
+return commit({'ok', 0, 0, sku, qty, price, seller, added}, moved)
