@@ -55,6 +55,9 @@ typedef struct {
     ngx_flag_t                     api;
     ngx_http_complex_value_t      *user;
     ngx_http_complex_value_t      *catalog;
+    ngx_http_complex_value_t      *inventory;
+    ngx_http_complex_value_t      *shipping;
+    ngx_flag_t                     admin;      /* cart_admin: promotions API */
 } ngx_http_cart_loc_conf_t;
 
 
@@ -64,6 +67,7 @@ typedef struct {
     ngx_int_t                      status;     /* HTTP status, or 0 on failure */
     ngx_str_t                      body;
     ngx_uint_t                     done;       /* counted once */
+    void                          *batch;      /* the batch answering it, or NULL */
 } ngx_http_cart_fetch_t;
 
 
@@ -75,8 +79,9 @@ typedef ngx_int_t (*ngx_http_cart_action_pt)(ngx_http_request_t *r);
 
 
 /*
- * The request context. Subrequests get one too, holding only "sku", so
- * that $cart_sku evaluates to their SKU inside the upstream location.
+ * The request context. Subrequests get one too, holding only the variable
+ * fields (sku, skus, country, postal_code), so that $cart_sku and the
+ * others evaluate to theirs inside the upstream location.
  */
 typedef struct {
     ngx_str_t                      sku;
@@ -106,6 +111,9 @@ typedef struct {
     void                          *data;        /* the resource's own state */
 
     unsigned                       reserved:1;  /* holds an in-flight idem key */
+
+    ngx_str_t                      country;     /* $cart_country */
+    ngx_str_t                      postal_code; /* $cart_postal_code */
 } ngx_http_cart_ctx_t;
 
 

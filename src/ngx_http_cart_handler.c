@@ -5,9 +5,13 @@
 
 #include "ngx_http_cart_handler.h"
 #include "ngx_http_cart_items.h"
+#include "ngx_http_cart_coupons.h"
+#include "ngx_http_cart_checkout.h"
+#include "ngx_http_cart_admin.h"
 
 
-#define NGX_HTTP_CART_BODY  1     /* the route takes a JSON body */
+#define NGX_HTTP_CART_BODY      1     /* the route takes a JSON body */
+#define NGX_HTTP_CART_OPTIONAL  2     /* ... or none at all */
 
 
 typedef struct {
@@ -27,6 +31,27 @@ static ngx_http_cart_route_t  ngx_http_cart_routes[] = {
       ngx_http_cart_items_update },
     { NGX_HTTP_DELETE, ngx_string("/items/*"), 0,
       ngx_http_cart_items_remove },
+    { NGX_HTTP_POST, ngx_string("/coupons"), NGX_HTTP_CART_BODY,
+      ngx_http_cart_coupons_apply },
+    { NGX_HTTP_DELETE, ngx_string("/coupons/*"), 0,
+      ngx_http_cart_coupons_remove },
+    { NGX_HTTP_PUT, ngx_string("/shipping-address"), NGX_HTTP_CART_BODY,
+      ngx_http_cart_address_set },
+    { NGX_HTTP_POST, ngx_string("/checkout"),
+      NGX_HTTP_CART_BODY|NGX_HTTP_CART_OPTIONAL, ngx_http_cart_checkout },
+    { 0, ngx_null_string, 0, NULL }
+};
+
+
+/* below a cart_admin location */
+static ngx_http_cart_route_t  ngx_http_cart_admin_routes[] = {
+    { NGX_HTTP_POST, ngx_string("/promotions"), NGX_HTTP_CART_BODY,
+      ngx_http_cart_admin_create },
+    { NGX_HTTP_GET, ngx_string("/promotions"), 0, ngx_http_cart_admin_list },
+    { NGX_HTTP_GET, ngx_string("/promotions/*"), 0,
+      ngx_http_cart_admin_read },
+    { NGX_HTTP_DELETE, ngx_string("/promotions/*"), 0,
+      ngx_http_cart_admin_delete },
     { 0, ngx_null_string, 0, NULL }
 };
 
@@ -83,7 +108,10 @@ ngx_http_cart_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_uint_t                     flags;
     ngx_http_cart_ctx_t           *ctx;
+    ngx_http_cart_loc_conf_t      *lcf;
     const ngx_http_cart_answer_t  *answer;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_ctx_t));
     if (ctx == NULL) {
@@ -96,7 +124,7 @@ ngx_http_cart_handler(ngx_http_request_t *r)
 
     answer = ngx_http_cart_route(r, ctx, &flags);
 
-    if (answer == NULL) {
+    if (answer == NULL && !lcf->admin) {
         answer = ngx_http_cart_identity(r, ctx);
     }
 
@@ -107,7 +135,9 @@ ngx_http_cart_handler(ngx_http_request_t *r)
          * nginx's not_modified filter from judging the new ETag again */
         r->disable_not_modified = 1;
 
-        answer = ngx_http_cart_write_headers(r, ctx);
+        if (!lcf->admin) {
+            answer = ngx_http_cart_write_headers(r, ctx);
+        }
     }
 
     if (answer) {
@@ -119,7 +149,11 @@ ngx_http_cart_handler(ngx_http_request_t *r)
         return ngx_http_cart_fail(r, answer);
     }
 
-    if (flags & NGX_HTTP_CART_BODY) {
+    if ((flags & NGX_HTTP_CART_BODY)
+        && !((flags & NGX_HTTP_CART_OPTIONAL)
+             && r->headers_in.content_length_n <= 0
+             && r->headers_in.chunked == 0))
+    {
         return ngx_http_cart_read_body(r);
     }
 
@@ -148,9 +182,11 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
     ngx_str_t                  path;
     ngx_uint_t                 known;
     ngx_http_cart_route_t     *route;
+    ngx_http_cart_loc_conf_t  *lcf;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
     /* the API lives below the location's prefix */
 
@@ -170,7 +206,9 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
 
     known = 0;
 
-    for (route = ngx_http_cart_routes; route->action; route++) {
+    route = lcf->admin ? ngx_http_cart_admin_routes : ngx_http_cart_routes;
+
+    for ( /* void */ ; route->action; route++) {
         n = route->path.len;
 
         if (route->path.data[n - 1] == '*') {
@@ -525,15 +563,24 @@ ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status, yajl_gen g,
     int64_t version)
 {
     size_t                len;
-    ngx_int_t             rc;
-    ngx_buf_t            *b;
-    ngx_chain_t           out;
-    ngx_table_elt_t      *h;
     const unsigned char  *buf;
 
     if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return ngx_http_cart_send_body(r, status, (u_char *) buf, len, version);
+}
+
+
+ngx_int_t
+ngx_http_cart_send_body(ngx_http_request_t *r, ngx_uint_t status, u_char *buf,
+    size_t len, int64_t version)
+{
+    ngx_int_t             rc;
+    ngx_buf_t            *b;
+    ngx_chain_t           out;
+    ngx_table_elt_t      *h;
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
@@ -586,8 +633,8 @@ ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status, yajl_gen g,
         return NGX_ERROR;
     }
 
-    b->pos = (u_char *) buf;
-    b->last = (u_char *) buf + len;
+    b->pos = buf;
+    b->last = buf + len;
     b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;

@@ -12,6 +12,8 @@
 
 typedef struct {
     ngx_http_cart_script_e           script;
+    ngx_str_t                        key;        /* routes the command */
+    void                            *data;
     int                              argc;
     const char                     **argv;
     size_t                          *argvlen;
@@ -28,6 +30,11 @@ static ngx_http_cart_redis_script_t  ngx_http_cart_script_text[] = {
     { ngx_http_cart_lua_add, sizeof(ngx_http_cart_lua_add) - 1 },
     { ngx_http_cart_lua_set, sizeof(ngx_http_cart_lua_set) - 1 },
     { ngx_http_cart_lua_idem, sizeof(ngx_http_cart_lua_idem) - 1 },
+    { ngx_http_cart_lua_snapshot, sizeof(ngx_http_cart_lua_snapshot) - 1 },
+    { ngx_http_cart_lua_meta, sizeof(ngx_http_cart_lua_meta) - 1 },
+    { ngx_http_cart_lua_checkout, sizeof(ngx_http_cart_lua_checkout) - 1 },
+    { ngx_http_cart_lua_redeem, sizeof(ngx_http_cart_lua_redeem) - 1 },
+    { ngx_http_cart_lua_promo, sizeof(ngx_http_cart_lua_promo) - 1 },
 };
 
 static u_char  ngx_http_cart_script_sha[NGX_HTTP_CART_SCRIPT_N][40];
@@ -83,6 +90,8 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
     }
 
     call->script = script;
+    call->key = ctx->cart_key;
+    call->data = NULL;
     call->handler = handler;
     call->retried = 0;
     call->argc = 3 + nkeys + NGX_HTTP_CART_SCRIPT_ARGV_PREFIX + nargs;
@@ -148,11 +157,63 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
 }
 
 
+ngx_int_t
+ngx_http_cart_script_run(ngx_http_request_t *r, ngx_http_cart_script_e script,
+    ngx_str_t *keys, ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_cart_redis_handler_pt handler, void *data)
+{
+    u_char                       *p;
+    ngx_uint_t                    i, k;
+    ngx_http_cart_script_call_t  *call;
+
+    call = ngx_palloc(r->pool, sizeof(ngx_http_cart_script_call_t));
+    if (call == NULL) {
+        return NGX_ERROR;
+    }
+
+    call->script = script;
+    call->key = keys[0];
+    call->data = data;
+    call->handler = handler;
+    call->retried = 0;
+    call->argc = 3 + nkeys + nargs;
+    call->argv = ngx_palloc(r->pool, call->argc * sizeof(char *));
+    call->argvlen = ngx_palloc(r->pool, call->argc * sizeof(size_t));
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+
+    if (call->argv == NULL || call->argvlen == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    call->argv[0] = "EVALSHA";
+    call->argvlen[0] = sizeof("EVALSHA") - 1;
+    call->argv[1] = (char *) ngx_http_cart_script_sha[script];
+    call->argvlen[1] = 40;
+    call->argv[2] = (char *) p;
+    call->argvlen[2] = ngx_sprintf(p, "%ui", nkeys) - p;
+
+    i = 3;
+
+    for (k = 0; k < nkeys; k++, i++) {
+        call->argv[i] = (char *) keys[k].data;
+        call->argvlen[i] = keys[k].len;
+    }
+
+    for (k = 0; k < nargs; k++, i++) {
+        call->argv[i] = (char *) args[k].data;
+        call->argvlen[i] = args[k].len;
+    }
+
+    return ngx_http_cart_redis_command(r, &call->key, call->argc, call->argv,
+                                       call->argvlen,
+                                       ngx_http_cart_script_reply, call);
+}
+
+
 static void
 ngx_http_cart_script_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
-    ngx_http_cart_ctx_t          *ctx;
     ngx_http_cart_script_call_t  *call = data;
 
     if (rc == NGX_OK
@@ -171,9 +232,7 @@ ngx_http_cart_script_reply(ngx_http_request_t *r, void *data,
         call->argv[1] = ngx_http_cart_script_text[call->script].data;
         call->argvlen[1] = ngx_http_cart_script_text[call->script].len;
 
-        ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-
-        if (ngx_http_cart_redis_command(r, &ctx->cart_key, call->argc,
+        if (ngx_http_cart_redis_command(r, &call->key, call->argc,
                                         call->argv, call->argvlen,
                                         ngx_http_cart_script_reply, call)
             == NGX_OK)
@@ -185,7 +244,7 @@ ngx_http_cart_script_reply(ngx_http_request_t *r, void *data,
         rc = NGX_ERROR;
     }
 
-    call->handler(r, NULL, reply, rc);
+    call->handler(r, call->data, reply, rc);
 }
 
 

@@ -15,6 +15,11 @@ typedef enum {
     NGX_HTTP_CART_SCRIPT_ADD = 0,
     NGX_HTTP_CART_SCRIPT_SET,
     NGX_HTTP_CART_SCRIPT_IDEM,
+    NGX_HTTP_CART_SCRIPT_SNAPSHOT,
+    NGX_HTTP_CART_SCRIPT_META,
+    NGX_HTTP_CART_SCRIPT_CHECKOUT,
+    NGX_HTTP_CART_SCRIPT_REDEEM,
+    NGX_HTTP_CART_SCRIPT_PROMO,
     NGX_HTTP_CART_SCRIPT_N
 } ngx_http_cart_script_e;
 
@@ -30,6 +35,15 @@ ngx_http_cart_redis_script_t *ngx_http_cart_scripts(ngx_uint_t *n);
 ngx_int_t ngx_http_cart_script_write(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
     ngx_http_cart_redis_handler_pt handler);
+
+/*
+ * Runs a script that is not a cart write (promotions, redemptions): KEYS
+ * and ARGV as given; keys[0] routes the command. data goes to handler.
+ */
+ngx_int_t ngx_http_cart_script_run(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *keys, ngx_uint_t nkeys,
+    ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler,
+    void *data);
 
 /* element i of an array reply, as a string / an integer */
 ngx_int_t ngx_http_cart_reply_str(redisReply *reply, size_t i, ngx_str_t *s);

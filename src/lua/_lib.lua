@@ -1,7 +1,10 @@
 -- Shared prologue of every cart write script (embed.sh prepends it).
 --
 -- KEYS[1] cart hash   cart:{owner}     sku -> "qty|price|seller|added_at",
---                                      plus "#v", the cart version
+--                                      plus meta fields, whose names start
+--                                      with '#' (no SKU does): "#v" the
+--                                      cart version, "#c" the coupon code,
+--                                      "#a" the shipping address
 -- KEYS[2] counter     cart_count:{owner}  total quantity (badge)
 -- KEYS[3] optional    idem:{owner}:<Idempotency-Key>
 --                                      "<fingerprint>\n<json reply>", or
@@ -54,6 +57,16 @@ local function idem_check()
     return reply
 end
 
+-- The number of lines: the fields that are not meta fields.
+local META = {'#v', '#c', '#a'}
+local function line_count()
+    local n = redis.call('HLEN', cart)
+    for _, f in ipairs(META) do
+        n = n - redis.call('HEXISTS', cart, f)
+    end
+    return n
+end
+
 local function version()
     return tonumber(redis.call('HGET', cart, '#v') or '0')
 end
@@ -74,7 +87,7 @@ local function count_add(delta)
     local fields = redis.call('HGETALL', cart)
     local total = 0
     for i = 1, #fields, 2 do
-        if fields[i] ~= '#v' then
+        if string.byte(fields[i]) ~= 35 then  -- '#': a meta field
             total = total + parse_line(fields[i + 1])
         end
     end
