@@ -45,14 +45,6 @@ typedef struct {
 } ngx_http_cart_checkout_t;
 
 
-typedef enum {
-    NGX_HTTP_CART_REFUSE_PLAIN = 0,
-    NGX_HTTP_CART_REFUSE_STOCK,
-    NGX_HTTP_CART_REFUSE_SHIPPING,
-    NGX_HTTP_CART_REFUSE_PRICE
-} ngx_http_cart_refuse_e;
-
-
 static const ngx_http_cart_answer_t  ngx_http_cart_checkout_invalid =
     { NGX_HTTP_BAD_REQUEST, "invalid_field",
       "accept_price_increase must be true or false" };
@@ -69,6 +61,27 @@ static const ngx_http_cart_answer_t  ngx_http_cart_checkout_timeout =
       "the cart store is unavailable, retry later" };
 static const ngx_http_cart_answer_t  ngx_http_cart_checkout_internal =
     { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "internal error" };
+static const ngx_http_cart_answer_t  ngx_http_cart_checkout_catalog =
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "catalog_unavailable",
+      "prices could not be verified, retry later" };
+static const ngx_http_cart_answer_t  ngx_http_cart_checkout_inventory =
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "inventory_unavailable",
+      "stock could not be verified, retry later" };
+static const ngx_http_cart_answer_t  ngx_http_cart_checkout_shipping =
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "shipping_unavailable",
+      "shipping could not be estimated, retry later" };
+
+/* the refusals that name the lines standing in the way */
+static const ngx_http_cart_answer_t  ngx_http_cart_checkout_stock =
+    { NGX_HTTP_CONFLICT, "out_of_stock",
+      "some items are not available in the quantity asked for" };
+static const ngx_http_cart_answer_t  ngx_http_cart_checkout_unshippable =
+    { NGX_HTTP_CONFLICT, "not_shippable",
+      "some items are not shipped to this address" };
+static const ngx_http_cart_answer_t  ngx_http_cart_checkout_price =
+    { NGX_HTTP_CONFLICT, "price_increased",
+      "prices went up since the items were added; check out with "
+      "accept_price_increase to pay them" };
 
 
 static ngx_int_t ngx_http_cart_checkout_id(ngx_http_request_t *r,
@@ -76,11 +89,12 @@ static ngx_int_t ngx_http_cart_checkout_id(ngx_http_request_t *r,
 static void ngx_http_cart_checkout_snapshot(ngx_http_request_t *r,
     void *data, redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_checkout_priced(ngx_http_request_t *r);
-static ngx_int_t ngx_http_cart_checkout_check(ngx_http_request_t *r,
-    ngx_http_cart_checkout_t *st);
+static const ngx_http_cart_answer_t *ngx_http_cart_checkout_check(
+    ngx_http_request_t *r, ngx_http_cart_checkout_t *st);
 static ngx_int_t ngx_http_cart_checkout_refuse(ngx_http_request_t *r,
-    ngx_uint_t status, const char *code, const char *message,
-    ngx_http_cart_refuse_e kind);
+    const ngx_http_cart_answer_t *answer);
+static ngx_uint_t ngx_http_cart_checkout_blocks(
+    const ngx_http_cart_answer_t *answer, ngx_http_cart_priced_line_t *pl);
 static ngx_int_t ngx_http_cart_checkout_redeem(ngx_http_request_t *r,
     ngx_http_cart_checkout_t *st);
 static void ngx_http_cart_checkout_counted(ngx_http_request_t *r, void *data,
@@ -254,8 +268,9 @@ ngx_http_cart_checkout_snapshot(ngx_http_request_t *r, void *data,
 static void
 ngx_http_cart_checkout_priced(ngx_http_request_t *r)
 {
-    ngx_int_t                  rc;
-    ngx_http_cart_ctx_t       *ctx;
+    ngx_int_t                      rc;
+    const ngx_http_cart_answer_t  *answer;
+    ngx_http_cart_ctx_t           *ctx;
     ngx_http_cart_checkout_t  *st;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
@@ -269,11 +284,10 @@ ngx_http_cart_checkout_priced(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_cart_checkout_check(r, st);
+    answer = ngx_http_cart_checkout_check(r, st);
 
-    if (rc == NGX_OK) {
-        rc = ngx_http_cart_checkout_redeem(r, st);
-    }
+    rc = answer ? ngx_http_cart_checkout_refuse(r, answer)
+                : ngx_http_cart_checkout_redeem(r, st);
 
     if (rc != NGX_DONE) {
         ngx_http_finalize_request(r, rc);
@@ -281,9 +295,9 @@ ngx_http_cart_checkout_priced(ngx_http_request_t *r)
 }
 
 
-/* NGX_OK, or the rc of the refusal sent */
+/* NULL when the cart can be checked out as priced, else why not */
 
-static ngx_int_t
+static const ngx_http_cart_answer_t *
 ngx_http_cart_checkout_check(ngx_http_request_t *r,
     ngx_http_cart_checkout_t *st)
 {
@@ -295,9 +309,9 @@ ngx_http_cart_checkout_check(ngx_http_request_t *r,
     priced = st->priced;
 
     if (st->snap->promos.rc != NGX_OK) {
-        return ngx_http_cart_stored_fail(r, st->snap->promos.rc == NGX_AGAIN
-                                            ? &ngx_http_cart_checkout_timeout
-                                            : &ngx_http_cart_checkout_store);
+        return st->snap->promos.rc == NGX_AGAIN
+               ? &ngx_http_cart_checkout_timeout
+               : &ngx_http_cart_checkout_store;
     }
 
     stock = 0;
@@ -310,83 +324,82 @@ ngx_http_cart_checkout_check(ngx_http_request_t *r,
         if (pl->catalog == NGX_ERROR
             || (pl->catalog != NGX_DECLINED && pl->unit < 0))
         {
-            return ngx_http_cart_checkout_refuse(r,
-                        NGX_HTTP_SERVICE_UNAVAILABLE, "catalog_unavailable",
-                        "prices could not be verified, retry later",
-                        NGX_HTTP_CART_REFUSE_PLAIN);
+            return &ngx_http_cart_checkout_catalog;
         }
 
         if (pl->stock == NGX_ERROR) {
-            return ngx_http_cart_checkout_refuse(r,
-                        NGX_HTTP_SERVICE_UNAVAILABLE, "inventory_unavailable",
-                        "stock could not be verified, retry later",
-                        NGX_HTTP_CART_REFUSE_PLAIN);
+            return &ngx_http_cart_checkout_inventory;
         }
 
         if (pl->ship == NGX_ERROR) {
-            return ngx_http_cart_checkout_refuse(r,
-                        NGX_HTTP_SERVICE_UNAVAILABLE, "shipping_unavailable",
-                        "shipping could not be estimated, retry later",
-                        NGX_HTTP_CART_REFUSE_PLAIN);
+            return &ngx_http_cart_checkout_shipping;
         }
 
-        if (pl->catalog == NGX_DECLINED
-            || (pl->stock == NGX_OK && pl->available < pl->line->qty))
-        {
-            stock++;
-
-        } else if (pl->ship == NGX_DECLINED) {
-            ship++;
-
-        } else if (pl->catalog == NGX_OK && pl->line->price >= 0
-                   && pl->product.price > pl->line->price)
-        {
-            price++;
-        }
+        stock += ngx_http_cart_checkout_blocks(&ngx_http_cart_checkout_stock,
+                                               pl);
+        ship += ngx_http_cart_checkout_blocks(
+                                   &ngx_http_cart_checkout_unshippable, pl);
+        price += ngx_http_cart_checkout_blocks(&ngx_http_cart_checkout_price,
+                                               pl);
     }
 
     if (stock) {
-        return ngx_http_cart_checkout_refuse(r, NGX_HTTP_CONFLICT,
-                    "out_of_stock",
-                    "some items are not available in the quantity asked for",
-                    NGX_HTTP_CART_REFUSE_STOCK);
+        return &ngx_http_cart_checkout_stock;
     }
 
     if (ship) {
-        return ngx_http_cart_checkout_refuse(r, NGX_HTTP_CONFLICT,
-                    "not_shippable",
-                    "some items are not shipped to this address",
-                    NGX_HTTP_CART_REFUSE_SHIPPING);
+        return &ngx_http_cart_checkout_unshippable;
     }
 
     if (price && !st->accept) {
-        return ngx_http_cart_checkout_refuse(r, NGX_HTTP_CONFLICT,
-                    "price_increased",
-                    "prices went up since the items were added; check out "
-                    "with accept_price_increase to pay them",
-                    NGX_HTTP_CART_REFUSE_PRICE);
+        return &ngx_http_cart_checkout_price;
     }
 
     if (priced->coupon_error) {
         word.data = (u_char *) priced->coupon_error;
         word.len = ngx_strlen(priced->coupon_error);
 
-        return ngx_http_cart_stored_fail(r,
-                                         ngx_http_cart_stored_error(r, &word));
+        return ngx_http_cart_stored_error(r, &word);
     }
 
-    return NGX_OK;
+    return NULL;
 }
 
 
-/* {"error":{"code","message","lines":[...]}}: the lines that stand in the way */
+/* whether line pl is one of those the refusal "answer" names */
+
+static ngx_uint_t
+ngx_http_cart_checkout_blocks(const ngx_http_cart_answer_t *answer,
+    ngx_http_cart_priced_line_t *pl)
+{
+    if (answer == &ngx_http_cart_checkout_stock) {
+        return pl->catalog == NGX_DECLINED
+               || (pl->stock == NGX_OK && pl->available < pl->line->qty);
+    }
+
+    if (answer == &ngx_http_cart_checkout_unshippable) {
+        return pl->catalog != NGX_DECLINED && pl->ship == NGX_DECLINED;
+    }
+
+    if (answer == &ngx_http_cart_checkout_price) {
+        return pl->catalog == NGX_OK && pl->line->price >= 0
+               && pl->product.price > pl->line->price;
+    }
+
+    return 0;
+}
+
+
+/*
+ * The refusal, with the Idempotency-Key given back; the 409s name their
+ * lines: {"error":{"code","message","lines":[...]}}
+ */
 
 static ngx_int_t
-ngx_http_cart_checkout_refuse(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message, ngx_http_cart_refuse_e kind)
+ngx_http_cart_checkout_refuse(ngx_http_request_t *r,
+    const ngx_http_cart_answer_t *answer)
 {
     yajl_gen                      g;
-    ngx_str_t                     arg;
     ngx_uint_t                    i;
     const char                   *reason;
     ngx_http_cart_ctx_t          *ctx;
@@ -394,17 +407,15 @@ ngx_http_cart_checkout_refuse(ngx_http_request_t *r, ngx_uint_t status,
     ngx_http_cart_checkout_t     *st;
     ngx_http_cart_priced_line_t  *pl;
 
+    if (answer->status != NGX_HTTP_CONFLICT) {
+        return ngx_http_cart_stored_fail(r, answer);
+    }
+
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     st = ctx->data;
     priced = st->priced;
 
-    if (ctx->reserved) {
-        ctx->reserved = 0;
-        ngx_str_set(&arg, "release");
-
-        (void) ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg,
-                                          1, ngx_http_cart_checkout_ignore);
-    }
+    ngx_http_cart_stored_release(r);
 
     g = ngx_http_cart_json_gen(r->pool);
     if (g == NULL) {
@@ -415,86 +426,56 @@ ngx_http_cart_checkout_refuse(ngx_http_request_t *r, ngx_uint_t status,
     ngx_http_cart_json_key(g, "error");
     yajl_gen_map_open(g);
     ngx_http_cart_json_key(g, "code");
-    yajl_gen_string(g, (const unsigned char *) code, ngx_strlen(code));
+    yajl_gen_string(g, (const unsigned char *) answer->code,
+                    ngx_strlen(answer->code));
     ngx_http_cart_json_key(g, "message");
-    yajl_gen_string(g, (const unsigned char *) message, ngx_strlen(message));
+    yajl_gen_string(g, (const unsigned char *) answer->message,
+                    ngx_strlen(answer->message));
 
-    if (kind != NGX_HTTP_CART_REFUSE_PLAIN) {
-        ngx_http_cart_json_key(g, "lines");
-        yajl_gen_array_open(g);
+    ngx_http_cart_json_key(g, "lines");
+    yajl_gen_array_open(g);
 
-        for (i = 0; i < priced->nlines; i++) {
-            pl = &priced->lines[i];
+    for (i = 0; i < priced->nlines; i++) {
+        pl = &priced->lines[i];
 
-            if (kind == NGX_HTTP_CART_REFUSE_STOCK) {
-                if (pl->catalog == NGX_DECLINED) {
-                    reason = "unavailable";
+        if (!ngx_http_cart_checkout_blocks(answer, pl)) {
+            continue;
+        }
 
-                } else if (pl->stock == NGX_OK
-                           && pl->available < pl->line->qty)
-                {
-                    reason = pl->available ? "insufficient_stock"
-                                           : "out_of_stock";
+        yajl_gen_map_open(g);
+        ngx_http_cart_json_key(g, "sku_id");
+        ngx_http_cart_json_str(g, &pl->line->sku);
 
-                } else {
-                    continue;
-                }
+        if (answer == &ngx_http_cart_checkout_stock) {
+            reason = (pl->catalog == NGX_DECLINED) ? "unavailable"
+                     : pl->available ? "insufficient_stock" : "out_of_stock";
 
-                yajl_gen_map_open(g);
-                ngx_http_cart_json_key(g, "sku_id");
-                ngx_http_cart_json_str(g, &pl->line->sku);
-                ngx_http_cart_json_key(g, "reason");
-                yajl_gen_string(g, (const unsigned char *) reason,
-                                ngx_strlen(reason));
-                ngx_http_cart_json_key(g, "quantity");
-                ngx_http_cart_json_int(g, pl->line->qty);
+            ngx_http_cart_json_key(g, "reason");
+            yajl_gen_string(g, (const unsigned char *) reason,
+                            ngx_strlen(reason));
+            ngx_http_cart_json_key(g, "quantity");
+            ngx_http_cart_json_int(g, pl->line->qty);
 
-                if (pl->catalog != NGX_DECLINED) {
-                    ngx_http_cart_json_key(g, "available");
-                    ngx_http_cart_json_int(g, pl->available);
-                }
-
-                yajl_gen_map_close(g);
-                continue;
+            if (pl->catalog != NGX_DECLINED) {
+                ngx_http_cart_json_key(g, "available");
+                ngx_http_cart_json_int(g, pl->available);
             }
 
-            if (kind == NGX_HTTP_CART_REFUSE_SHIPPING) {
-                if (pl->ship != NGX_DECLINED) {
-                    continue;
-                }
-
-                yajl_gen_map_open(g);
-                ngx_http_cart_json_key(g, "sku_id");
-                ngx_http_cart_json_str(g, &pl->line->sku);
-                yajl_gen_map_close(g);
-                continue;
-            }
-
-            /* NGX_HTTP_CART_REFUSE_PRICE */
-
-            if (pl->catalog != NGX_OK || pl->line->price < 0
-                || pl->product.price <= pl->line->price)
-            {
-                continue;
-            }
-
-            yajl_gen_map_open(g);
-            ngx_http_cart_json_key(g, "sku_id");
-            ngx_http_cart_json_str(g, &pl->line->sku);
+        } else if (answer == &ngx_http_cart_checkout_price) {
             ngx_http_cart_json_key(g, "price_at_add");
             ngx_http_cart_json_amount(g, pl->line->price);
             ngx_http_cart_json_key(g, "current_price");
             ngx_http_cart_json_amount(g, pl->product.price);
-            yajl_gen_map_close(g);
         }
 
-        yajl_gen_array_close(g);
+        yajl_gen_map_close(g);
     }
 
+    yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
 
-    return ngx_http_cart_send(r, status, g, -1);
+    return ngx_http_cart_send(r, answer->status, g, -1);
 }
 
 

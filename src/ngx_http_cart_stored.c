@@ -84,21 +84,30 @@ ngx_int_t
 ngx_http_cart_stored_fail(ngx_http_request_t *r,
     const ngx_http_cart_answer_t *answer)
 {
+    ngx_http_cart_stored_release(r);
+
+    return ngx_http_cart_fail(r, answer);
+}
+
+
+void
+ngx_http_cart_stored_release(ngx_http_request_t *r)
+{
     ngx_str_t             arg;
     ngx_http_cart_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (ctx->reserved) {
-        ctx->reserved = 0;
-        ngx_str_set(&arg, "release");
-
-        /* fire and forget: the answer does not change the response */
-        (void) ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg,
-                                          1, ngx_http_cart_stored_ignore);
+    if (!ctx->reserved) {
+        return;
     }
 
-    return ngx_http_cart_fail(r, answer);
+    ctx->reserved = 0;
+    ngx_str_set(&arg, "release");
+
+    /* fire and forget: the answer does not change the response */
+    (void) ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg, 1,
+                                      ngx_http_cart_stored_ignore);
 }
 
 

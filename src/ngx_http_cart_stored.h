@@ -28,6 +28,7 @@ const ngx_http_cart_answer_t *ngx_http_cart_stored_error(ngx_http_request_t *r,
 /* an error after the Idempotency-Key was reserved: the key is given back */
 ngx_int_t ngx_http_cart_stored_fail(ngx_http_request_t *r,
     const ngx_http_cart_answer_t *answer);
+void ngx_http_cart_stored_release(ngx_http_request_t *r);
 
 /* the body a script stored (element 4), version element 2 */
 ngx_int_t ngx_http_cart_stored_send(ngx_http_request_t *r, redisReply *reply,

@@ -421,6 +421,9 @@ ngx_http_cart_fetch_wait(ngx_http_request_t *r, ngx_http_cart_resume_pt resume)
     ctx->resume = resume;
     r->write_event_handler = ngx_http_cart_fetch_wake;
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "cart wave: %ui pending", ctx->pending);
+
     if (ctx->pending == 0) {
         ngx_http_cart_fetch_wake(r);
     }
