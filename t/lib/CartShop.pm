@@ -20,6 +20,7 @@ package CartShop;
 #   CAT-BAD     (not JSON)        10     1.00, 1-1
 #   SLOW        (times out)       10     1.00, 1-1
 #   GONE        (404)             (404)  (404)
+#   SLOWINV      3.00   seller-c   10    1.00, 1-1; inventory answers in ~2 s
 #
 # Postal code 99999 adds 10 days to every max_days (the upstream sees
 # $cart_postal_code).
@@ -83,8 +84,11 @@ for my $sku (sort keys %Sku) {
         ? loc("/_shipping/$sku", shipping_doc($sku))
         : loc("/_shipping/$sku", '', 500);
 }
-for my $sku (qw(CAT-DOWN CAT-BAD SLOW)) {
-    $Upstreams .= loc("/_inventory/$sku", qq({"sku_id":"$sku","available":10}));
+$Upstreams .= loc('/_catalog/SLOWINV',
+    '{"sku_id":"SLOWINV","price":3.00,"name":"Clock","seller_id":"seller-c"}');
+for my $sku (qw(CAT-DOWN CAT-BAD SLOW SLOWINV)) {
+    $Upstreams .= loc("/_inventory/$sku", qq({"sku_id":"$sku","available":10}))
+        unless $sku eq 'SLOWINV';
     $Upstreams .= loc("/_shipping/$sku",
                       qq({"sku_id":"$sku","cost":1.00,"min_days":1,"max_days":1}));
 }
@@ -111,6 +115,18 @@ $Upstreams .= <<'_EOC_';
         limit_rate_after 0;
         return 200 '{"sku_id":"SLOW","price":1.00,"padding":"................"}';
     }
+    # an inventory that takes about two seconds (2 KB at 1 KB/s)
+    location = /_inventory/SLOWINV {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_PORT/slowinv;
+        proxy_read_timeout 10s;
+    }
+    location = /slowinv {
+        limit_rate 1024;
+        limit_rate_after 0;
+        default_type application/json;
+        return 200 '{"sku_id":"SLOWINV","available":10,"padding":"%s"}';
+    }
     location /_catalog/ {
         internal;
         return 404;
@@ -124,6 +140,7 @@ $Upstreams .= <<'_EOC_';
         return 404;
     }
 _EOC_
+$Upstreams = sprintf($Upstreams =~ s/%(?!s)/%%/gr, '.' x 2048);
 
 # batch upstreams: one object keyed by SKU, whatever was asked (an SKU
 # whose per-SKU upstream fails is left out)
@@ -155,6 +172,10 @@ our $Api = <<'_EOC_';
     }
     location /admin/cart {
         cart_admin;
+    }
+    location /plain {
+        cart_api;
+        cart_user $http_x_user_id;
     }
 _EOC_
 
