@@ -87,7 +87,7 @@ static const ngx_http_cart_answer_t  ngx_http_cart_checkout_price =
 static ngx_int_t ngx_http_cart_checkout_id(ngx_http_request_t *r,
     ngx_http_cart_checkout_t *st);
 static void ngx_http_cart_checkout_snapshot(ngx_http_request_t *r,
-    void *data, redisReply *reply, ngx_int_t rc);
+    ngx_http_cart_snapshot_t *snap);
 static void ngx_http_cart_checkout_priced(ngx_http_request_t *r);
 static const ngx_http_cart_answer_t *ngx_http_cart_checkout_check(
     ngx_http_request_t *r, ngx_http_cart_checkout_t *st);
@@ -158,14 +158,7 @@ ngx_http_cart_checkout(ngx_http_request_t *r)
                                - p;
     }
 
-    if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_SNAPSHOT, NULL, 0,
-                                   ngx_http_cart_checkout_snapshot)
-        != NGX_OK)
-    {
-        return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
-    }
-
-    return NGX_DONE;
+    return ngx_http_cart_stored_start(r, ngx_http_cart_checkout_snapshot);
 }
 
 
@@ -210,38 +203,17 @@ ngx_http_cart_checkout_id(ngx_http_request_t *r, ngx_http_cart_checkout_t *st)
 
 
 static void
-ngx_http_cart_checkout_snapshot(ngx_http_request_t *r, void *data,
-    redisReply *reply, ngx_int_t rc)
+ngx_http_cart_checkout_snapshot(ngx_http_request_t *r,
+    ngx_http_cart_snapshot_t *snap)
 {
-    ngx_str_t                  word;
     ngx_http_cart_ctx_t       *ctx;
     ngx_http_cart_loc_conf_t  *lcf;
     ngx_http_cart_checkout_t  *st;
 
-    if (ngx_http_cart_stored_word(r, reply, rc, &word, &rc) != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
     st = ctx->data;
-
-    if (word.len != 4 || ngx_strncmp(word.data, "cart", 4) != 0) {
-        ngx_http_finalize_request(r,
-                    ngx_http_cart_fail(r, ngx_http_cart_stored_error(r, &word)));
-        return;
-    }
-
-    ctx->reserved = ctx->idem_key.len ? 1 : 0;
-
-    st->snap = ngx_http_cart_snapshot(r, reply, 1);
-
-    if (st->snap == NULL) {
-        ngx_http_finalize_request(r,
-            ngx_http_cart_stored_fail(r, &ngx_http_cart_checkout_internal));
-        return;
-    }
+    st->snap = snap;
 
     if (st->snap->nlines == 0) {
         ngx_http_finalize_request(r,

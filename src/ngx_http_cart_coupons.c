@@ -48,8 +48,8 @@ static const ngx_http_cart_answer_t  ngx_http_cart_coupon_internal =
 
 static ngx_int_t ngx_http_cart_coupon_fingerprint(ngx_http_request_t *r,
     ngx_str_t *what);
-static void ngx_http_cart_coupon_snapshot(ngx_http_request_t *r, void *data,
-    redisReply *reply, ngx_int_t rc);
+static void ngx_http_cart_coupon_snapshot(ngx_http_request_t *r,
+    ngx_http_cart_snapshot_t *snap);
 static void ngx_http_cart_coupon_priced(ngx_http_request_t *r);
 static void ngx_http_cart_coupon_counted(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
@@ -57,11 +57,8 @@ static ngx_int_t ngx_http_cart_coupon_write(ngx_http_request_t *r);
 static void ngx_http_cart_coupon_done(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 static ngx_int_t ngx_http_cart_meta_write(ngx_http_request_t *r,
-    const char *field, ngx_str_t *value, ngx_str_t *current,
-    ngx_http_cart_redis_handler_pt handler);
-static void ngx_http_cart_coupon_removed(ngx_http_request_t *r, void *data,
-    redisReply *reply, ngx_int_t rc);
-static void ngx_http_cart_address_done(ngx_http_request_t *r, void *data,
+    const char *field, ngx_str_t *value, ngx_str_t *current);
+static void ngx_http_cart_meta_done(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 static ngx_int_t ngx_http_cart_address_parse(ngx_http_request_t *r,
     ngx_str_t *value);
@@ -113,47 +110,24 @@ ngx_http_cart_coupons_apply(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_SNAPSHOT, NULL, 0,
-                                   ngx_http_cart_coupon_snapshot)
-        != NGX_OK)
-    {
-        return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
-    }
-
-    return NGX_DONE;
+    return ngx_http_cart_stored_start(r, ngx_http_cart_coupon_snapshot);
 }
 
 
 static void
-ngx_http_cart_coupon_snapshot(ngx_http_request_t *r, void *data,
-    redisReply *reply, ngx_int_t rc)
+ngx_http_cart_coupon_snapshot(ngx_http_request_t *r,
+    ngx_http_cart_snapshot_t *snap)
 {
-    ngx_str_t                word;
     ngx_http_cart_ctx_t     *ctx;
     ngx_http_cart_coupon_t  *st;
 
-    if (ngx_http_cart_stored_word(r, reply, rc, &word, &rc) != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     st = ctx->data;
+    st->snap = snap;
 
-    if (word.len != 4 || ngx_strncmp(word.data, "cart", 4) != 0) {
-        ngx_http_finalize_request(r,
-                    ngx_http_cart_fail(r, ngx_http_cart_stored_error(r, &word)));
-        return;
-    }
-
-    ctx->reserved = ctx->idem_key.len ? 1 : 0;
-
-    st->snap = ngx_http_cart_snapshot(r, reply, 1);
-
-    if (st->snap == NULL
-        || ngx_http_cart_pricing_fetch(r, st->snap, NGX_HTTP_CART_PRICE_FRESH,
-                                       ngx_http_cart_coupon_priced)
-           != NGX_OK)
+    if (ngx_http_cart_pricing_fetch(r, snap, NGX_HTTP_CART_PRICE_FRESH,
+                                    ngx_http_cart_coupon_priced)
+        != NGX_OK)
     {
         ngx_http_finalize_request(r,
             ngx_http_cart_stored_fail(r, &ngx_http_cart_coupon_internal));
@@ -404,20 +378,26 @@ ngx_http_cart_coupons_remove(ngx_http_request_t *r)
 
     ngx_str_null(&value);
 
-    return ngx_http_cart_meta_write(r, "#c", &value, &current,
-                                    ngx_http_cart_coupon_removed);
+    return ngx_http_cart_meta_write(r, "#c", &value, &current);
 }
 
 
+/*
+ * The answer of a meta write: {"cart_id", "removed": CODE | "shipping_address":
+ * {...}, "version"}, rendered from the request (kept in ctx->path_sku), so
+ * that a replay renders the same.
+ */
+
 static void
-ngx_http_cart_coupon_removed(ngx_http_request_t *r, void *data,
-    redisReply *reply, ngx_int_t rc)
+ngx_http_cart_meta_done(ngx_http_request_t *r, void *data, redisReply *reply,
+    ngx_int_t rc)
 {
-    int64_t               version;
-    yajl_gen              g;
-    ngx_str_t             word;
-    ngx_uint_t            replay;
-    ngx_http_cart_ctx_t  *ctx;
+    int64_t                   version;
+    yajl_gen                  g;
+    ngx_str_t                 word;
+    ngx_uint_t                replay;
+    ngx_http_cart_ctx_t      *ctx;
+    ngx_http_cart_snapshot_t  snap;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
@@ -451,8 +431,22 @@ ngx_http_cart_coupon_removed(ngx_http_request_t *r, void *data,
 
     yajl_gen_map_open(g);
     ngx_http_cart_json_cart_id(g, ctx);
-    ngx_http_cart_json_key(g, "removed");
-    ngx_http_cart_json_str(g, &ctx->path_sku);
+
+    if (ctx->action == ngx_http_cart_coupons_remove) {
+        ngx_http_cart_json_key(g, "removed");
+        ngx_http_cart_json_str(g, &ctx->path_sku);
+
+    } else {
+        ngx_memzero(&snap, sizeof(ngx_http_cart_snapshot_t));
+        snap.country.data = ctx->path_sku.data;
+        snap.country.len = 2;
+        snap.postal_code.data = ctx->path_sku.data + 3;
+        snap.postal_code.len = ctx->path_sku.len - 3;
+
+        ngx_http_cart_json_key(g, "shipping_address");
+        ngx_http_cart_json_address(g, &snap);
+    }
+
     ngx_http_cart_json_key(g, "version");
     ngx_http_cart_json_int(g, version);
     yajl_gen_map_close(g);
@@ -494,8 +488,7 @@ ngx_http_cart_address_set(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_cart_meta_write(r, "#a", &value, NULL,
-                                    ngx_http_cart_address_done);
+    return ngx_http_cart_meta_write(r, "#a", &value, NULL);
 }
 
 
@@ -573,67 +566,12 @@ ngx_http_cart_address_parse(ngx_http_request_t *r, ngx_str_t *value)
 }
 
 
-static void
-ngx_http_cart_address_done(ngx_http_request_t *r, void *data,
-    redisReply *reply, ngx_int_t rc)
-{
-    int64_t                   version;
-    yajl_gen                  g;
-    ngx_str_t                 word;
-    ngx_uint_t                replay;
-    ngx_http_cart_ctx_t      *ctx;
-    ngx_http_cart_snapshot_t  snap;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-
-    if (ngx_http_cart_stored_word(r, reply, rc, &word, &rc) != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    replay = (word.len == 6);
-
-    if (!replay && (word.len != 2 || ngx_strncmp(word.data, "ok", 2) != 0)) {
-        ngx_http_finalize_request(r,
-                    ngx_http_cart_fail(r, ngx_http_cart_stored_error(r, &word)));
-        return;
-    }
-
-    g = ngx_http_cart_json_gen(r->pool);
-
-    if (g == NULL || ngx_http_cart_reply_int(reply, 1, &version) != NGX_OK
-        || (replay && ngx_http_cart_stored_replayed(r) != NGX_OK))
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_memzero(&snap, sizeof(ngx_http_cart_snapshot_t));
-    snap.country.data = ctx->path_sku.data;
-    snap.country.len = 2;
-    snap.postal_code.data = ctx->path_sku.data + 3;
-    snap.postal_code.len = ctx->path_sku.len - 3;
-
-    yajl_gen_map_open(g);
-    ngx_http_cart_json_cart_id(g, ctx);
-    ngx_http_cart_json_key(g, "shipping_address");
-    ngx_http_cart_json_address(g, &snap);
-    ngx_http_cart_json_key(g, "version");
-    ngx_http_cart_json_int(g, version);
-    yajl_gen_map_close(g);
-
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g,
-                                                    version));
-}
-
-
 /* meta.lua: set (value non-empty) or remove a meta field, the removal
  * only when the field holds "current" */
 
 static ngx_int_t
 ngx_http_cart_meta_write(ngx_http_request_t *r, const char *field,
-    ngx_str_t *value, ngx_str_t *current,
-    ngx_http_cart_redis_handler_pt handler)
+    ngx_str_t *value, ngx_str_t *current)
 {
     ngx_str_t  args[5];
 
@@ -649,7 +587,7 @@ ngx_http_cart_meta_write(ngx_http_request_t *r, const char *field,
     }
 
     if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_META, args, 5,
-                                   handler)
+                                   ngx_http_cart_meta_done)
         != NGX_OK)
     {
         return ngx_http_cart_store_error(r, NULL, NGX_ERROR);

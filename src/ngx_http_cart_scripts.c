@@ -72,88 +72,69 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
     ngx_http_cart_redis_handler_pt handler)
 {
-    u_char                       *p;
-    ngx_str_t                     prefix[NGX_HTTP_CART_SCRIPT_ARGV_PREFIX];
-    ngx_uint_t                    i, nkeys;
-    ngx_http_cart_ctx_t          *ctx;
-    ngx_http_cart_main_conf_t    *cmcf;
-    ngx_http_cart_script_call_t  *call;
+    return ngx_http_cart_script_write_data(r, script, args, nargs, handler,
+                                           NULL);
+}
+
+
+ngx_int_t
+ngx_http_cart_script_write_data(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_cart_redis_handler_pt handler, void *data)
+{
+    u_char                     *p;
+    ngx_str_t                  *keys, *argv;
+    ngx_uint_t                  i, nkeys;
+    ngx_http_cart_ctx_t        *ctx;
+    ngx_http_cart_main_conf_t  *cmcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
 
     nkeys = ctx->idem_key.len ? 3 : 2;
 
-    call = ngx_palloc(r->pool, sizeof(ngx_http_cart_script_call_t));
-    if (call == NULL) {
-        return NGX_ERROR;
-    }
-
-    call->script = script;
-    call->key = ctx->cart_key;
-    call->data = NULL;
-    call->handler = handler;
-    call->retried = 0;
-    call->argc = 3 + nkeys + NGX_HTTP_CART_SCRIPT_ARGV_PREFIX + nargs;
-    call->argv = ngx_palloc(r->pool, call->argc * sizeof(char *));
-    call->argvlen = ngx_palloc(r->pool, call->argc * sizeof(size_t));
+    keys = ngx_palloc(r->pool, (3 + NGX_HTTP_CART_SCRIPT_ARGV_PREFIX + nargs)
+                               * sizeof(ngx_str_t));
     p = ngx_pnalloc(r->pool, 2 * NGX_TIME_T_LEN + NGX_INT_T_LEN + 1);
 
-    if (call->argv == NULL || call->argvlen == NULL || p == NULL) {
+    if (keys == NULL || p == NULL) {
         return NGX_ERROR;
     }
 
-    call->argv[0] = "EVALSHA";
-    call->argvlen[0] = sizeof("EVALSHA") - 1;
-    call->argv[1] = (char *) ngx_http_cart_script_sha[script];
-    call->argvlen[1] = 40;
-    call->argv[2] = nkeys == 3 ? "3" : "2";
-    call->argvlen[2] = 1;
+    keys[0] = ctx->cart_key;
+    keys[1] = ctx->count_key;
+    keys[2] = ctx->idem_key;      /* the third only with an Idempotency-Key */
 
-    call->argv[3] = (char *) ctx->cart_key.data;
-    call->argvlen[3] = ctx->cart_key.len;
-    call->argv[4] = (char *) ctx->count_key.data;
-    call->argvlen[4] = ctx->count_key.len;
+    /* the shared ARGV prefix of src/lua/_lib.lua */
 
-    if (nkeys == 3) {
-        call->argv[5] = (char *) ctx->idem_key.data;
-        call->argvlen[5] = ctx->idem_key.len;
-    }
+    argv = keys + 3;
 
-    prefix[0].data = p;
-    prefix[0].len = ngx_sprintf(p, "%T", ngx_time()) - p;
-    p += prefix[0].len;
+    argv[0].data = p;
+    argv[0].len = ngx_sprintf(p, "%T", ngx_time()) - p;
+    p += argv[0].len;
 
-    prefix[1].data = p;
-    prefix[1].len = ngx_sprintf(p, "%T", ctx->ttl) - p;
-    p += prefix[1].len;
+    argv[1].data = p;
+    argv[1].len = ngx_sprintf(p, "%T", ctx->ttl) - p;
+    p += argv[1].len;
 
-    prefix[2] = ctx->if_match;
-    prefix[3] = ctx->fingerprint;
+    argv[2] = ctx->if_match;
+    argv[3] = ctx->fingerprint;
 
-    prefix[4].data = p;
-    prefix[4].len = ngx_sprintf(p, "%T", cmcf->idempotency_ttl) - p;
+    argv[4].data = p;
+    argv[4].len = ngx_sprintf(p, "%T", cmcf->idempotency_ttl) - p;
 
-    ngx_str_set(&prefix[5], "0");
+    ngx_str_set(&argv[5], "0");
     if (ctx->reserved) {
-        ngx_str_set(&prefix[5], "1");
+        ngx_str_set(&argv[5], "1");
     }
 
-    i = 3 + nkeys;
-
-    for (nkeys = 0; nkeys < NGX_HTTP_CART_SCRIPT_ARGV_PREFIX; nkeys++, i++) {
-        call->argv[i] = (char *) prefix[nkeys].data;
-        call->argvlen[i] = prefix[nkeys].len;
+    for (i = 0; i < nargs; i++) {
+        argv[NGX_HTTP_CART_SCRIPT_ARGV_PREFIX + i] = args[i];
     }
 
-    for (nkeys = 0; nkeys < nargs; nkeys++, i++) {
-        call->argv[i] = (char *) args[nkeys].data;
-        call->argvlen[i] = args[nkeys].len;
-    }
-
-    return ngx_http_cart_redis_command(r, &ctx->cart_key, call->argc,
-                                       call->argv, call->argvlen,
-                                       ngx_http_cart_script_reply, call);
+    return ngx_http_cart_script_run(r, script, keys, nkeys, argv,
+                                    NGX_HTTP_CART_SCRIPT_ARGV_PREFIX + nargs,
+                                    handler, data);
 }
 
 

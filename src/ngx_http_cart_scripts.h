@@ -36,6 +36,11 @@ ngx_int_t ngx_http_cart_script_write(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
     ngx_http_cart_redis_handler_pt handler);
 
+/* the same, with data for the handler */
+ngx_int_t ngx_http_cart_script_write_data(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_cart_redis_handler_pt handler, void *data);
+
 /*
  * Runs a script that is not a cart write (promotions, redemptions): KEYS
  * and ARGV as given; keys[0] routes the command. data goes to handler.

@@ -32,8 +32,60 @@ static const ngx_http_cart_answer_t  ngx_http_cart_stored_internal =
     { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "internal error" };
 
 
+static void ngx_http_cart_stored_snapshot(ngx_http_request_t *r,
+    void *data, redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_stored_ignore(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
+
+
+ngx_int_t
+ngx_http_cart_stored_start(ngx_http_request_t *r, ngx_http_cart_stored_pt next)
+{
+    if (ngx_http_cart_script_write_data(r, NGX_HTTP_CART_SCRIPT_SNAPSHOT,
+                                        NULL, 0, ngx_http_cart_stored_snapshot,
+                                        (void *) next)
+        != NGX_OK)
+    {
+        return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_cart_stored_snapshot(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc)
+{
+    ngx_str_t                  word;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_stored_pt    next = (ngx_http_cart_stored_pt) data;
+    ngx_http_cart_snapshot_t  *snap;
+
+    if (ngx_http_cart_stored_word(r, reply, rc, &word, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    if (word.len != 4 || ngx_strncmp(word.data, "cart", 4) != 0) {
+        ngx_http_finalize_request(r,
+                    ngx_http_cart_fail(r, ngx_http_cart_stored_error(r, &word)));
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    ctx->reserved = ctx->idem_key.len ? 1 : 0;
+
+    snap = ngx_http_cart_snapshot(r, reply, 1);
+
+    if (snap == NULL) {
+        ngx_http_finalize_request(r,
+                    ngx_http_cart_stored_fail(r, &ngx_http_cart_stored_internal));
+        return;
+    }
+
+    next(r, snap);
+}
 
 
 ngx_int_t

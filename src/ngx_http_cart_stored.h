@@ -10,7 +10,23 @@
 
 
 #include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_pricing.h"
 
+
+/* gets the cart (not called when the request was answered instead) */
+typedef void (*ngx_http_cart_stored_pt)(ngx_http_request_t *r,
+    ngx_http_cart_snapshot_t *snap);
+
+
+/*
+ * The first step of a write that prices the cart first: snapshot.lua,
+ * which answers a replay or a conflict of the Idempotency-Key at once,
+ * checks If-Match, reserves the key and reads the cart for "next".
+ * ctx->fingerprint must be set. Returns NGX_DONE or the rc to finalize
+ * with.
+ */
+ngx_int_t ngx_http_cart_stored_start(ngx_http_request_t *r,
+    ngx_http_cart_stored_pt next);
 
 /*
  * The first word of a script reply: NGX_OK with *word, or NGX_DONE when

@@ -78,6 +78,18 @@ local function precondition(v)
     return nil
 end
 
+-- What every write checks first: a replay or a conflict of its
+-- Idempotency-Key, then If-Match. -> the answer to return (or nil), and
+-- the cart's version.
+local function begin()
+    local r = idem_check()
+    if r then
+        return r, 0
+    end
+    local v = version()
+    return precondition(v), v
+end
+
 -- The counter is kept by increments; if it is missing while the cart
 -- exists (expired apart, restored cart), it is rebuilt from the lines.
 local function count_add(delta)

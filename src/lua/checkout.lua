@@ -5,13 +5,7 @@
 -- -> {'ok', version, count, summary} | {'cart_changed', version}
 --    | the answers of idem_check() and precondition()
 
-local r = idem_check()
-if r then
-    return r
-end
-
-local v = version()
-r = precondition(v)
+local r, v = begin()
 if r then
     return r
 end

@@ -6,13 +6,7 @@
 -- -> {'ok', version, count, body} | {'cart_changed', version}
 --    | {'not_set'} | the answers of idem_check() and precondition()
 
-local r = idem_check()
-if r then
-    return r
-end
-
-local v = version()
-r = precondition(v)
+local r, v = begin()
 if r then
     return r
 end

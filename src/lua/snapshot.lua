@@ -5,12 +5,7 @@
 -- -> {'cart', field, value, ...} | the answers of idem_check()
 --    | {'precondition_failed', version}
 
-local r = idem_check()
-if r then
-    return r
-end
-
-r = precondition(version())
+local r = begin()
 if r then
     return r
 end
