@@ -67,7 +67,7 @@ typedef struct {
     ngx_int_t                      status;     /* HTTP status, or 0 on failure */
     ngx_str_t                      body;
     ngx_uint_t                     done;       /* counted once */
-    void                          *batch;      /* the batch answering it, or NULL */
+    void                          *batch;      /* the batch answering, or NULL */
 } ngx_http_cart_fetch_t;
 
 

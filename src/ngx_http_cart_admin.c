@@ -311,7 +311,7 @@ ngx_http_cart_admin_found(ngx_http_request_t *r)
         != NGX_OK)
     {
         ngx_http_finalize_request(r,
-                                  ngx_http_cart_store_error(r, NULL, NGX_ERROR));
+                              ngx_http_cart_store_error(r, NULL, NGX_ERROR));
     }
 }
 
@@ -326,7 +326,8 @@ ngx_http_cart_admin_counted(ngx_http_request_t *r, void *data,
     ngx_http_cart_admin_t  *st;
 
     if (rc != NGX_OK
-        || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL))
+        || (reply->type != REDIS_REPLY_STRING
+            && reply->type != REDIS_REPLY_NIL))
     {
         ngx_http_finalize_request(r,
                                   ngx_http_cart_store_error(r, reply, rc));

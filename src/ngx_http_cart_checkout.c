@@ -31,7 +31,7 @@ typedef struct {
     ngx_str_t                      keys[2];
     ngx_str_t                      word;      /* redeem.lua's answer */
     ngx_uint_t                     coupon;
-    ngx_uint_t                     taken;     /* counted: give back on failure */
+    ngx_uint_t                     taken;     /* counted: give back if failed */
 } ngx_http_cart_redemption_t;
 
 

@@ -100,7 +100,7 @@ ngx_http_cart_coupons_apply(ngx_http_request_t *r)
     /* a code that cannot exist is unknown, like one that does not */
     if (ngx_http_cart_promo_code(&code, st->code.data) != NGX_OK) {
         return ngx_http_cart_fail(r,
-                                ngx_http_cart_coupon_answer(r, "coupon_unknown"));
+                             ngx_http_cart_coupon_answer(r, "coupon_unknown"));
     }
 
     st->code.len = code.len;
@@ -416,7 +416,7 @@ ngx_http_cart_meta_done(ngx_http_request_t *r, void *data, redisReply *reply,
 
     if (!replay && (word.len != 2 || ngx_strncmp(word.data, "ok", 2) != 0)) {
         ngx_http_finalize_request(r,
-                    ngx_http_cart_fail(r, ngx_http_cart_stored_error(r, &word)));
+                 ngx_http_cart_fail(r, ngx_http_cart_stored_error(r, &word)));
         return;
     }
 

@@ -5,7 +5,8 @@
  * counter and the version and refreshes the TTLs. An add first asks the
  * catalog for the price; with an Idempotency-Key it reserves the key
  * before that, so a retry arriving meanwhile sees "in flight".
- * A read is one HGETALL, then the catalog subrequests that annotate it.
+ * A read is one HGETALL, then the pricing layer (ngx_http_cart_pricing.c):
+ * one wave of catalog, inventory and shipping lookups, and the prices.
  */
 
 #include "ngx_http_cart_items.h"

@@ -74,11 +74,11 @@ typedef struct {
     int64_t                        min_days;
     int64_t                        max_days;
 
-    ngx_str_t                      seller;     /* the catalog's, else the line's */
-    int64_t                        unit;       /* what checkout charges; -1 unknown */
-    int64_t                        amount;     /* unit x qty; 0: not sold / unknown */
+    ngx_str_t                      seller;     /* catalog's, or line's */
+    int64_t                        unit;       /* charged; -1 unknown */
+    int64_t                        amount;     /* unit x qty; 0: not sold */
     int64_t                        at_add;     /* price_at_add x qty, or 0 */
-    int64_t                        discount;   /* merchandise promotions, >= 0 */
+    int64_t                        discount;   /* by promotions, >= 0 */
     int64_t                        shipping;   /* ship_cost x qty */
     int64_t                        ship_discount;
     ngx_uint_t                     group;

@@ -5,6 +5,8 @@
  * Cart views are priced with a per-worker copy read from Redis at most
  * NGX_HTTP_CART_PROMOS_MAX_AGE ago: every cart view in the system would
  * otherwise read the same hash (one Redis Cluster slot) on every request.
+ * When the copy is too old, one request reads a new one (in parallel with
+ * its subrequests) while the others keep using the old one.
  * Coupons and checkout take a fresh copy; an admin change made through
  * this worker invalidates its copy at once.
  */
@@ -262,13 +264,16 @@ ngx_http_cart_promo_field(ngx_pool_t *pool, const char *name, yajl_val v,
         return NGX_OK;
     }
 
+    /* name the field when it is short plain text */
+
     *msg = "the promotion has a field this API does not know";
 
-    /* name it when it is short plain text */
-
     len = ngx_strlen(name);
+    if (len > 64) {
+        return NGX_DECLINED;
+    }
 
-    for (i = 0; i < len && len <= 64; i++) {
+    for (i = 0; i < len; i++) {
         if (name[i] < 0x20 || name[i] >= 0x7f || name[i] == '"'
             || name[i] == '\\')
         {
@@ -277,8 +282,7 @@ ngx_http_cart_promo_field(ngx_pool_t *pool, const char *name, yajl_val v,
     }
 
     buf = ngx_pnalloc(pool, sizeof("unknown field \"\"") + len);
-
-    if (len <= 64 && buf) {
+    if (buf) {
         (void) ngx_sprintf(buf, "unknown field \"%s\"%Z", name);
         *msg = (const char *) buf;
     }
@@ -642,11 +646,16 @@ ngx_http_cart_promos_load(ngx_http_request_t *r, ngx_uint_t fresh,
 
     set = ngx_http_cart_promos_current;
 
-    if (!fresh && set && !ngx_http_cart_promos_stale
-        && ngx_current_msec - set->loaded < NGX_HTTP_CART_PROMOS_MAX_AGE)
-    {
-        ngx_http_cart_promos_acquire(r, set, ref);
-        return;
+    if (!fresh && set && !ngx_http_cart_promos_stale) {
+
+        if (ngx_current_msec - set->loaded < NGX_HTTP_CART_PROMOS_MAX_AGE) {
+            ngx_http_cart_promos_acquire(r, set, ref);
+            return;
+        }
+
+        /* too old: this request reads a new copy, the others go on with
+         * this one meanwhile, so that one read refreshes it, not many */
+        set->loaded = ngx_current_msec;
     }
 
     ngx_str_set(&key, NGX_HTTP_CART_PROMOS_KEY);

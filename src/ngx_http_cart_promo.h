@@ -52,10 +52,10 @@ typedef enum {
 typedef struct {
     ngx_str_t                      id;
     uint64_t                       seq;         /* id as a number: the order */
-    ngx_str_t                      code;        /* upper case; empty: automatic */
+    ngx_str_t                      code;        /* upper case; "": automatic */
     ngx_http_cart_promo_type_e     type;
     ngx_http_cart_bundle_e         bundle;
-    int64_t                        value;       /* basis points or minor units */
+    int64_t                        value;       /* basis points / minor units */
     int64_t                        min_subtotal;   /* minor units, 0: none */
     ngx_str_t                     *skus;
     ngx_uint_t                     nskus;

@@ -69,7 +69,7 @@ ngx_http_cart_stored_snapshot(ngx_http_request_t *r, void *data,
 
     if (word.len != 4 || ngx_strncmp(word.data, "cart", 4) != 0) {
         ngx_http_finalize_request(r,
-                    ngx_http_cart_fail(r, ngx_http_cart_stored_error(r, &word)));
+                 ngx_http_cart_fail(r, ngx_http_cart_stored_error(r, &word)));
         return;
     }
 
@@ -80,7 +80,7 @@ ngx_http_cart_stored_snapshot(ngx_http_request_t *r, void *data,
 
     if (snap == NULL) {
         ngx_http_finalize_request(r,
-                    ngx_http_cart_stored_fail(r, &ngx_http_cart_stored_internal));
+                 ngx_http_cart_stored_fail(r, &ngx_http_cart_stored_internal));
         return;
     }
 
