@@ -102,3 +102,21 @@ X-User-Id: s6
 --- error_code: 409
 --- response_body chomp
 {"error":{"code":"out_of_stock","message":"some items are not available in the quantity asked for","lines":[{"sku_id":"A-1","reason":"out_of_stock","quantity":1,"available":0}]}}
+
+
+
+=== TEST 7: an inventory answer that is not usable leaves stock unverified; checkout refuses with 503
+--- config eval
+$CartShop::Config =~ s#'\{"sku_id":"A-2","available":3\}'#'{"sku_id":"A-2","available":"3"}'#r
+=~ s#'\{"sku_id":"B-2","available":50\}'#'not json'#r
+--- init
+CartShop::cart('s7', [['A-2', 1, 500, 'seller-a'], ['B-2', 1, 1250, 'seller-b']], '#a', 'US|94107');
+--- request eval
+["GET /api/v1/cart", "POST /api/v1/cart/checkout", "GET /api/v1/cart/count"]
+--- more_headers
+X-User-Id: s7
+--- error_code eval
+[200, 503, 200]
+--- response_body_like eval
+['"sku_id":"A-2",[^}]+"stock_verified":false\},\{"sku_id":"B-2",[^}]+"stock_verified":false\}\],',
+ '"code":"inventory_unavailable"', '^\{"item_count":2\}$']

@@ -192,3 +192,21 @@ X-User-Id: h9
 --- response_body eval
 ['{"error":{"code":"shipping_address_required","message":"set a shipping address before checking out"}}',
  '{"item_count":1}']
+
+
+
+=== TEST 10: a shipping answer that is not usable (no cost, days the wrong way round) is unverified
+--- config eval
+$CartShop::Config =~ s#"cost":\$ship_cost_A_2,#"cost":"free",#r
+=~ s#"min_days":\$ship_min_B_2,"max_days":\$ship_max_B_2#"min_days":5,"max_days":2#r
+--- init
+CartShop::cart('h10', [['A-2', 1, 500, 'seller-a'], ['B-2', 1, 1250, 'seller-b']], '#a', 'US|94107');
+--- request eval
+["GET /api/v1/cart", "POST /api/v1/cart/checkout"]
+--- more_headers
+X-User-Id: h10
+--- error_code eval
+[200, 503]
+--- response_body_like eval
+['"items":\[\{"sku_id":"A-2","quantity":1,"shipping_verified":false\}\]\},\{"seller_id":"seller-b",[^\]]+"items":\[\{"sku_id":"B-2","quantity":1,"shipping_verified":false\}\]',
+ '"code":"shipping_unavailable"']
