@@ -10,6 +10,7 @@
 #include "ngx_http_cart.h"
 #include "ngx_http_cart_handler.h"
 #include "ngx_http_cart_identity.h"
+#include "ngx_http_cart_promo.h"
 #include "ngx_http_cart_redis.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_subrequest.h"
@@ -27,6 +28,8 @@ static char *ngx_http_cart_redis(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_cart_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cart_currency(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cart_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_cart_init_process(ngx_cycle_t *cycle);
 static void ngx_http_cart_exit_process(ngx_cycle_t *cycle);
@@ -174,6 +177,27 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       offsetof(ngx_http_cart_loc_conf_t, guest_cookie),
       NULL },
 
+    { ngx_string("cart_inventory"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, inventory),
+      NULL },
+
+    { ngx_string("cart_shipping"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, shipping),
+      NULL },
+
+    { ngx_string("cart_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cart_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -306,6 +330,9 @@ ngx_http_cart_create_loc_conf(ngx_conf_t *cf)
     lcf->catalog = NGX_CONF_UNSET_PTR;
     lcf->jwt = NGX_CONF_UNSET_PTR;
     lcf->guest_cookie = NGX_CONF_UNSET_PTR;
+    lcf->inventory = NGX_CONF_UNSET_PTR;
+    lcf->shipping = NGX_CONF_UNSET_PTR;
+    lcf->admin = NGX_CONF_UNSET;
 
     return lcf;
 }
@@ -322,6 +349,9 @@ ngx_http_cart_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->catalog, prev->catalog, NULL);
     ngx_conf_merge_ptr_value(conf->jwt, prev->jwt, NULL);
     ngx_conf_merge_ptr_value(conf->guest_cookie, prev->guest_cookie, NULL);
+    ngx_conf_merge_ptr_value(conf->inventory, prev->inventory, NULL);
+    ngx_conf_merge_ptr_value(conf->shipping, prev->shipping, NULL);
+    ngx_conf_merge_value(conf->admin, prev->admin, 0);
 
     return NGX_CONF_OK;
 }
@@ -378,6 +408,32 @@ ngx_http_cart_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     lcf->api = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_cart_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cart_module);
+    cmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* cart_admin: the promotions API, served by the same dispatcher */
+
+static char *
+ngx_http_cart_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cart_loc_conf_t  *lcf = conf;
+
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    if (lcf->admin != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    lcf->admin = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_cart_handler;
@@ -452,6 +508,8 @@ ngx_http_cart_exit_process(ngx_cycle_t *cycle)
     ngx_http_cart_main_conf_t  *cmcf;
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cart_module);
+
+    ngx_http_cart_promos_exit();
 
     if (cmcf) {
         ngx_http_cart_redis_exit_worker(cmcf);

@@ -68,6 +68,9 @@ typedef struct {
     ngx_http_complex_value_t      *catalog;
     ngx_http_cart_jwt_t           *jwt;         /* cart_jwt_key */
     ngx_http_cart_cookie_t        *guest_cookie;
+    ngx_http_complex_value_t      *inventory;
+    ngx_http_complex_value_t      *shipping;
+    ngx_flag_t                     admin;      /* cart_admin: promotions API */
 } ngx_http_cart_loc_conf_t;
 
 
@@ -77,6 +80,7 @@ typedef struct {
     ngx_int_t                      status;     /* HTTP status, or 0 on failure */
     ngx_str_t                      body;
     ngx_uint_t                     done;       /* counted once */
+    void                          *batch;      /* the batch answering, or NULL */
 } ngx_http_cart_fetch_t;
 
 
@@ -88,8 +92,9 @@ typedef ngx_int_t (*ngx_http_cart_action_pt)(ngx_http_request_t *r);
 
 
 /*
- * The request context. Subrequests get one too, holding only "sku", so
- * that $cart_sku evaluates to their SKU inside the upstream location.
+ * The request context. Subrequests get one too, holding only the variable
+ * fields (sku, skus, country, postal_code), so that $cart_sku and the
+ * others evaluate to theirs inside the upstream location.
  */
 typedef struct {
     ngx_str_t                      sku;
@@ -120,6 +125,9 @@ typedef struct {
 
     ngx_str_t                      guest;       /* session of a valid guest cookie */
     ngx_str_t                      set_cookie;  /* Set-Cookie of a 2xx answer */
+
+    ngx_str_t                      country;     /* $cart_country */
+    ngx_str_t                      postal_code; /* $cart_postal_code */
 
     unsigned                       reserved:1;  /* holds an in-flight idem key */
     unsigned                       signed_in:1; /* a user, not a guest */

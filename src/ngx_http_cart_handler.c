@@ -10,12 +10,16 @@
 #include "ngx_http_cart_saved.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_share.h"
+#include "ngx_http_cart_coupons.h"
+#include "ngx_http_cart_checkout.h"
+#include "ngx_http_cart_admin.h"
 
 
-#define NGX_HTTP_CART_BODY  1     /* the route takes a JSON body */
-#define NGX_HTTP_CART_ACCOUNT  2  /* signed-in users only, not guests */
-#define NGX_HTTP_CART_PUBLIC   4  /* no identity at all */
-#define NGX_HTTP_CART_TOKEN    8  /* the "*" is a token, not a sku_id */
+#define NGX_HTTP_CART_BODY      1   /* the route takes a JSON body */
+#define NGX_HTTP_CART_ACCOUNT   2   /* signed-in users only, not guests */
+#define NGX_HTTP_CART_PUBLIC    4   /* no identity at all */
+#define NGX_HTTP_CART_TOKEN     8   /* the "*" is a token, not a sku_id */
+#define NGX_HTTP_CART_OPTIONAL  16  /* the JSON body may also be absent */
 
 
 typedef struct {
@@ -50,6 +54,27 @@ static ngx_http_cart_route_t  ngx_http_cart_routes[] = {
       NGX_HTTP_CART_PUBLIC|NGX_HTTP_CART_TOKEN, ngx_http_cart_share_view },
     { NGX_HTTP_POST, ngx_string("/shared/*/copy"), NGX_HTTP_CART_TOKEN,
       ngx_http_cart_share_copy },
+    { NGX_HTTP_POST, ngx_string("/coupons"), NGX_HTTP_CART_BODY,
+      ngx_http_cart_coupons_apply },
+    { NGX_HTTP_DELETE, ngx_string("/coupons/*"), 0,
+      ngx_http_cart_coupons_remove },
+    { NGX_HTTP_PUT, ngx_string("/shipping-address"), NGX_HTTP_CART_BODY,
+      ngx_http_cart_address_set },
+    { NGX_HTTP_POST, ngx_string("/checkout"),
+      NGX_HTTP_CART_BODY|NGX_HTTP_CART_OPTIONAL, ngx_http_cart_checkout },
+    { 0, ngx_null_string, 0, NULL }
+};
+
+
+/* below a cart_admin location */
+static ngx_http_cart_route_t  ngx_http_cart_admin_routes[] = {
+    { NGX_HTTP_POST, ngx_string("/promotions"), NGX_HTTP_CART_BODY,
+      ngx_http_cart_admin_create },
+    { NGX_HTTP_GET, ngx_string("/promotions"), 0, ngx_http_cart_admin_list },
+    { NGX_HTTP_GET, ngx_string("/promotions/*"), 0,
+      ngx_http_cart_admin_read },
+    { NGX_HTTP_DELETE, ngx_string("/promotions/*"), 0,
+      ngx_http_cart_admin_delete },
     { 0, ngx_null_string, 0, NULL }
 };
 
@@ -129,7 +154,10 @@ ngx_http_cart_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_uint_t                     flags;
     ngx_http_cart_ctx_t           *ctx;
+    ngx_http_cart_loc_conf_t      *lcf;
     const ngx_http_cart_answer_t  *answer;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_ctx_t));
     if (ctx == NULL) {
@@ -142,7 +170,7 @@ ngx_http_cart_handler(ngx_http_request_t *r)
 
     answer = ngx_http_cart_route(r, ctx, &flags);
 
-    if (answer == NULL && !(flags & NGX_HTTP_CART_PUBLIC)) {
+    if (answer == NULL && !lcf->admin && !(flags & NGX_HTTP_CART_PUBLIC)) {
         answer = ngx_http_cart_identity(r, ctx, flags);
     }
 
@@ -153,7 +181,9 @@ ngx_http_cart_handler(ngx_http_request_t *r)
          * nginx's not_modified filter from judging the new ETag again */
         r->disable_not_modified = 1;
 
-        answer = ngx_http_cart_write_headers(r, ctx);
+        if (!lcf->admin) {
+            answer = ngx_http_cart_write_headers(r, ctx);
+        }
     }
 
     if (answer) {
@@ -165,7 +195,11 @@ ngx_http_cart_handler(ngx_http_request_t *r)
         return ngx_http_cart_fail(r, answer);
     }
 
-    if (flags & NGX_HTTP_CART_BODY) {
+    if ((flags & NGX_HTTP_CART_BODY)
+        && !((flags & NGX_HTTP_CART_OPTIONAL)
+             && r->headers_in.content_length_n <= 0
+             && r->headers_in.chunked == 0))
+    {
         return ngx_http_cart_read_body(r);
     }
 
@@ -195,9 +229,11 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
     ngx_str_t                  path;
     ngx_uint_t                 known;
     ngx_http_cart_route_t     *route;
+    ngx_http_cart_loc_conf_t  *lcf;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
     /* the API lives below the location's prefix */
 
@@ -217,7 +253,9 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
 
     known = 0;
 
-    for (route = ngx_http_cart_routes; route->action; route++) {
+    route = lcf->admin ? ngx_http_cart_admin_routes : ngx_http_cart_routes;
+
+    for ( /* void */ ; route->action; route++) {
         n = route->path.len;
         star = ngx_strlchr(route->path.data, route->path.data + n, '*');
 
@@ -674,16 +712,25 @@ ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status, yajl_gen g,
     int64_t version)
 {
     size_t                len;
-    ngx_int_t             rc;
-    ngx_buf_t            *b;
-    ngx_chain_t           out;
-    ngx_table_elt_t      *h;
-    ngx_http_cart_ctx_t  *ctx;
     const unsigned char  *buf;
 
     if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return ngx_http_cart_send_body(r, status, (u_char *) buf, len, version);
+}
+
+
+ngx_int_t
+ngx_http_cart_send_body(ngx_http_request_t *r, ngx_uint_t status, u_char *buf,
+    size_t len, int64_t version)
+{
+    ngx_int_t             rc;
+    ngx_buf_t            *b;
+    ngx_chain_t           out;
+    ngx_table_elt_t      *h;
+    ngx_http_cart_ctx_t  *ctx;
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
@@ -749,8 +796,8 @@ ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status, yajl_gen g,
         return NGX_ERROR;
     }
 
-    b->pos = (u_char *) buf;
-    b->last = (u_char *) buf + len;
+    b->pos = buf;
+    b->last = buf + len;
     b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;

@@ -28,6 +28,10 @@ ngx_int_t ngx_http_cart_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status,
     yajl_gen g, int64_t version);
 
+/* the same with a body already made (a stored answer) */
+ngx_int_t ngx_http_cart_send_body(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *buf, size_t len, int64_t version);
+
 /* {"error":{"code","message"}}; both return the rc to finalize with */
 ngx_int_t ngx_http_cart_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);

@@ -5,21 +5,16 @@
  * counter and the version and refreshes the TTLs. An add first asks the
  * catalog for the price; with an Idempotency-Key it reserves the key
  * before that, so a retry arriving meanwhile sees "in flight".
- * A read is one HGETALL, then the catalog subrequests that annotate it.
+ * A read is one HGETALL, then the pricing layer (ngx_http_cart_pricing.c):
+ * one wave of catalog, inventory and shipping lookups, and the prices.
  */
 
 #include "ngx_http_cart_items.h"
 #include "ngx_http_cart_events.h"
 #include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_pricing.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_subrequest.h"
-
-
-typedef struct {
-    ngx_http_cart_line_t   *lines;
-    ngx_uint_t              nlines;
-    int64_t                 version;
-} ngx_http_cart_view_t;
 
 
 /* what the write scripts may answer instead of 'ok' */
@@ -65,11 +60,9 @@ static void ngx_http_cart_ignore(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_view_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
-static void ngx_http_cart_view_render(ngx_http_request_t *r);
+static void ngx_http_cart_view_priced(ngx_http_request_t *r);
 static void ngx_http_cart_count_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
-static void ngx_http_cart_json_warning(yajl_gen g, const char *code,
-    ngx_str_t *sku, const char *message);
 
 
 /* POST /items {"sku_id", "quantity", "seller_id"?} */
@@ -619,13 +612,8 @@ static void
 ngx_http_cart_view_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
-    size_t                     i;
-    ngx_str_t                  field, value;
     ngx_http_cart_ctx_t       *ctx;
-    ngx_http_cart_line_t      *line;
-    ngx_http_cart_view_t      *view;
-    ngx_http_cart_fetch_t     *f;
-    ngx_http_cart_loc_conf_t  *lcf;
+    ngx_http_cart_snapshot_t  *snap;
 
     if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY) {
         ngx_http_finalize_request(r,
@@ -634,76 +622,16 @@ ngx_http_cart_view_reply(ngx_http_request_t *r, void *data,
     }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
-    view = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_view_t));
-    if (view == NULL) {
+    snap = ngx_http_cart_snapshot(r, reply, 0);
+    if (snap == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    ctx->data = view;
+    ctx->data = snap;
 
-    view->lines = ngx_palloc(r->pool, (reply->elements / 2 + 1)
-                                      * sizeof(ngx_http_cart_line_t));
-    if (view->lines == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    /* the reply dies with this callback: keep copies in the pool */
-
-    for (i = 0; i + 1 < reply->elements; i += 2) {
-        if (ngx_http_cart_reply_str(reply, i, &field) != NGX_OK
-            || ngx_http_cart_reply_str(reply, i + 1, &value) != NGX_OK)
-        {
-            continue;
-        }
-
-        if (field.len == 2 && field.data[0] == '#' && field.data[1] == 'v') {
-            view->version = ngx_atoof(value.data, value.len);
-            continue;
-        }
-
-        line = &view->lines[view->nlines];
-
-        line->sku.data = ngx_pstrdup(r->pool, &field);
-        value.data = ngx_pstrdup(r->pool, &value);
-
-        if (line->sku.data == NULL || value.data == NULL) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        line->sku.len = field.len;
-
-        if (ngx_http_cart_line_parse(&value, line) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "cart: skipping malformed line \"%V\" in \"%V\"",
-                          &field, &ctx->cart_key);
-            continue;
-        }
-
-        view->nlines++;
-    }
-
-    if (lcf->catalog == NULL || view->nlines == 0) {
-        ngx_http_cart_view_render(r);
-        return;
-    }
-
-    f = ngx_pcalloc(r->pool, view->nlines * sizeof(ngx_http_cart_fetch_t));
-    if (f == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    for (i = 0; i < view->nlines; i++) {
-        f[i].sku = view->lines[i].sku;
-    }
-
-    if (ngx_http_cart_fetch(r, lcf->catalog, f, view->nlines,
-                            ngx_http_cart_view_render)
+    if (ngx_http_cart_pricing_fetch(r, snap, 0, ngx_http_cart_view_priced)
         != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -712,138 +640,28 @@ ngx_http_cart_view_reply(ngx_http_request_t *r, void *data,
 
 
 static void
-ngx_http_cart_view_render(ngx_http_request_t *r)
+ngx_http_cart_view_priced(ngx_http_request_t *r)
 {
-    int64_t                     count, subtotal;
-    yajl_gen                    g;
-    ngx_int_t                  *found;
-    ngx_uint_t                  i;
-    ngx_http_cart_ctx_t        *ctx;
-    ngx_http_cart_line_t       *line;
-    ngx_http_cart_view_t       *view;
-    ngx_http_cart_product_t    *product;
-    ngx_http_cart_main_conf_t  *cmcf;
+    yajl_gen                   g;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_priced_t    *priced;
+    ngx_http_cart_snapshot_t  *snap;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
-    view = ctx->data;
+    snap = ctx->data;
 
     g = ngx_http_cart_json_gen(r->pool);
-    product = ngx_palloc(r->pool, (view->nlines + 1)
-                                  * sizeof(ngx_http_cart_product_t));
-    found = ngx_palloc(r->pool, (view->nlines + 1) * sizeof(ngx_int_t));
+    priced = ngx_http_cart_price(r, snap, &snap->coupon);
 
-    if (g == NULL || product == NULL || found == NULL) {
+    if (g == NULL || priced == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    count = 0;
-    subtotal = 0;
-
-    yajl_gen_map_open(g);
-    ngx_http_cart_json_cart_id(g, ctx);
-    ngx_http_cart_json_key(g, "items");
-    yajl_gen_array_open(g);
-
-    for (i = 0; i < view->nlines; i++) {
-        line = &view->lines[i];
-
-        count += line->qty;
-        if (line->price >= 0) {
-            subtotal += line->qty * line->price;
-        }
-
-        yajl_gen_map_open(g);
-        ngx_http_cart_json_key(g, "sku_id");
-        ngx_http_cart_json_str(g, &line->sku);
-        ngx_http_cart_json_key(g, "quantity");
-        ngx_http_cart_json_int(g, line->qty);
-        ngx_http_cart_json_key(g, "price_at_add");
-        ngx_http_cart_json_price(g, line->price);
-        ngx_http_cart_json_key(g, "seller_id");
-        ngx_http_cart_json_str(g, &line->seller);
-
-        ngx_http_cart_json_key(g, "added_at");
-        ngx_http_cart_json_time(g, line->added);
-
-        found[i] = ctx->fetches
-                   ? ngx_http_cart_product(r, &ctx->fetches[i], &product[i])
-                   : NGX_DONE;
-
-        if (found[i] == NGX_OK) {
-            ngx_http_cart_json_key(g, "current_price");
-            ngx_http_cart_json_amount(g, product[i].price);
-            ngx_http_cart_json_key(g, "price_changed");
-            yajl_gen_bool(g, line->price >= 0
-                             && line->price != product[i].price);
-            ngx_http_cart_json_key(g, "name");
-            ngx_http_cart_json_str(g, &product[i].name);
-            ngx_http_cart_json_key(g, "seller");
-            ngx_http_cart_json_str(g, product[i].seller.len
-                                      ? &product[i].seller : &line->seller);
-            ngx_http_cart_json_key(g, "image");
-            ngx_http_cart_json_str(g, &product[i].image);
-
-        } else if (found[i] == NGX_DECLINED) {
-            ngx_http_cart_json_key(g, "available");
-            yajl_gen_bool(g, 0);
-
-        } else if (found[i] == NGX_ERROR) {
-            ngx_http_cart_json_key(g, "price_verified");
-            yajl_gen_bool(g, 0);
-        }
-
-        yajl_gen_map_close(g);
-    }
-
-    yajl_gen_array_close(g);
-
-    ngx_http_cart_json_key(g, "item_count");
-    ngx_http_cart_json_int(g, count);
-    ngx_http_cart_json_key(g, "subtotal");
-    ngx_http_cart_json_amount(g, subtotal);
-    ngx_http_cart_json_key(g, "currency");
-    ngx_http_cart_json_str(g, &cmcf->currency);
-    ngx_http_cart_json_key(g, "version");
-    ngx_http_cart_json_int(g, view->version);
-
-    ngx_http_cart_json_key(g, "warnings");
-    yajl_gen_array_open(g);
-
-    for (i = 0; i < view->nlines; i++) {
-        line = &view->lines[i];
-
-        if (found[i] == NGX_DECLINED) {
-            ngx_http_cart_json_warning(g, "unavailable", &line->sku,
-                                       "this item is no longer sold");
-
-        } else if (found[i] == NGX_ERROR) {
-            ngx_http_cart_json_warning(g, "price_unverified", &line->sku,
-                                       "the current price could not be "
-                                       "checked");
-
-        } else if (found[i] == NGX_OK && line->price >= 0
-                   && product[i].price > line->price)
-        {
-            ngx_http_cart_json_warning(g, "price_increased", &line->sku,
-                                       "the price went up since the item "
-                                       "was added");
-
-        } else if (found[i] == NGX_OK && line->price >= 0
-                   && product[i].price < line->price)
-        {
-            ngx_http_cart_json_warning(g, "price_decreased", &line->sku,
-                                       "the price went down since the item "
-                                       "was added");
-        }
-    }
-
-    yajl_gen_array_close(g);
-    yajl_gen_map_close(g);
+    ngx_http_cart_render_view(r, g, snap, priced, snap->version);
 
     ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g,
-                                                    view->version));
+                                                    snap->version));
 }
 
 
@@ -910,149 +728,4 @@ ngx_http_cart_count_reply(ngx_http_request_t *r, void *data,
     yajl_gen_map_close(g);
 
     ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g, -1));
-}
-
-
-/*
- * The catalog document of one fetch: NGX_OK with the product,
- * NGX_DECLINED when the catalog does not know the SKU (404),
- * NGX_ERROR when the catalog failed or answered something unusable.
- */
-
-ngx_int_t
-ngx_http_cart_product(ngx_http_request_t *r, ngx_http_cart_fetch_t *f,
-    ngx_http_cart_product_t *product)
-{
-    yajl_val   doc, v;
-    ngx_str_t *s;
-    ngx_uint_t i;
-
-    static const char  *names[] = { "name", "seller_id", "image" };
-
-    if (f->status == NGX_HTTP_NOT_FOUND) {
-        return NGX_DECLINED;
-    }
-
-    if (f->status != NGX_HTTP_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "cart: catalog answered %i for \"%V\"",
-                      f->status, &f->sku);
-        return NGX_ERROR;
-    }
-
-    doc = ngx_http_cart_json_parse(r->pool, f->body.data, f->body.len);
-
-    if (doc == NULL
-        || ngx_http_cart_json_money(ngx_http_cart_json_field(doc, "price"),
-                                    &product->price)
-           != NGX_OK
-        || product->price < 0)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "cart: catalog document for \"%V\" has no valid price",
-                      &f->sku);
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < 3; i++) {
-        s = i == 0 ? &product->name : i == 1 ? &product->seller
-                                             : &product->image;
-        ngx_str_null(s);
-
-        v = ngx_http_cart_json_field(doc, names[i]);
-
-        if (YAJL_IS_STRING(v)) {
-            s->data = (u_char *) YAJL_GET_STRING(v);
-            s->len = ngx_strlen(s->data);
-        }
-    }
-
-    if (product->seller.len
-        && ngx_http_cart_valid_id(&product->seller, NGX_HTTP_CART_MAX_SKU_LEN)
-           != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "cart: catalog document for \"%V\" has an invalid "
-                      "seller_id", &f->sku);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-/* "qty|price|seller|added_at" as written by src/lua/_lib.lua */
-
-ngx_int_t
-ngx_http_cart_line_parse(ngx_str_t *value, ngx_http_cart_line_t *line)
-{
-    u_char  *p, *last, *sep[3];
-    ngx_uint_t  n;
-
-    p = value->data;
-    last = p + value->len;
-
-    for (n = 0; n < 3; n++) {
-        sep[n] = ngx_strlchr(p, last, '|');
-        if (sep[n] == NULL) {
-            return NGX_ERROR;
-        }
-
-        p = sep[n] + 1;
-    }
-
-    line->qty = ngx_atoof(value->data, sep[0] - value->data);
-    line->price = sep[1] - sep[0] > 1
-                  ? ngx_atoof(sep[0] + 1, sep[1] - sep[0] - 1) : -1;
-    line->seller.data = sep[1] + 1;
-    line->seller.len = sep[2] - sep[1] - 1;
-    line->added = ngx_atotm(sep[2] + 1, last - sep[2] - 1);
-
-    if (line->qty == NGX_ERROR || line->added == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-void
-ngx_http_cart_json_price(yajl_gen g, int64_t price)
-{
-    if (price < 0) {
-        yajl_gen_null(g);
-        return;
-    }
-
-    ngx_http_cart_json_amount(g, price);
-}
-
-
-static void
-ngx_http_cart_json_warning(yajl_gen g, const char *code, ngx_str_t *sku,
-    const char *message)
-{
-    yajl_gen_map_open(g);
-    ngx_http_cart_json_key(g, "code");
-    yajl_gen_string(g, (const unsigned char *) code, ngx_strlen(code));
-    ngx_http_cart_json_key(g, "sku_id");
-    ngx_http_cart_json_str(g, sku);
-    ngx_http_cart_json_key(g, "message");
-    yajl_gen_string(g, (const unsigned char *) message, ngx_strlen(message));
-    yajl_gen_map_close(g);
-}
-
-
-/* "cart:user-123", the seed's cart id: the key without its hash tag */
-
-void
-ngx_http_cart_json_cart_id(yajl_gen g, ngx_http_cart_ctx_t *ctx)
-{
-    u_char  buf[sizeof("cart:") - 1 + sizeof("user-") + NGX_HTTP_CART_MAX_USER_LEN];
-    u_char *p;
-
-    p = ngx_sprintf(buf, "cart:%V", &ctx->owner);
-
-    ngx_http_cart_json_key(g, "cart_id");
-    yajl_gen_string(g, buf, p - buf);
 }

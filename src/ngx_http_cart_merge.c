@@ -37,7 +37,7 @@ typedef struct {
     ngx_str_t                  id;        /* the claim's */
     ngx_str_t                  marker;    /* merged:{user}:<id> */
     ngx_uint_t                 round;
-    ngx_http_cart_applied_t    result;
+    ngx_http_cart_apply_answer_t    result;
     unsigned                   changed:1; /* this request merged lines */
 } ngx_http_cart_merge_t;
 
@@ -228,11 +228,11 @@ ngx_http_cart_merge_claim(ngx_http_request_t *r, const char *mode)
     args[7] = ctx->owner;
     args[8] = m->id.len ? m->id : m->mine;
 
-    return ngx_http_cart_script_call(r, NGX_HTTP_CART_SCRIPT_MERGE_CLAIM,
-                                     m->keys, 3, args, 9,
-                                     mode[0] == 'c'
-                                     ? ngx_http_cart_merge_claimed
-                                     : ngx_http_cart_merge_finished);
+    return ngx_http_cart_script_run(r, NGX_HTTP_CART_SCRIPT_MERGE_CLAIM,
+                                    m->keys, 3, args, 9,
+                                    mode[0] == 'c'
+                                    ? ngx_http_cart_merge_claimed
+                                    : ngx_http_cart_merge_finished, NULL);
 }
 
 
@@ -518,7 +518,7 @@ ngx_http_cart_apply(ngx_http_request_t *r, ngx_uint_t check,
 
 ngx_int_t
 ngx_http_cart_applied(ngx_http_request_t *r, redisReply *reply,
-    ngx_http_cart_applied_t *a)
+    ngx_http_cart_apply_answer_t *a)
 {
     size_t                         i;
     int64_t                        applied, conflicts;

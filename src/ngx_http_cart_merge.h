@@ -41,7 +41,7 @@ typedef struct {
     int64_t           conflicts;
     ngx_array_t      *adjusted;   /* of ngx_http_cart_adjusted_t */
     ngx_array_t      *lines;      /* of ngx_http_cart_applied_line_t */
-} ngx_http_cart_applied_t;
+} ngx_http_cart_apply_answer_t;
 
 
 ngx_int_t ngx_http_cart_merge(ngx_http_request_t *r);
@@ -57,7 +57,7 @@ ngx_int_t ngx_http_cart_apply(ngx_http_request_t *r, ngx_uint_t check,
 
 /* adds apply.lua's answer to "a" (its arrays created when NULL) */
 ngx_int_t ngx_http_cart_applied(ngx_http_request_t *r, redisReply *reply,
-    ngx_http_cart_applied_t *a);
+    ngx_http_cart_apply_answer_t *a);
 
 /* "adjusted":[{"sku_id","requested","quantity","reason"}, ...] */
 void ngx_http_cart_json_adjusted(yajl_gen g, ngx_array_t *adjusted);

@@ -12,19 +12,20 @@
 
 typedef struct {
     ngx_http_cart_script_e           script;
+    ngx_str_t                        key;        /* routes the command */
+    void                            *data;
     int                              argc;
     const char                     **argv;
     size_t                          *argvlen;
     ngx_http_cart_redis_handler_pt   handler;
-    ngx_str_t                        key;        /* routes the command */
     unsigned                         retried:1;
 } ngx_http_cart_script_call_t;
 
 
-static ngx_int_t ngx_http_cart_script_eval(ngx_http_request_t *r,
-    ngx_http_cart_script_e script, ngx_str_t *keys, ngx_uint_t nkeys,
-    ngx_str_t *prefix, ngx_uint_t nprefix, ngx_str_t *args, ngx_uint_t nargs,
-    ngx_http_cart_redis_handler_pt handler);
+static ngx_int_t ngx_http_cart_script_write_full(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *own, ngx_uint_t nown,
+    ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler,
+    void *data);
 static void ngx_http_cart_script_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 
@@ -39,6 +40,11 @@ static ngx_http_cart_redis_script_t  ngx_http_cart_script_text[] = {
     { ngx_http_cart_lua_save, sizeof(ngx_http_cart_lua_save) - 1 },
     { ngx_http_cart_lua_saved_move, sizeof(ngx_http_cart_lua_saved_move) - 1 },
     { ngx_http_cart_lua_saved_drop, sizeof(ngx_http_cart_lua_saved_drop) - 1 },
+    { ngx_http_cart_lua_snapshot, sizeof(ngx_http_cart_lua_snapshot) - 1 },
+    { ngx_http_cart_lua_meta, sizeof(ngx_http_cart_lua_meta) - 1 },
+    { ngx_http_cart_lua_checkout, sizeof(ngx_http_cart_lua_checkout) - 1 },
+    { ngx_http_cart_lua_redeem, sizeof(ngx_http_cart_lua_redeem) - 1 },
+    { ngx_http_cart_lua_promo, sizeof(ngx_http_cart_lua_promo) - 1 },
 };
 
 static u_char  ngx_http_cart_script_sha[NGX_HTTP_CART_SCRIPT_N][40];
@@ -76,8 +82,8 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
     ngx_http_cart_redis_handler_pt handler)
 {
-    return ngx_http_cart_script_write_keys(r, script, NULL, 0, args, nargs,
-                                           handler);
+    return ngx_http_cart_script_write_full(r, script, NULL, 0, args, nargs,
+                                           handler, NULL);
 }
 
 
@@ -86,9 +92,35 @@ ngx_http_cart_script_write_keys(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *own, ngx_uint_t nown,
     ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler)
 {
+    return ngx_http_cart_script_write_full(r, script, own, nown, args, nargs,
+                                           handler, NULL);
+}
+
+
+ngx_int_t
+ngx_http_cart_script_write_data(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_cart_redis_handler_pt handler, void *data)
+{
+    return ngx_http_cart_script_write_full(r, script, NULL, 0, args, nargs,
+                                           handler, data);
+}
+
+
+/*
+ * KEYS: cart, counter, the idempotency key when there is one, then the
+ * script's own keys; ARGV: the shared prefix of src/lua/_lib.lua, then args.
+ */
+
+static ngx_int_t
+ngx_http_cart_script_write_full(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *own, ngx_uint_t nown,
+    ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler,
+    void *data)
+{
     u_char                     *p;
-    ngx_str_t                   prefix[NGX_HTTP_CART_SCRIPT_ARGV_PREFIX];
     ngx_str_t                   keys[3 + NGX_HTTP_CART_SCRIPT_MAX_OWN];
+    ngx_str_t                  *argv;
     ngx_uint_t                  i, nkeys;
     ngx_http_cart_ctx_t        *ctx;
     ngx_http_cart_main_conf_t  *cmcf;
@@ -125,61 +157,57 @@ ngx_http_cart_script_write_keys(ngx_http_request_t *r,
         keys[nkeys++] = own[i];
     }
 
+    argv = ngx_palloc(r->pool, (NGX_HTTP_CART_SCRIPT_ARGV_PREFIX + nargs)
+                               * sizeof(ngx_str_t));
     p = ngx_pnalloc(r->pool, 2 * NGX_TIME_T_LEN + NGX_INT_T_LEN + 1);
-    if (p == NULL) {
+
+    if (argv == NULL || p == NULL) {
         return NGX_ERROR;
     }
 
-    prefix[0].data = p;
-    prefix[0].len = ngx_sprintf(p, "%T", ngx_time()) - p;
-    p += prefix[0].len;
+    argv[0].data = p;
+    argv[0].len = ngx_sprintf(p, "%T", ngx_time()) - p;
+    p += argv[0].len;
 
-    prefix[1].data = p;
-    prefix[1].len = ngx_sprintf(p, "%T", ctx->ttl) - p;
-    p += prefix[1].len;
+    argv[1].data = p;
+    argv[1].len = ngx_sprintf(p, "%T", ctx->ttl) - p;
+    p += argv[1].len;
 
-    prefix[2] = ctx->if_match;
+    argv[2] = ctx->if_match;
 
     /* _lib.lua takes a fingerprint as the sign that KEYS[3] is idem */
-    ngx_str_null(&prefix[3]);
+    ngx_str_null(&argv[3]);
     if (ctx->idem_key.len) {
-        prefix[3] = ctx->fingerprint;
+        argv[3] = ctx->fingerprint;
     }
 
-    prefix[4].data = p;
-    prefix[4].len = ngx_sprintf(p, "%T", cmcf->idempotency_ttl) - p;
+    argv[4].data = p;
+    argv[4].len = ngx_sprintf(p, "%T", cmcf->idempotency_ttl) - p;
 
-    ngx_str_set(&prefix[5], "0");
+    ngx_str_set(&argv[5], "0");
     if (ctx->reserved) {
-        ngx_str_set(&prefix[5], "1");
+        ngx_str_set(&argv[5], "1");
     }
 
-    return ngx_http_cart_script_eval(r, script, keys, nkeys, prefix,
-                                     NGX_HTTP_CART_SCRIPT_ARGV_PREFIX, args,
-                                     nargs, handler);
+    for (i = 0; i < nargs; i++) {
+        argv[NGX_HTTP_CART_SCRIPT_ARGV_PREFIX + i] = args[i];
+    }
+
+    return ngx_http_cart_script_run(r, script, keys, nkeys, argv,
+                                    NGX_HTTP_CART_SCRIPT_ARGV_PREFIX + nargs,
+                                    handler, data);
 }
 
+
+/* EVALSHA sha nkeys keys... args...; keys[0] routes it */
 
 ngx_int_t
-ngx_http_cart_script_call(ngx_http_request_t *r,
-    ngx_http_cart_script_e script, ngx_str_t *keys, ngx_uint_t nkeys,
-    ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler)
-{
-    return ngx_http_cart_script_eval(r, script, keys, nkeys, NULL, 0, args,
-                                     nargs, handler);
-}
-
-
-/* EVALSHA sha nkeys keys... prefix... args...; keys[0] routes it */
-
-static ngx_int_t
-ngx_http_cart_script_eval(ngx_http_request_t *r,
-    ngx_http_cart_script_e script, ngx_str_t *keys, ngx_uint_t nkeys,
-    ngx_str_t *prefix, ngx_uint_t nprefix, ngx_str_t *args, ngx_uint_t nargs,
-    ngx_http_cart_redis_handler_pt handler)
+ngx_http_cart_script_run(ngx_http_request_t *r, ngx_http_cart_script_e script,
+    ngx_str_t *keys, ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_cart_redis_handler_pt handler, void *data)
 {
     u_char                       *p;
-    ngx_uint_t                    i, j;
+    ngx_uint_t                    i, k;
     ngx_http_cart_script_call_t  *call;
 
     call = ngx_palloc(r->pool, sizeof(ngx_http_cart_script_call_t));
@@ -188,10 +216,11 @@ ngx_http_cart_script_eval(ngx_http_request_t *r,
     }
 
     call->script = script;
+    call->key = keys[0];
+    call->data = data;
     call->handler = handler;
     call->retried = 0;
-    call->key = keys[0];
-    call->argc = 3 + nkeys + nprefix + nargs;
+    call->argc = 3 + nkeys + nargs;
     call->argv = ngx_palloc(r->pool, call->argc * sizeof(char *));
     call->argvlen = ngx_palloc(r->pool, call->argc * sizeof(size_t));
     p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
@@ -209,23 +238,18 @@ ngx_http_cart_script_eval(ngx_http_request_t *r,
 
     i = 3;
 
-    for (j = 0; j < nkeys; j++, i++) {
-        call->argv[i] = (char *) keys[j].data;
-        call->argvlen[i] = keys[j].len;
+    for (k = 0; k < nkeys; k++, i++) {
+        call->argv[i] = (char *) keys[k].data;
+        call->argvlen[i] = keys[k].len;
     }
 
-    for (j = 0; j < nprefix; j++, i++) {
-        call->argv[i] = (char *) prefix[j].data;
-        call->argvlen[i] = prefix[j].len;
+    for (k = 0; k < nargs; k++, i++) {
+        call->argv[i] = (char *) args[k].data;
+        call->argvlen[i] = args[k].len;
     }
 
-    for (j = 0; j < nargs; j++, i++) {
-        call->argv[i] = (char *) args[j].data;
-        call->argvlen[i] = args[j].len;
-    }
-
-    return ngx_http_cart_redis_command(r, &call->key, call->argc,
-                                       call->argv, call->argvlen,
+    return ngx_http_cart_redis_command(r, &call->key, call->argc, call->argv,
+                                       call->argvlen,
                                        ngx_http_cart_script_reply, call);
 }
 
@@ -264,7 +288,7 @@ ngx_http_cart_script_reply(ngx_http_request_t *r, void *data,
         rc = NGX_ERROR;
     }
 
-    call->handler(r, NULL, reply, rc);
+    call->handler(r, call->data, reply, rc);
 }
 
 

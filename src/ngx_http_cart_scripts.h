@@ -20,6 +20,11 @@ typedef enum {
     NGX_HTTP_CART_SCRIPT_SAVE,
     NGX_HTTP_CART_SCRIPT_SAVED_MOVE,
     NGX_HTTP_CART_SCRIPT_SAVED_DROP,
+    NGX_HTTP_CART_SCRIPT_SNAPSHOT,
+    NGX_HTTP_CART_SCRIPT_META,
+    NGX_HTTP_CART_SCRIPT_CHECKOUT,
+    NGX_HTTP_CART_SCRIPT_REDEEM,
+    NGX_HTTP_CART_SCRIPT_PROMO,
     NGX_HTTP_CART_SCRIPT_N
 } ngx_http_cart_script_e;
 
@@ -45,10 +50,20 @@ ngx_int_t ngx_http_cart_script_write_keys(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *own, ngx_uint_t nown,
     ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler);
 
-/* any script, with exactly these KEYS and ARGV (KEYS[1] routes it) */
-ngx_int_t ngx_http_cart_script_call(ngx_http_request_t *r,
+/* the same, with data for the handler */
+ngx_int_t ngx_http_cart_script_write_data(ngx_http_request_t *r,
+    ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_cart_redis_handler_pt handler, void *data);
+
+/*
+ * Runs any script with exactly these KEYS and ARGV (merge claims,
+ * promotions, redemptions): keys[0] routes the command; data goes to
+ * the handler.
+ */
+ngx_int_t ngx_http_cart_script_run(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *keys, ngx_uint_t nkeys,
-    ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler);
+    ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler,
+    void *data);
 
 /* element i of an array reply, as a string / an integer */
 ngx_int_t ngx_http_cart_reply_str(redisReply *reply, size_t i, ngx_str_t *s);

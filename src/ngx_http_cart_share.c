@@ -34,7 +34,7 @@ typedef struct {
     ngx_http_cart_line_t      *lines;
     ngx_uint_t                 nlines;
     ngx_http_cart_resume_pt    next;
-    ngx_http_cart_applied_t    result;
+    ngx_http_cart_apply_answer_t    result;
 } ngx_http_cart_share_t;
 
 

@@ -3,15 +3,37 @@
  * parallel: each subrequest is in memory and "waited"; its post handler
  * records status and body and counts down; the parent's write event
  * handler, which nginx posts whenever a subrequest finishes, resumes the
- * parent once the count is zero.
+ * parent once the count is zero. Other asynchronous work (a Redis read
+ * running alongside) joins the count with hold/release.
  */
 
 #include "ngx_http_cart_subrequest.h"
 
 
+/* one subrequest answering several SKUs ($cart_skus) */
+typedef struct {
+    ngx_http_cart_fetch_t  *fetches;
+    ngx_uint_t              n;
+    ngx_uint_t              done;
+    ngx_int_t               parsed;     /* 0: not yet; NGX_OK; NGX_ERROR */
+    yajl_val                doc;
+} ngx_http_cart_batch_t;
+
+
+static ngx_int_t ngx_http_cart_fetch_one(ngx_http_request_t *r,
+    ngx_http_complex_value_t *uri, ngx_http_post_subrequest_pt handler,
+    void *data, ngx_str_t *sku, ngx_str_t *skus);
+static ngx_int_t ngx_http_cart_fetch_batch(ngx_http_request_t *r,
+    ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
+    ngx_uint_t n);
 static ngx_int_t ngx_http_cart_fetch_done(ngx_http_request_t *r, void *data,
     ngx_int_t rc);
+static ngx_int_t ngx_http_cart_batch_done(ngx_http_request_t *r, void *data,
+    ngx_int_t rc);
+static ngx_int_t ngx_http_cart_fetch_result(ngx_http_request_t *r,
+    ngx_int_t rc, ngx_int_t *status, ngx_str_t *body);
 static void ngx_http_cart_fetch_wake(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_cart_fetch_is_batch(ngx_http_complex_value_t *uri);
 static ngx_int_t ngx_http_cart_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -23,6 +45,13 @@ static ngx_http_variable_t  ngx_http_cart_variables[] = {
 
     { ngx_string("cart_skus"), NULL, ngx_http_cart_variable,
       offsetof(ngx_http_cart_ctx_t, skus), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cart_country"), NULL, ngx_http_cart_variable,
+      offsetof(ngx_http_cart_ctx_t, country), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cart_postal_code"), NULL, ngx_http_cart_variable,
+      offsetof(ngx_http_cart_ctx_t, postal_code), NGX_HTTP_VAR_NOCACHEABLE,
+      0 },
 
       ngx_http_null_variable
 };
@@ -47,7 +76,7 @@ ngx_http_cart_subrequest_add_variables(ngx_conf_t *cf)
 }
 
 
-/* $cart_sku and $cart_skus: the parent's while the URI is evaluated, the
+/* $cart_sku and the others: the parent's while the URI is evaluated, the
  * subrequest's own inside the upstream location */
 
 static ngx_int_t
@@ -81,89 +110,201 @@ ngx_http_cart_fetch(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     ngx_http_cart_fetch_t *fetches, ngx_uint_t n,
     ngx_http_cart_resume_pt resume)
 {
-    ngx_str_t                    path, args;
-    ngx_uint_t                   i, flags;
-    ngx_http_request_t          *sr;
-    ngx_http_cart_ctx_t         *ctx, *sctx;
-    ngx_http_post_subrequest_t  *ps;
+    ngx_http_cart_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
     ctx->fetches = fetches;
     ctx->nfetches = n;
-    ctx->pending = 0;
-    ctx->resume = resume;
+
+    if (ngx_http_cart_fetch_start(r, uri, fetches, n) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_cart_fetch_wait(r, resume);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_cart_fetch_start(ngx_http_request_t *r,
+    ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
+    ngx_uint_t n)
+{
+    ngx_uint_t  i;
 
     for (i = 0; i < n; i++) {
         fetches[i].status = 0;
         fetches[i].done = 0;
+        fetches[i].batch = NULL;
         ngx_str_null(&fetches[i].body);
+    }
 
-        ctx->sku = fetches[i].sku;
+    if (ngx_http_cart_fetch_is_batch(uri)) {
+        return ngx_http_cart_fetch_batch(r, uri, fetches, n);
+    }
 
-        if (ngx_http_complex_value(r, uri, &path) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        ngx_str_null(&args);
-        flags = NGX_HTTP_LOG_UNSAFE;
-
-        if (ngx_http_parse_unsafe_uri(r, &path, &args, &flags) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "cart: unsafe upstream URI \"%V\"", &path);
-            return NGX_ERROR;
-        }
-
-        ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
-        sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_ctx_t));
-        if (ps == NULL || sctx == NULL) {
-            return NGX_ERROR;
-        }
-
-        ps->handler = ngx_http_cart_fetch_done;
-        ps->data = &fetches[i];
-
-        if (ngx_http_subrequest(r, &path, &args, &sr, ps,
-                                NGX_HTTP_SUBREQUEST_IN_MEMORY
-                                |NGX_HTTP_SUBREQUEST_WAITED)
+    for (i = 0; i < n; i++) {
+        if (ngx_http_cart_fetch_one(r, uri, ngx_http_cart_fetch_done,
+                                    &fetches[i], &fetches[i].sku, NULL)
             != NGX_OK)
         {
             return NGX_ERROR;
         }
-
-        /* a lookup, whatever the client's method and body were */
-        sr->method = NGX_HTTP_GET;
-        sr->method_name = ngx_http_core_get_method;
-        sr->request_body = NULL;
-        sr->header_only = 0;
-
-        sctx->sku = fetches[i].sku;
-        sctx->skus = ctx->skus;
-        ngx_http_set_ctx(sr, sctx, ngx_http_cart_module);
-
-        ctx->pending++;
     }
 
-    ngx_str_null(&ctx->sku);
+    return NGX_OK;
+}
 
-    r->write_event_handler = ngx_http_cart_fetch_wake;
+
+/* batches of up to NGX_HTTP_CART_BATCH_MAX SKUs, one subrequest each */
+
+static ngx_int_t
+ngx_http_cart_fetch_batch(ngx_http_request_t *r,
+    ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
+    ngx_uint_t n)
+{
+    u_char                 *p;
+    size_t                  len;
+    ngx_str_t               skus;
+    ngx_uint_t              i, k, m;
+    ngx_http_cart_batch_t  *batch;
+
+    for (i = 0; i < n; i += m) {
+        m = ngx_min(n - i, NGX_HTTP_CART_BATCH_MAX);
+
+        batch = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_batch_t));
+        if (batch == NULL) {
+            return NGX_ERROR;
+        }
+
+        batch->fetches = &fetches[i];
+        batch->n = m;
+
+        len = 0;
+        for (k = 0; k < m; k++) {
+            len += fetches[i + k].sku.len + 1;
+            fetches[i + k].batch = batch;
+        }
+
+        skus.data = ngx_pnalloc(r->pool, len);
+        if (skus.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = skus.data;
+        for (k = 0; k < m; k++) {
+            if (k) {
+                *p++ = ',';
+            }
+
+            p = ngx_cpymem(p, fetches[i + k].sku.data, fetches[i + k].sku.len);
+        }
+
+        skus.len = p - skus.data;
+
+        if (ngx_http_cart_fetch_one(r, uri, ngx_http_cart_batch_done, batch,
+                                    NULL, &skus)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
 }
 
 
 static ngx_int_t
+ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
+    ngx_http_post_subrequest_pt handler, void *data, ngx_str_t *sku,
+    ngx_str_t *skus)
+{
+    ngx_str_t                    path, args;
+    ngx_uint_t                   flags;
+    ngx_http_request_t          *sr;
+    ngx_http_cart_ctx_t         *ctx, *sctx;
+    ngx_http_post_subrequest_t  *ps;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (sku) {
+        ctx->sku = *sku;
+    }
+
+    if (skus) {
+        ctx->skus = *skus;
+    }
+
+    if (ngx_http_complex_value(r, uri, &path) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_null(&ctx->sku);
+    ngx_str_null(&ctx->skus);
+
+    ngx_str_null(&args);
+    flags = NGX_HTTP_LOG_UNSAFE;
+
+    if (ngx_http_parse_unsafe_uri(r, &path, &args, &flags) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cart: unsafe upstream URI \"%V\"", &path);
+        return NGX_ERROR;
+    }
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_ctx_t));
+    if (ps == NULL || sctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ps->handler = handler;
+    ps->data = data;
+
+    if (ngx_http_subrequest(r, &path, &args, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_IN_MEMORY
+                            |NGX_HTTP_SUBREQUEST_WAITED)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* a lookup, whatever the client's method and body were */
+    sr->method = NGX_HTTP_GET;
+    sr->method_name = ngx_http_core_get_method;
+    sr->request_body = NULL;
+    sr->header_only = 0;
+
+    if (sku) {
+        sctx->sku = *sku;
+    }
+
+    if (skus) {
+        sctx->skus = *skus;
+    }
+
+    sctx->country = ctx->country;
+    sctx->postal_code = ctx->postal_code;
+    ngx_http_set_ctx(sr, sctx, ngx_http_cart_module);
+
+    ctx->pending++;
+
+    return NGX_OK;
+}
+
+
+/*
+ * nginx may finalize a subrequest more than once (an error status first,
+ * then its error page; a non-active subrequest, then again when it becomes
+ * active): the first call decides.
+ */
+
+static ngx_int_t
 ngx_http_cart_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
-    ngx_buf_t              *b;
     ngx_http_cart_ctx_t    *pctx;
     ngx_http_cart_fetch_t  *f = data;
-
-    /*
-     * nginx may finalize a subrequest more than once (an error status
-     * first, then its error page; a non-active subrequest, then again when
-     * it becomes active): the first call decides.
-     */
 
     if (f->done) {
         return rc;
@@ -171,47 +312,254 @@ ngx_http_cart_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 
     f->done = 1;
 
-    pctx = ngx_http_get_module_ctx(r->parent, ngx_http_cart_module);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        f->status = rc;
-
-    } else if (rc == NGX_OK) {
-        f->status = r->headers_out.status;
-
-        if (r->out) {
-            b = r->out->buf;
-            f->body.data = b->pos;
-            f->body.len = b->last - b->pos;
-        }
-
-    } else {
-        /* the upstream failed: timeout, refused, body over the buffer */
-        f->status = 0;
-    }
+    ngx_http_cart_fetch_result(r, rc, &f->status, &f->body);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "cart subrequest \"%V\" done: %i, %uz bytes",
                    &f->sku, f->status, f->body.len);
 
+    pctx = ngx_http_get_module_ctx(r->parent, ngx_http_cart_module);
     pctx->pending--;
 
     return rc;
 }
 
 
-static void
-ngx_http_cart_fetch_wake(ngx_http_request_t *r)
+static ngx_int_t
+ngx_http_cart_batch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
+{
+    ngx_str_t               body;
+    ngx_int_t               status;
+    ngx_uint_t              i;
+    ngx_http_cart_ctx_t    *pctx;
+    ngx_http_cart_batch_t  *batch = data;
+
+    if (batch->done) {
+        return rc;
+    }
+
+    batch->done = 1;
+
+    ngx_http_cart_fetch_result(r, rc, &status, &body);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "cart batch subrequest of %ui done: %i, %uz bytes",
+                   batch->n, status, body.len);
+
+    for (i = 0; i < batch->n; i++) {
+        batch->fetches[i].done = 1;
+        batch->fetches[i].status = status;
+        batch->fetches[i].body = body;
+    }
+
+    pctx = ngx_http_get_module_ctx(r->parent, ngx_http_cart_module);
+    pctx->pending--;
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_cart_fetch_result(ngx_http_request_t *r, ngx_int_t rc,
+    ngx_int_t *status, ngx_str_t *body)
+{
+    ngx_buf_t  *b;
+
+    ngx_str_null(body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        *status = rc;
+
+    } else if (rc == NGX_OK) {
+        *status = r->headers_out.status;
+
+        if (r->out) {
+            b = r->out->buf;
+            body->data = b->pos;
+            body->len = b->last - b->pos;
+        }
+
+    } else {
+        /* the upstream failed: timeout, refused, body over the buffer */
+        *status = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_cart_fetch_hold(ngx_http_request_t *r)
+{
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    ctx->pending++;
+}
+
+
+void
+ngx_http_cart_fetch_release(ngx_http_request_t *r)
 {
     ngx_http_cart_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (ctx->pending) {
+    if (--ctx->pending == 0 && ctx->resume) {
+        ngx_http_cart_fetch_wake(r);
+    }
+}
+
+
+void
+ngx_http_cart_fetch_wait(ngx_http_request_t *r, ngx_http_cart_resume_pt resume)
+{
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    ctx->resume = resume;
+    r->write_event_handler = ngx_http_cart_fetch_wake;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "cart wave: %ui pending", ctx->pending);
+
+    if (ctx->pending == 0) {
+        ngx_http_cart_fetch_wake(r);
+    }
+}
+
+
+static void
+ngx_http_cart_fetch_wake(ngx_http_request_t *r)
+{
+    ngx_http_cart_ctx_t      *ctx;
+    ngx_http_cart_resume_pt   resume;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (ctx->pending || ctx->resume == NULL) {
         return;
     }
 
+    /* once per wave: the next wave sets its own */
+    resume = ctx->resume;
+    ctx->resume = NULL;
     r->write_event_handler = ngx_http_request_empty_handler;
 
-    ctx->resume(r);
+    resume(r);
+}
+
+
+ngx_int_t
+ngx_http_cart_fetch_doc(ngx_http_request_t *r, ngx_http_cart_fetch_t *f,
+    yajl_val *doc)
+{
+    size_t                  i;
+    yajl_val                v, obj;
+    ngx_http_cart_batch_t  *batch;
+
+    if (f->status == NGX_HTTP_NOT_FOUND) {
+        return NGX_DECLINED;
+    }
+
+    if (f->status != NGX_HTTP_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cart: upstream answered %i for \"%V\"",
+                      f->status, &f->sku);
+        return NGX_ERROR;
+    }
+
+    batch = f->batch;
+
+    if (batch == NULL) {
+        v = ngx_http_cart_json_parse(r->pool, f->body.data, f->body.len);
+
+        if (!YAJL_IS_OBJECT(v)) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "cart: upstream answer for \"%V\" is not a JSON "
+                          "object", &f->sku);
+            return NGX_ERROR;
+        }
+
+        *doc = v;
+        return NGX_OK;
+    }
+
+    /* a batch answer is parsed once for all of its SKUs */
+
+    if (batch->parsed == 0) {
+        batch->doc = ngx_http_cart_json_parse(r->pool, f->body.data,
+                                              f->body.len);
+        batch->parsed = YAJL_IS_OBJECT(batch->doc) ? NGX_OK : NGX_ERROR;
+
+        if (batch->parsed != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "cart: batch upstream answer is not a JSON object");
+        }
+    }
+
+    if (batch->parsed != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    obj = batch->doc;
+
+    for (i = 0; i < obj->u.object.len; i++) {
+        if (ngx_strlen(obj->u.object.keys[i]) == f->sku.len
+            && ngx_strncmp(obj->u.object.keys[i], f->sku.data, f->sku.len)
+               == 0)
+        {
+            v = obj->u.object.values[i];
+
+            if (YAJL_IS_NULL(v)) {
+                return NGX_DECLINED;
+            }
+
+            if (!YAJL_IS_OBJECT(v)) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "cart: batch upstream answer for \"%V\" is "
+                              "not a JSON object", &f->sku);
+                return NGX_ERROR;
+            }
+
+            *doc = v;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* an upstream URI with $cart_skus is a batch upstream (contract §5) */
+
+static ngx_uint_t
+ngx_http_cart_fetch_is_batch(ngx_http_complex_value_t *uri)
+{
+    u_char  *p, *last;
+
+    p = uri->value.data;
+    last = p + uri->value.len;
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p != '$') {
+            continue;
+        }
+
+        if ((size_t) (last - p) >= sizeof("$cart_skus") - 1
+            && ngx_strncmp(p, "$cart_skus", sizeof("$cart_skus") - 1) == 0)
+        {
+            return 1;
+        }
+
+        if ((size_t) (last - p) >= sizeof("${cart_skus}") - 1
+            && ngx_strncmp(p, "${cart_skus}", sizeof("${cart_skus}") - 1)
+               == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }

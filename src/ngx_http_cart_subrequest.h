@@ -1,8 +1,13 @@
 /*
  * Parallel in-memory GET subrequests to the operator's upstream locations
- * (cart_catalog, later inventory and shipping): one per SKU, with $cart_sku
- * set for each, all started at once; the parent resumes when the last one
- * is done.
+ * (cart_catalog, cart_inventory, cart_shipping).
+ *
+ * A request runs one "wave" at a time: any number of fetch groups started
+ * with ngx_http_cart_fetch_start() (one subrequest per SKU, or, when the
+ * URI uses $cart_skus, one per batch of SKUs), plus any other asynchronous
+ * operations that joined it with ngx_http_cart_fetch_hold(); the parent
+ * resumes once, when the last of them is done. The foundation knows
+ * nothing of what the documents mean.
  */
 
 #ifndef _NGX_HTTP_CART_SUBREQUEST_H_INCLUDED_
@@ -10,18 +15,48 @@
 
 
 #include "ngx_http_cart.h"
+#include "ngx_http_cart_json.h"
+
+
+/* SKUs per batch subrequest: keeps the URI well under common header limits */
+#define NGX_HTTP_CART_BATCH_MAX  50
 
 
 ngx_int_t ngx_http_cart_subrequest_add_variables(ngx_conf_t *cf);
 
 /*
- * Starts one subrequest per element of fetches (their "sku" set), to the
- * URI "uri" evaluates to with $cart_sku = that sku. Results land in the
- * elements; "resume" runs once all are done. NGX_OK: started.
+ * Starts the subrequests for the elements of fetches (their "sku" set),
+ * to the URI "uri" evaluates to with $cart_sku = that sku, or with
+ * $cart_skus = the comma-joined SKUs of a batch when the URI uses
+ * $cart_skus. $cart_country and $cart_postal_code are the request
+ * context's. Results land in the elements. NGX_OK: started.
  */
+ngx_int_t ngx_http_cart_fetch_start(ngx_http_request_t *r,
+    ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
+    ngx_uint_t n);
+
+/* another asynchronous operation joins the wave / is done */
+void ngx_http_cart_fetch_hold(ngx_http_request_t *r);
+void ngx_http_cart_fetch_release(ngx_http_request_t *r);
+
+/* "resume" runs once everything started or held is done — at once, before
+ * this returns, when nothing is pending */
+void ngx_http_cart_fetch_wait(ngx_http_request_t *r,
+    ngx_http_cart_resume_pt resume);
+
+/* one group and wait: start + wait */
 ngx_int_t ngx_http_cart_fetch(ngx_http_request_t *r,
     ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
     ngx_uint_t n, ngx_http_cart_resume_pt resume);
+
+/*
+ * The JSON document a fetch got for its SKU: NGX_OK with *doc (an
+ * object); NGX_DECLINED when the upstream does not know the SKU (404, or
+ * no such key in a batch answer); NGX_ERROR when it failed, timed out or
+ * answered something that is not a JSON object.
+ */
+ngx_int_t ngx_http_cart_fetch_doc(ngx_http_request_t *r,
+    ngx_http_cart_fetch_t *f, yajl_val *doc);
 
 
 #endif /* _NGX_HTTP_CART_SUBREQUEST_H_INCLUDED_ */

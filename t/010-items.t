@@ -62,7 +62,7 @@ Content-Type: application/json
 [{}, {}, {'ETag' => '"2"'}]
 --- response_body_like eval
 ['"version":1', '"seller_id":"seller-2"',
- '^\{"cart_id":"cart:user-i3","items":\[\{"sku_id":"SKU-1","quantity":2,"price_at_add":29.99,"seller_id":"seller-1","added_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ","current_price":29.99,"price_changed":false,"name":"Wireless Mouse","seller":"seller-1","image":"https://cdn.example.com/sku-1.jpg"\},\{"sku_id":"SKU-2","quantity":3,"price_at_add":5.00,"seller_id":"seller-2","added_at":"[^"]+","current_price":5.00,"price_changed":false,"name":"Mouse Pad","seller":"seller-2","image":""\}\],"item_count":5,"subtotal":74.98,"currency":"USD","version":2,"warnings":\[\]\}$']
+ '^\{"cart_id":"cart:user-i3","items":\[\{"sku_id":"SKU-1","quantity":2,"price_at_add":29.99,"seller_id":"seller-1","added_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ","current_price":29.99,"price_changed":false,"name":"Wireless Mouse","seller":"seller-1","image":"https://cdn.example.com/sku-1.jpg"\},\{"sku_id":"SKU-2","quantity":3,"price_at_add":5.00,"seller_id":"seller-2","added_at":"[^"]+","current_price":5.00,"price_changed":false,"name":"Mouse Pad","seller":"seller-2","image":""\}\],"item_count":5,"subtotal":74.98,"currency":"USD","version":2,"warnings":\[\],"sellers":\[\{"seller_id":"seller-1","item_count":2,"subtotal":59.98,"price_adjustment":0.00,"discount":0.00,"shipping":0.00,"estimated_total":59.98\},\{"seller_id":"seller-2","item_count":3,"subtotal":15.00,"price_adjustment":0.00,"discount":0.00,"shipping":0.00,"estimated_total":15.00\}\],"promotions_applied":\[\],"coupon":null,"shipping_address":null,"shipping":\[\],"price_adjustment":0.00,"discount":0.00,"shipping_total":0.00,"estimated_total":74.98\}$']
 
 
 
@@ -74,9 +74,9 @@ redis_cmd('DEL', 'cart:{user-i4}', 'cart_count:{user-i4}');
 --- more_headers
 X-User-Id: i4
 --- response_body eval
-['{"cart_id":"cart:user-i4","items":[],"item_count":0,"subtotal":0.00,"currency":"USD","version":0,"warnings":[]}',
+['{"cart_id":"cart:user-i4","items":[],"item_count":0,"subtotal":0.00,"currency":"USD","version":0,"warnings":[],"sellers":[],"promotions_applied":[],"coupon":null,"shipping_address":null,"shipping":[],"price_adjustment":0.00,"discount":0.00,"shipping_total":0.00,"estimated_total":0.00}',
  '{"item_count":0}',
- '{"cart_id":"cart:user-i4","items":[],"item_count":0,"subtotal":0.00,"currency":"USD","version":0,"warnings":[]}']
+ '{"cart_id":"cart:user-i4","items":[],"item_count":0,"subtotal":0.00,"currency":"USD","version":0,"warnings":[],"sellers":[],"promotions_applied":[],"coupon":null,"shipping_address":null,"shipping":[],"price_adjustment":0.00,"discount":0.00,"shipping_total":0.00,"estimated_total":0.00}']
 
 
 
@@ -114,7 +114,7 @@ Content-Type: application/json
 --- response_body eval
 ['{"cart_id":"cart:user-i6","item_count":4,"item":{"sku_id":"SKU-2","quantity":4,"price":5.00,"seller_id":"seller-2"},"version":1}',
  '{"cart_id":"cart:user-i6","item_count":0,"item":{"sku_id":"SKU-2","quantity":0,"price":5.00,"seller_id":"seller-2"},"version":2}',
- '{"cart_id":"cart:user-i6","items":[],"item_count":0,"subtotal":0.00,"currency":"USD","version":2,"warnings":[]}']
+ '{"cart_id":"cart:user-i6","items":[],"item_count":0,"subtotal":0.00,"currency":"USD","version":2,"warnings":[],"sellers":[],"promotions_applied":[],"coupon":null,"shipping_address":null,"shipping":[],"price_adjustment":0.00,"discount":0.00,"shipping_total":0.00,"estimated_total":0.00}']
 
 
 
@@ -129,7 +129,7 @@ X-User-Id: i7
 Content-Type: application/json
 --- response_body_like eval
 ['^\{"cart_id":"cart:user-i7","item_count":1,"item":\{"sku_id":"ANY-SKU","quantity":1,"price":null,"seller_id":"s-7"\},"version":1\}$',
- '^\{"cart_id":"cart:user-i7","items":\[\{"sku_id":"ANY-SKU","quantity":1,"price_at_add":null,"seller_id":"s-7","added_at":"[^"]+"\}\],"item_count":1,"subtotal":0.00,"currency":"USD","version":1,"warnings":\[\]\}$']
+ '^\{"cart_id":"cart:user-i7","items":\[\{"sku_id":"ANY-SKU","quantity":1,"price_at_add":null,"seller_id":"s-7","added_at":"[^"]+"\}\],"item_count":1,"subtotal":0.00,"currency":"USD","version":1,"warnings":\[\],"sellers":\[\{"seller_id":"s-7","item_count":1,"subtotal":0.00,"price_adjustment":0.00,"discount":0.00,"shipping":0.00,"estimated_total":0.00\}\],"promotions_applied":\[\],"coupon":null,"shipping_address":null,"shipping":\[\],"price_adjustment":0.00,"discount":0.00,"shipping_total":0.00,"estimated_total":0.00\}$']
 
 
 

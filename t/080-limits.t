@@ -73,7 +73,7 @@ redis_cmd('HSET', 'cart:{user-l3}', @fields, '#v', '9');
 GET /api/v1/cart
 --- more_headers
 X-User-Id: l3
---- response_body_like: ^\{"cart_id":"cart:user-l3","items":\[(\{"sku_id":"SKU-X{50}-\d{4}","quantity":1,"price_at_add":1.00,"seller_id":"seller-big","added_at":"2025-12-01T00:00:00Z","available":false\},?){600}\],"item_count":600,"subtotal":600.00,"currency":"USD","version":9,"warnings":\[(\{"code":"unavailable"[^}]+\},?){600}\]\}$
+--- response_body_like: ^\{"cart_id":"cart:user-l3","items":\[(\{"sku_id":"SKU-X{50}-\d{4}","quantity":1,"price_at_add":1.00,"seller_id":"seller-big","added_at":"2025-12-01T00:00:00Z","available":false\},?){600}\],"item_count":600,"subtotal":600.00,"currency":"USD","version":9,"warnings":\[(\{"code":"unavailable"[^}]+\},?){600}\],"sellers":\[\{"seller_id":"seller-big","item_count":600,"subtotal":600.00,"price_adjustment":-600.00,"discount":0.00,"shipping":0.00,"estimated_total":0.00\}\],"promotions_applied":\[\],"coupon":null,"shipping_address":null,"shipping":\[\],"price_adjustment":-600.00,"discount":0.00,"shipping_total":0.00,"estimated_total":0.00\}$
 --- timeout: 20
 --- no_error_log
 [alert]

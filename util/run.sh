@@ -130,8 +130,14 @@ Products: SKU-1 .. SKU-8 (demo/catalog). Identity: the X-User-Id header.
   curl -s -H "\$H" \$API/count
   # set the quantity to 5
   curl -s -H "\$H" -H "\$J" -X PUT -d '{"quantity":5}' \$API/items/SKU-1
-  # remove the line
-  curl -s -H "\$H" -X DELETE \$API/items/SKU-1
+  # a destination: the cart now shows shipping estimates per line and seller
+  curl -s -H "\$H" -H "\$J" -X PUT -d '{"country":"US","postal_code":"94107"}' \$API/shipping-address
+  # a 10% coupon (admin API, local only), applied to the cart
+  curl -s -H "\$J" -d '{"code":"SAVE10","type":"percent","value":10}' $URL/admin/cart/promotions
+  curl -s -H "\$H" -H "\$J" -d '{"code":"SAVE10"}' \$API/coupons
+  # check out: prices and stock checked again, one group per seller
+  curl -s -H "\$H" -H 'Idempotency-Key: order-1' -X POST \$API/checkout
+  # (DELETE \$API/items/SKU-1 removes a line)
 
 Stop with: $1
 EOF

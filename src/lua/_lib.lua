@@ -1,7 +1,10 @@
 -- Shared prologue of every cart write script (embed.sh prepends it).
 --
 -- KEYS[1] cart hash   cart:{owner}     sku -> "qty|price|seller|added_at",
---                                      plus "#v", the cart version
+--                                      plus meta fields, whose names start
+--                                      with '#' (no SKU does): "#v" the
+--                                      cart version, "#c" the coupon code,
+--                                      "#a" the shipping address
 -- KEYS[2] counter     cart_count:{owner}  total quantity (badge)
 -- KEYS[3] optional    idem:{owner}:<Idempotency-Key>
 --                                      "<fingerprint>\n<json reply>", or
@@ -62,6 +65,16 @@ local function idem_check()
     return reply
 end
 
+-- The number of lines: the fields that are not meta fields.
+local META = {'#v', '#c', '#a'}
+local function line_count()
+    local n = redis.call('HLEN', cart)
+    for _, f in ipairs(META) do
+        n = n - redis.call('HEXISTS', cart, f)
+    end
+    return n
+end
+
 local function version()
     return tonumber(redis.call('HGET', cart, '#v') or '0')
 end
@@ -73,6 +86,18 @@ local function precondition(v)
     return nil
 end
 
+-- What every write checks first: a replay or a conflict of its
+-- Idempotency-Key, then If-Match. -> the answer to return (or nil), and
+-- the cart's version.
+local function begin()
+    local r = idem_check()
+    if r then
+        return r, 0
+    end
+    local v = version()
+    return precondition(v), v
+end
+
 -- The counter is kept by increments; if it is missing while the cart
 -- exists (expired apart, restored cart), it is rebuilt from the lines.
 local function count_add(delta)
@@ -82,7 +107,7 @@ local function count_add(delta)
     local fields = redis.call('HGETALL', cart)
     local total = 0
     for i = 1, #fields, 2 do
-        if fields[i] ~= '#v' then
+        if string.byte(fields[i]) ~= 35 then  -- '#': a meta field
             total = total + parse_line(fields[i + 1])
         end
     end

@@ -22,10 +22,7 @@ if line then
     qty, price, seller, added = parse_line(line)
     qty = qty + delta
 else
-    local lines = redis.call('HLEN', cart)
-    if v > 0 then
-        lines = lines - 1
-    end
+    local lines = line_count()
     if lines >= tonumber(ARGV[11]) then
         return {'line_limit', lines}
     end

@@ -93,7 +93,12 @@ sub seed {
 our $SeededView = '{"cart_id":"cart:user-%s","items":[{"sku_id":"SKU-1",'
     . '"quantity":2,"price_at_add":29.99,"seller_id":"seller-1",'
     . '"added_at":"2025-12-01T00:00:00Z"}],"item_count":2,'
-    . '"subtotal":59.98,"currency":"USD","version":5,"warnings":[]}';
+    . '"subtotal":59.98,"currency":"USD","version":5,"warnings":[],'
+    . '"sellers":[{"seller_id":"seller-1","item_count":2,"subtotal":59.98,'
+    . '"price_adjustment":0.00,"discount":0.00,"shipping":0.00,'
+    . '"estimated_total":59.98}],"promotions_applied":[],"coupon":null,'
+    . '"shipping_address":null,"shipping":[],"price_adjustment":0.00,'
+    . '"discount":0.00,"shipping_total":0.00,"estimated_total":59.98}';
 
 # Stops or starts the test Redis (util/redis.sh through the test command).
 sub redis_ctl {

@@ -1,0 +1,219 @@
+/*
+ * Script answers of the pricing writes, their replays and their errors.
+ */
+
+#include "ngx_http_cart_stored.h"
+#include "ngx_http_cart_scripts.h"
+
+
+static const ngx_http_cart_answer_t  ngx_http_cart_stored_answers[] = {
+    { NGX_HTTP_PRECONDITION_FAILED, "precondition_failed",
+      "If-Match does not match the cart's version" },
+    { 422, "idempotency_mismatch",
+      "this Idempotency-Key was used for a different request" },
+    { NGX_HTTP_CONFLICT, "idempotency_in_flight",
+      "a request with this Idempotency-Key is still in progress" },
+    { NGX_HTTP_CONFLICT, "cart_changed",
+      "the cart changed while it was being priced, retry" },
+    { 422, "coupon_unknown", "there is no such coupon" },
+    { 422, "coupon_expired", "this coupon has expired" },
+    { 422, "coupon_not_yet_valid", "this coupon is not valid yet" },
+    { 422, "coupon_conditions_unmet",
+      "the cart does not meet this coupon's conditions" },
+    { 422, "coupon_exhausted", "this coupon has been used up" },
+    { 422, "coupon_limit_reached",
+      "you have used this coupon as often as it allows" },
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "promotions_unavailable",
+      "promotions could not be read, retry later" },
+    { 0, NULL, NULL }
+};
+
+static const ngx_http_cart_answer_t  ngx_http_cart_stored_internal =
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "internal error" };
+
+
+static void ngx_http_cart_stored_snapshot(ngx_http_request_t *r,
+    void *data, redisReply *reply, ngx_int_t rc);
+static void ngx_http_cart_stored_ignore(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc);
+
+
+ngx_int_t
+ngx_http_cart_stored_start(ngx_http_request_t *r, ngx_http_cart_stored_pt next)
+{
+    if (ngx_http_cart_script_write_data(r, NGX_HTTP_CART_SCRIPT_SNAPSHOT,
+                                        NULL, 0, ngx_http_cart_stored_snapshot,
+                                        (void *) next)
+        != NGX_OK)
+    {
+        return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_cart_stored_snapshot(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc)
+{
+    ngx_str_t                  word;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_stored_pt    next = (ngx_http_cart_stored_pt) data;
+    ngx_http_cart_snapshot_t  *snap;
+
+    if (ngx_http_cart_stored_word(r, reply, rc, &word, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    if (word.len != 4 || ngx_strncmp(word.data, "cart", 4) != 0) {
+        ngx_http_finalize_request(r,
+                 ngx_http_cart_fail(r, ngx_http_cart_stored_error(r, &word)));
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    ctx->reserved = ctx->idem_key.len ? 1 : 0;
+
+    snap = ngx_http_cart_snapshot(r, reply, 1);
+
+    if (snap == NULL) {
+        ngx_http_finalize_request(r,
+                 ngx_http_cart_stored_fail(r, &ngx_http_cart_stored_internal));
+        return;
+    }
+
+    next(r, snap);
+}
+
+
+ngx_int_t
+ngx_http_cart_stored_word(ngx_http_request_t *r, redisReply *reply,
+    ngx_int_t status, ngx_str_t *word, ngx_int_t *rc)
+{
+    ngx_str_t  body;
+
+    if (status != NGX_OK || ngx_http_cart_reply_str(reply, 0, word) != NGX_OK)
+    {
+        *rc = ngx_http_cart_store_error(r, reply, status);
+        return NGX_DONE;
+    }
+
+    if (word->len == 6 && ngx_strncmp(word->data, "replay", 6) == 0
+        && ngx_http_cart_reply_str(reply, 3, &body) == NGX_OK
+        && body.len)
+    {
+        *rc = ngx_http_cart_stored_send(r, reply, 1);
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
+}
+
+
+const ngx_http_cart_answer_t *
+ngx_http_cart_stored_error(ngx_http_request_t *r, ngx_str_t *word)
+{
+    const ngx_http_cart_answer_t  *a;
+
+    for (a = ngx_http_cart_stored_answers; a->code; a++) {
+        if (word->len == ngx_strlen(a->code)
+            && ngx_strncmp(word->data, a->code, word->len) == 0)
+        {
+            return a;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                  "cart: unexpected script answer \"%V\"", word);
+
+    return &ngx_http_cart_stored_internal;
+}
+
+
+ngx_int_t
+ngx_http_cart_stored_fail(ngx_http_request_t *r,
+    const ngx_http_cart_answer_t *answer)
+{
+    ngx_http_cart_stored_release(r);
+
+    return ngx_http_cart_fail(r, answer);
+}
+
+
+void
+ngx_http_cart_stored_release(ngx_http_request_t *r)
+{
+    ngx_str_t             arg;
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (!ctx->reserved) {
+        return;
+    }
+
+    ctx->reserved = 0;
+    ngx_str_set(&arg, "release");
+
+    /* fire and forget: the answer does not change the response */
+    (void) ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg, 1,
+                                      ngx_http_cart_stored_ignore);
+}
+
+
+static void
+ngx_http_cart_stored_ignore(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc)
+{
+}
+
+
+ngx_int_t
+ngx_http_cart_stored_send(ngx_http_request_t *r, redisReply *reply,
+    ngx_uint_t replay)
+{
+    int64_t    version;
+    ngx_str_t  body;
+
+    if (ngx_http_cart_reply_int(reply, 1, &version) != NGX_OK
+        || ngx_http_cart_reply_str(reply, 3, &body) != NGX_OK
+        || body.len == 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "cart: malformed script reply");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the reply dies with its callback */
+    body.data = ngx_pstrdup(r->pool, &body);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (replay && ngx_http_cart_stored_replayed(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_cart_send_body(r, NGX_HTTP_OK, body.data, body.len,
+                                   version);
+}
+
+
+ngx_int_t
+ngx_http_cart_stored_replayed(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Idempotent-Replayed");
+    ngx_str_set(&h->value, "true");
+
+    return NGX_OK;
+}
