@@ -19,6 +19,7 @@
 
 
 typedef struct ngx_http_cart_redis_s  ngx_http_cart_redis_t;
+typedef struct ngx_http_cart_kafka_s  ngx_http_cart_kafka_t;
 
 
 /* one Redis node as written in cart_redis, resolved at configuration time */
@@ -46,8 +47,13 @@ typedef struct {
 
     ngx_flag_t                     used;       /* some location has cart_api */
 
+    ngx_str_t                      kafka_brokers;    /* empty: events off */
+    ngx_str_t                      kafka_topic;
+    ngx_array_t                   *kafka_properties; /* of ngx_keyval_t */
+
     /* per worker, created in init_process */
     ngx_http_cart_redis_t         *redis;
+    ngx_http_cart_kafka_t         *kafka;
 } ngx_http_cart_main_conf_t;
 
 

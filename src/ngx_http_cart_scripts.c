@@ -3,6 +3,7 @@
  */
 
 #include "ngx_http_cart_scripts.h"
+#include "ngx_http_cart_slot.h"
 #include "ngx_http_cart_lua.h"
 #include <ngx_sha1.h>
 
@@ -48,6 +49,13 @@ ngx_http_cart_scripts_init(ngx_conf_t *cf)
         ngx_hex_dump(ngx_http_cart_script_sha[i], digest, sizeof(digest));
     }
 
+    /* the activity index key of each slot (see ngx_http_cart_slot.h) */
+    if (ngx_http_cart_slot_init() != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cart: cannot build the slot tag table");
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -65,7 +73,7 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
     ngx_http_cart_redis_handler_pt handler)
 {
-    u_char                       *p;
+    u_char                       *p, *activity;
     ngx_str_t                     prefix[NGX_HTTP_CART_SCRIPT_ARGV_PREFIX];
     ngx_uint_t                    i, nkeys;
     ngx_http_cart_ctx_t          *ctx;
@@ -75,7 +83,7 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
 
-    nkeys = ctx->idem_key.len ? 3 : 2;
+    nkeys = ctx->idem_key.len ? 4 : 3;
 
     call = ngx_palloc(r->pool, sizeof(ngx_http_cart_script_call_t));
     if (call == NULL) {
@@ -89,8 +97,12 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
     call->argv = ngx_palloc(r->pool, call->argc * sizeof(char *));
     call->argvlen = ngx_palloc(r->pool, call->argc * sizeof(size_t));
     p = ngx_pnalloc(r->pool, 2 * NGX_TIME_T_LEN + NGX_INT_T_LEN + 1);
+    activity = ngx_pnalloc(r->pool, sizeof(NGX_HTTP_CART_ACTIVITY_KEY) + 2
+                                    + NGX_HTTP_CART_SLOT_TAG_LEN);
 
-    if (call->argv == NULL || call->argvlen == NULL || p == NULL) {
+    if (call->argv == NULL || call->argvlen == NULL || p == NULL
+        || activity == NULL)
+    {
         return NGX_ERROR;
     }
 
@@ -98,7 +110,7 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
     call->argvlen[0] = sizeof("EVALSHA") - 1;
     call->argv[1] = (char *) ngx_http_cart_script_sha[script];
     call->argvlen[1] = 40;
-    call->argv[2] = nkeys == 3 ? "3" : "2";
+    call->argv[2] = nkeys == 4 ? "4" : "3";
     call->argvlen[2] = 1;
 
     call->argv[3] = (char *) ctx->cart_key.data;
@@ -106,9 +118,17 @@ ngx_http_cart_script_write(ngx_http_request_t *r,
     call->argv[4] = (char *) ctx->count_key.data;
     call->argvlen[4] = ctx->count_key.len;
 
-    if (nkeys == 3) {
-        call->argv[5] = (char *) ctx->idem_key.data;
-        call->argvlen[5] = ctx->idem_key.len;
+    /* the activity index set of the cart's own slot */
+    call->argv[5] = (char *) activity;
+    call->argvlen[5] = ngx_sprintf(activity, NGX_HTTP_CART_ACTIVITY_KEY "{%s}",
+                          ngx_http_cart_slot_tag(
+                              ngx_http_cart_slot(ctx->cart_key.data,
+                                                 ctx->cart_key.len)))
+                       - activity;
+
+    if (nkeys == 4) {
+        call->argv[6] = (char *) ctx->idem_key.data;
+        call->argvlen[6] = ctx->idem_key.len;
     }
 
     prefix[0].data = p;

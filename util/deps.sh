@@ -17,6 +17,9 @@ PACKAGES=(
     libpcre2-dev libssl-dev zlib1g-dev
     # the module's own libraries (probed by ./config)
     libhiredis-dev libyajl-dev
+    # events: librdkafka (producer in the module, consumer in the daemon,
+    # mock cluster for tests), kcat to read topics; the daemon's PostgreSQL
+    librdkafka-dev kcat postgresql libpq-dev
     # the store, and redis-cli for util/redis.sh
     redis-server redis-tools
     # tests (prove, Test::Nginx-style runner in t/lib), demo, benchmarks
