@@ -32,6 +32,7 @@ clean:
 
 # The companion daemon (daemon/) and the test broker (tools/kafka-mock/).
 daemon:
+	$(MAKE) -C daemon BUILDDIR=$(TOP)/build/daemon
 	$(MAKE) -C tools/kafka-mock BUILDDIR=$(TOP)/build/tools
 
 # --- Developer commands (scripts in util/; see their headers) --------------
