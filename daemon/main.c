@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 #include "cartd.h"
+#include "ngx_http_cart_slot.h"
 
 
 cartd_conf_t   cartd_conf;
@@ -43,6 +44,8 @@ static const char  cartd_usage[] =
 "    --now TIME  the clock starts at TIME (unix seconds) instead of now;\n"
 "                for tests and replays of abandonment\n"
 "    -v          debug logging\n"
+"    --activity-key OWNER\n"
+"                print the activity index key of a cart owner and exit\n"
 "    -h, --help  this text\n"
 "\n"
 "CONFIGURATION\n"
@@ -315,6 +318,16 @@ main(int argc, char **argv)
         } else if (strcmp(argv[i], "--now") == 0 && i + 1 < argc) {
             cartd_clock_base = strtol(argv[++i], NULL, 10);
             cartd_clock_start = time(NULL);
+
+        } else if (strcmp(argv[i], "--activity-key") == 0 && i + 1 < argc) {
+            char  key[64];
+
+            if (ngx_http_cart_slot_init() != 0) {
+                return 1;
+            }
+            cartd_activity_key(argv[i + 1], key, sizeof(key));
+            puts(key);
+            return 0;
 
         } else if (strcmp(argv[i], "-v") == 0) {
             cartd_log_level = CARTD_LOG_DEBUG;

@@ -112,6 +112,14 @@ sub wait_sql {
     return $got;
 }
 
+# The activity index key of an owner's slot, as cartd names it.
+sub activity_key {
+    my ($owner) = @_;
+    my $out = `$ENV{TEST_NGINX_CARTD} --activity-key \Q$owner\E`;
+    chomp $out;
+    return $out;
+}
+
 # A cart as Redis has it and as cart_snapshots has it, in one text form:
 # "version;sku=qty|price|seller|added,..." (price in minor units).
 sub redis_cart {
