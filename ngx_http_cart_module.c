@@ -11,6 +11,7 @@
 #include "ngx_http_cart_handler.h"
 #include "ngx_http_cart_events.h"
 #include "ngx_http_cart_kafka.h"
+#include "ngx_http_cart_status.h"
 #include "ngx_http_cart_redis.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_subrequest.h"
@@ -30,6 +31,8 @@ static char *ngx_http_cart_api(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_cart_currency(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cart_kafka_property(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cart_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_cart_init_process(ngx_cycle_t *cycle);
 static void ngx_http_cart_exit_process(ngx_cycle_t *cycle);
@@ -134,6 +137,13 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       0,
       NULL },
 
+    { ngx_string("cart_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cart_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("cart_user"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
@@ -202,6 +212,12 @@ ngx_http_cart_postconfiguration(ngx_conf_t *cf)
                            "\"cart_api\" requires \"cart_redis\" in the "
                            "http block");
         return NGX_ERROR;
+    }
+
+    if (cmcf->used || cmcf->status) {
+        if (ngx_http_cart_status_zone(cf, cmcf) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     return ngx_http_cart_scripts_init(cf);
@@ -419,6 +435,22 @@ ngx_http_cart_kafka_property(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     kv->key = value[1];
     kv->value = value[2];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_cart_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_cart_status_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cart_module);
+    cmcf->status = 1;
 
     return NGX_CONF_OK;
 }

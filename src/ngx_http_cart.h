@@ -46,10 +46,13 @@ typedef struct {
     ngx_str_t                      currency;
 
     ngx_flag_t                     used;       /* some location has cart_api */
+    ngx_flag_t                     status;     /* some location has cart_status */
 
     ngx_str_t                      kafka_brokers;    /* empty: events off */
     ngx_str_t                      kafka_topic;
     ngx_array_t                   *kafka_properties; /* of ngx_keyval_t */
+
+    ngx_shm_zone_t                *status_zone;      /* the metrics */
 
     /* per worker, created in init_process */
     ngx_http_cart_redis_t         *redis;

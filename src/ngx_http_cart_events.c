@@ -14,6 +14,7 @@
 #include "ngx_http_cart_events.h"
 #include "ngx_http_cart_json.h"
 #include "ngx_http_cart_kafka.h"
+#include "ngx_http_cart_status.h"
 
 
 /* event ids: a random 64-bit prefix per worker and a counter */
@@ -25,10 +26,13 @@ ngx_int_t
 ngx_http_cart_events_init_worker(ngx_cycle_t *cycle,
     ngx_http_cart_main_conf_t *cmcf)
 {
-    ngx_fd_t  fd;
-    ssize_t   n;
+    ngx_fd_t                  fd;
+    ssize_t                   n;
+    ngx_http_cart_metrics_t  *metrics;
 
-    if (cmcf->kafka_brokers.len == 0) {
+    metrics = ngx_http_cart_metrics(cmcf);
+
+    if (cmcf->kafka_brokers.len == 0 || metrics == NULL) {
         return NGX_OK;
     }
 
@@ -49,7 +53,8 @@ ngx_http_cart_events_init_worker(ngx_cycle_t *cycle,
 
     cmcf->kafka = ngx_http_cart_kafka_create(cycle, &cmcf->kafka_brokers,
                                              &cmcf->kafka_topic,
-                                             cmcf->kafka_properties);
+                                             cmcf->kafka_properties,
+                                             &metrics->events);
 
     return cmcf->kafka ? NGX_OK : NGX_ERROR;
 }

@@ -25,7 +25,7 @@ struct ngx_http_cart_kafka_s {
     ngx_socket_t                   wakeup;      /* the pipe's write end */
     ngx_event_t                    timer;
     ngx_log_t                     *log;
-    ngx_http_cart_kafka_stats_t    stats;
+    ngx_http_cart_kafka_stats_t   *stats;
     time_t                         drop_logged; /* last "dropped" line */
     ngx_uint_t                     drops;       /* dropped since that line */
 };
@@ -86,7 +86,8 @@ ngx_http_cart_kafka_check_property(ngx_conf_t *cf, ngx_str_t *name,
 
 ngx_http_cart_kafka_t *
 ngx_http_cart_kafka_create(ngx_cycle_t *cycle, ngx_str_t *brokers,
-    ngx_str_t *topic, ngx_array_t *properties)
+    ngx_str_t *topic, ngx_array_t *properties,
+    ngx_http_cart_kafka_stats_t *stats)
 {
     char                    errstr[512];
     u_char                 *name;
@@ -102,6 +103,7 @@ ngx_http_cart_kafka_create(ngx_cycle_t *cycle, ngx_str_t *brokers,
     (void) ngx_cpystrn(name, topic->data, topic->len + 1);
 
     kafka->log = cycle->log;
+    kafka->stats = stats;
     kafka->wakeup = (ngx_socket_t) -1;
 
     conf = ngx_http_cart_kafka_conf(cycle->log, brokers, properties);
@@ -347,10 +349,10 @@ ngx_http_cart_kafka_destroy(ngx_http_cart_kafka_t *kafka)
         kafka->rk = NULL;
 
         ngx_log_error(NGX_LOG_INFO, kafka->log, 0,
-                      "cart kafka: producer closed: %uA enqueued, "
-                      "%uA delivered, %uA failed, %uA dropped",
-                      kafka->stats.enqueued, kafka->stats.delivered,
-                      kafka->stats.failed, kafka->stats.dropped);
+                      "cart kafka: producer closed; events of all workers: "
+                      "%uA enqueued, %uA delivered, %uA failed, %uA dropped",
+                      kafka->stats->enqueued, kafka->stats->delivered,
+                      kafka->stats->failed, kafka->stats->dropped);
     }
 
     if (kafka->c) {
@@ -379,11 +381,11 @@ ngx_http_cart_kafka_produce(ngx_http_cart_kafka_t *kafka, ngx_str_t *key,
                             RD_KAFKA_V_END);
 
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        kafka->stats.enqueued++;
+        (void) ngx_atomic_fetch_add(&kafka->stats->enqueued, 1);
         return NGX_OK;
     }
 
-    kafka->stats.dropped++;
+    (void) ngx_atomic_fetch_add(&kafka->stats->dropped, 1);
     kafka->drops++;
 
     /* a full queue drops every event until the brokers come back: one line
@@ -394,19 +396,12 @@ ngx_http_cart_kafka_produce(ngx_http_cart_kafka_t *kafka, ngx_str_t *key,
                       "cart kafka: event for \"%V\" dropped: %s "
                       "(%ui dropped since the last report, %uA in all)",
                       key, rd_kafka_err2str(err), kafka->drops,
-                      kafka->stats.dropped);
+                      kafka->stats->dropped);
         kafka->drop_logged = ngx_time();
         kafka->drops = 0;
     }
 
     return NGX_DECLINED;
-}
-
-
-ngx_http_cart_kafka_stats_t *
-ngx_http_cart_kafka_stats(ngx_http_cart_kafka_t *kafka)
-{
-    return &kafka->stats;
 }
 
 
@@ -456,17 +451,17 @@ ngx_http_cart_kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg,
     ngx_http_cart_kafka_t  *kafka = opaque;
 
     if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        kafka->stats.delivered++;
+        (void) ngx_atomic_fetch_add(&kafka->stats->delivered, 1);
         return;
     }
 
-    kafka->stats.failed++;
+    (void) ngx_atomic_fetch_add(&kafka->stats->failed, 1);
 
     ngx_log_error(NGX_LOG_ERR, kafka->log, 0,
                   "cart kafka: event for \"%*s\" not delivered: %s "
                   "(%uA failed in all): %*s",
                   msg->key_len, msg->key, rd_kafka_err2str(msg->err),
-                  kafka->stats.failed, msg->len, msg->payload);
+                  kafka->stats->failed, msg->len, msg->payload);
 }
 
 

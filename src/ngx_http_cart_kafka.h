@@ -24,12 +24,13 @@
 typedef struct ngx_http_cart_kafka_s  ngx_http_cart_kafka_t;
 
 
-/* what happened to the messages of this worker since it started */
+/* what happened to the messages; the caller may share one set of counters
+ * between workers (shared memory): they are updated atomically */
 typedef struct {
-    ngx_atomic_uint_t   enqueued;    /* accepted by librdkafka */
-    ngx_atomic_uint_t   delivered;   /* acknowledged by the brokers */
-    ngx_atomic_uint_t   failed;      /* delivery failed (timeout, fatal) */
-    ngx_atomic_uint_t   dropped;     /* refused at enqueue (queue full) */
+    ngx_atomic_t        enqueued;    /* accepted by librdkafka */
+    ngx_atomic_t        delivered;   /* acknowledged by the brokers */
+    ngx_atomic_t        failed;      /* delivery failed (timeout, fatal) */
+    ngx_atomic_t        dropped;     /* refused at enqueue (queue full) */
 } ngx_http_cart_kafka_stats_t;
 
 
@@ -38,17 +39,16 @@ typedef struct {
 char *ngx_http_cart_kafka_check_property(ngx_conf_t *cf, ngx_str_t *name,
     ngx_str_t *value);
 
-/* brokers and topic as configured; properties: ngx_keyval_t, may be NULL */
+/* brokers and topic as configured; properties: ngx_keyval_t, may be NULL;
+ * stats: where to count, must outlive the producer */
 ngx_http_cart_kafka_t *ngx_http_cart_kafka_create(ngx_cycle_t *cycle,
-    ngx_str_t *brokers, ngx_str_t *topic, ngx_array_t *properties);
+    ngx_str_t *brokers, ngx_str_t *topic, ngx_array_t *properties,
+    ngx_http_cart_kafka_stats_t *stats);
 void ngx_http_cart_kafka_destroy(ngx_http_cart_kafka_t *kafka);
 
 /* NGX_OK when enqueued, NGX_DECLINED when dropped (logged and counted) */
 ngx_int_t ngx_http_cart_kafka_produce(ngx_http_cart_kafka_t *kafka,
     ngx_str_t *key, u_char *value, size_t len, ngx_log_t *log);
-
-ngx_http_cart_kafka_stats_t *ngx_http_cart_kafka_stats(
-    ngx_http_cart_kafka_t *kafka);
 
 
 #endif /* _NGX_HTTP_CART_KAFKA_H_INCLUDED_ */

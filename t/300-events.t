@@ -18,6 +18,8 @@ no_shuffle();
 add_block_preprocessor(sub {
     my $block = shift;
     CartConf::default_config($block);
+    $block->set_value(config => $block->config
+        . "    location = /_status { cart_status; }\n");
     if (!defined $block->http_config) {
         $block->set_value(http_config =>
             "cart_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;\n");
@@ -177,7 +179,7 @@ cart kafka
 
 
 
-=== TEST 8: a full local queue drops the event, logged; the write is 200
+=== TEST 8: a full local queue drops the event, logged, counted; the write is 200
 Brokers down and a queue of one message: the first event waits in the
 queue (and times out after a second), the next two cannot be enqueued.
 --- http_config
@@ -192,11 +194,14 @@ my @st = map { (CartClient::request('POST', '/nocatalog/items', main::owner(8),
 Test::More::is("@st", "200 200 200", 'every write answered 200');
 CartKafka::wait_log(qr/Message timed out/);
 --- request
-GET /nocatalog/count
---- more_headers eval
-"X-User-Id: " . main::owner(8)
---- response_body chomp
-{"item_count":3}
+GET /_status
+--- response_body
+# HELP cart_events_total Cart events by outcome since nginx started.
+# TYPE cart_events_total counter
+cart_events_total{outcome="enqueued"} 1
+cart_events_total{outcome="delivered"} 0
+cart_events_total{outcome="failed"} 1
+cart_events_total{outcome="dropped"} 2
 --- error_log eval
 [qr/cart kafka: event for "user-ev8-[^"]+" dropped: Local: Queue full \(1 dropped since the last report, 1 in all\)/,
  qr/cart kafka: event for "user-ev8-[^"]+" not delivered: Local: Message timed out \(1 failed in all\): \{"event_id"/]
@@ -234,3 +239,17 @@ GET /nocatalog/count
 X-User-Id: nobody
 --- response_body chomp
 {"item_count":0}
+
+
+
+=== TEST 11: cart_status without events: zeros; only GET
+--- http_config
+--- request eval
+["GET /_status", "POST /_status\nx"]
+--- error_code eval
+[200, 405]
+--- response_body_like eval
+['^# HELP cart_events_total .*\ncart_events_total\{outcome="enqueued"\} 0\ncart_events_total\{outcome="delivered"\} 0\ncart_events_total\{outcome="failed"\} 0\ncart_events_total\{outcome="dropped"\} 0\n$',
+ '405']
+--- response_headers eval
+["Content-Type: text/plain; version=0.0.4", ""]

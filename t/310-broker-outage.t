@@ -16,6 +16,8 @@ no_shuffle();
 add_block_preprocessor(sub {
     my $block = shift;
     CartConf::default_config($block);
+    $block->set_value(config => $block->config
+        . "    location = /_status { cart_status; }\n");
     $block->set_value(http_config =>
         "cart_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;\n"
         . "cart_kafka_property reconnect.backoff.max.ms 500;\n");
@@ -74,12 +76,18 @@ for my $u (@users) {
 Test::More::diag("broker outage: $sent events produced, $lost lost, $dup duplicated");
 Test::More::is($lost, 0, 'no event lost');
 Test::More::is($dup, 0, 'no event duplicated (idempotent producer)');
+# the delivery reports follow the messages: wait until all are counted
+for (1 .. 100) {
+    last if (CartClient::request('GET', '/_status'))[1] =~ /delivered"\} 121\n/;
+    Time::HiRes::sleep(0.1);
+}
 --- request
-GET /nocatalog/count
---- more_headers eval
-"X-User-Id: out2-$main::Run"
---- response_body chomp
-{"item_count":20}
+GET /_status
+--- response_body_like
+enqueued"\} 121
+cart_events_total\{outcome="delivered"\} 121
+cart_events_total\{outcome="failed"\} 0
+cart_events_total\{outcome="dropped"\} 0
 --- no_error_log
 not delivered
 dropped
