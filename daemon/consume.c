@@ -765,6 +765,25 @@ cartd_reconcile(PGconn *pg, redisContext *rc)
 }
 
 
+/* eager rebalancing, logged: an operator (and a test) sees when this
+ * daemon has partitions to work on */
+
+static void
+cartd_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *partitions, void *opaque)
+{
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        cartd_log(CARTD_LOG_INFO, "kafka: assigned %d partitions of %s",
+                  partitions->cnt, cartd_conf.topic);
+        rd_kafka_assign(rk, partitions);
+        return;
+    }
+
+    cartd_log(CARTD_LOG_INFO, "kafka: %d partitions revoked", partitions->cnt);
+    rd_kafka_assign(rk, NULL);
+}
+
+
 static rd_kafka_t *
 cartd_consumer(void)
 {
@@ -788,6 +807,8 @@ cartd_consumer(void)
     if (conf == NULL) {
         return NULL;
     }
+
+    rd_kafka_conf_set_rebalance_cb(conf, cartd_rebalance);
 
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {

@@ -77,6 +77,19 @@ sub wait_exit {
     return undef;
 }
 
+# Waits until the daemon's log ($name) has a line matching $re.
+sub wait_log {
+    my ($name, $re, $timeout) = @_;
+    my $deadline = Time::HiRes::time() + ($timeout // 30);
+    while (Time::HiRes::time() < $deadline) {
+        if (open my $fh, '<', log_path($name)) {
+            return 1 if grep { $_ =~ $re } <$fh>;
+        }
+        Time::HiRes::sleep(0.05);
+    }
+    return 0;
+}
+
 # Runs a one-shot command: (exit status, output).
 sub run {
     my ($conf, @args) = @_;
