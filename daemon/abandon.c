@@ -187,25 +187,6 @@ cartd_announce(cartd_pass_t *ps, cartd_cart_t *cart, time_t activity,
 }
 
 
-static PGresult *
-cartd_query(PGconn *pg, const char *sql, int n, const char **params)
-{
-    PGresult  *res;
-
-    res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-
-    if (PQresultStatus(res) != PGRES_TUPLES_OK
-        && PQresultStatus(res) != PGRES_COMMAND_OK)
-    {
-        cartd_log(CARTD_LOG_ERR, "postgres: %s", PQerrorMessage(pg));
-        PQclear(res);
-        return NULL;
-    }
-
-    return res;
-}
-
-
 /* why the reminder is not sent, or NULL */
 
 static const char *
@@ -218,7 +199,7 @@ cartd_suppressed(cartd_pass_t *ps, cartd_cart_t *cart, char *activity)
     params[0] = cart->owner;
     params[1] = activity;
 
-    res = cartd_query(ps->pg, "SELECT 1 FROM marketing_opt_outs"
+    res = cartd_pg_query(ps->pg, "SELECT 1 FROM marketing_opt_outs"
                               " WHERE user_id = $1", 1, params);
     if (res == NULL) {
         return "error";
@@ -235,7 +216,7 @@ cartd_suppressed(cartd_pass_t *ps, cartd_cart_t *cart, char *activity)
         return "low_value";
     }
 
-    res = cartd_query(ps->pg, "SELECT 1 FROM carts WHERE user_id = $1"
+    res = cartd_pg_query(ps->pg, "SELECT 1 FROM carts WHERE user_id = $1"
                               " AND last_checkout_at >= to_timestamp($2)",
                       2, params);
     if (res == NULL) {
@@ -276,7 +257,7 @@ cartd_idle(const char *owner, time_t activity, void *data)
     params[0] = owner;
     params[1] = act;
 
-    res = cartd_query(ps->pg, "SELECT steps_done FROM cart_abandonments"
+    res = cartd_pg_query(ps->pg, "SELECT steps_done FROM cart_abandonments"
                               " WHERE user_id = $1"
                               " AND last_activity_at = to_timestamp($2)",
                       2, params);
@@ -300,7 +281,7 @@ cartd_idle(const char *owner, time_t activity, void *data)
         params[2] = value;
         params[3] = steps;
 
-        res = cartd_query(ps->pg,
+        res = cartd_pg_query(ps->pg,
             "INSERT INTO cart_abandonments AS a (user_id, last_activity_at,"
             " abandoned_at, total_value, steps_done)"
             " VALUES ($1, to_timestamp($2), to_timestamp($2 + $4::bigint),"
@@ -361,7 +342,7 @@ cartd_idle(const char *owner, time_t activity, void *data)
         params[2] = cartd_steps[due].name;
         params[3] = reason;
 
-        res = cartd_query(ps->pg, "UPDATE cart_abandonments SET"
+        res = cartd_pg_query(ps->pg, "UPDATE cart_abandonments SET"
                                   " steps_done = $2, last_step = $3,"
                                   " suppressed = $4 WHERE user_id = $1",
                           4, params);

@@ -102,6 +102,9 @@ void cartd_log(int level, const char *fmt, ...)
 /* pg.c */
 PGconn *cartd_pg_connect(void);
 int cartd_pg_exec(PGconn *pg, const char *sql);
+/* the result of a statement with parameters, NULL (logged) on failure */
+PGresult *cartd_pg_query(PGconn *pg, const char *sql, int n,
+    const char **params);
 int cartd_pg_migrate(PGconn *pg);
 int cartd_pg_event_new(PGconn *pg, const char *event_id);
 int cartd_pg_event_applied(PGconn *pg, const char *owner, const char *type,

@@ -185,13 +185,27 @@ failed:
 }
 
 
+static rd_kafka_t *
+cartd_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
+{
+    char         errstr[512];
+    rd_kafka_t  *rk;
+
+    rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        cartd_log(CARTD_LOG_ERR, "kafka: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+    }
+
+    return rk;
+}
+
+
 /* for the DLQ, cart_abandoned and reminders: idempotent, acks=all */
 
 rd_kafka_t *
 cartd_producer(void)
 {
-    char              errstr[512];
-    rd_kafka_t       *rk;
     rd_kafka_conf_t  *conf;
 
     static const char  *defaults[] = {
@@ -211,13 +225,7 @@ cartd_producer(void)
 
     rd_kafka_conf_set_dr_msg_cb(conf, cartd_dr);
 
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (rk == NULL) {
-        cartd_log(CARTD_LOG_ERR, "kafka: %s", errstr);
-        rd_kafka_conf_destroy(conf);
-    }
-
-    return rk;
+    return cartd_kafka_new(RD_KAFKA_PRODUCER, conf);
 }
 
 
@@ -787,7 +795,6 @@ cartd_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static rd_kafka_t *
 cartd_consumer(void)
 {
-    char                              errstr[512];
     rd_kafka_t                       *rk;
     rd_kafka_conf_t                  *conf;
     rd_kafka_resp_err_t               err;
@@ -810,10 +817,8 @@ cartd_consumer(void)
 
     rd_kafka_conf_set_rebalance_cb(conf, cartd_rebalance);
 
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    rk = cartd_kafka_new(RD_KAFKA_CONSUMER, conf);
     if (rk == NULL) {
-        cartd_log(CARTD_LOG_ERR, "kafka: %s", errstr);
-        rd_kafka_conf_destroy(conf);
         return NULL;
     }
 

@@ -67,7 +67,7 @@ cartd_pg_exec(PGconn *pg, const char *sql)
 }
 
 
-static PGresult *
+PGresult *
 cartd_pg_query(PGconn *pg, const char *sql, int n, const char **params)
 {
     PGresult  *res;

@@ -91,3 +91,67 @@ cart_events_total\{outcome="dropped"\} 0
 --- no_error_log
 not delivered
 dropped
+
+
+
+=== TEST 2: shutdown while the brokers are down: the worker waits at most 3 s, then logs what it discards
+An nginx of its own (master and one worker) on the next port, stopped
+with "nginx -s quit" during an outage.
+--- init
+my $dir = "$ENV{TEST_NGINX_SERVROOT}-quit";
+my $port = $ENV{TEST_NGINX_PORT} + 1;
+mkdir $dir; mkdir "$dir/logs"; mkdir "$dir/conf";
+open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
+print {$fh} <<"_EOC_";
+load_module $ENV{TEST_NGINX_CART_SO};
+daemon on;
+master_process on;
+worker_processes 1;
+pid $dir/logs/nginx.pid;
+error_log $dir/logs/error.log info;
+events {}
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp;
+    cart_redis redis://127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};
+    cart_kafka_brokers $ENV{TEST_NGINX_KAFKA_BROKERS};
+    server {
+        listen 127.0.0.1:$port;
+        location /nocatalog { cart_api; cart_user \$http_x_user_id; }
+    }
+}
+_EOC_
+close $fh;
+unlink "$dir/logs/error.log";
+system($ENV{TEST_NGINX_BINARY}, '-p', "$dir/", '-c', 'conf/nginx.conf') == 0 or die 'nginx did not start';
+# the producer connects, then the brokers go away
+Time::HiRes::sleep(0.5);
+CartKafka::ctl('down');
+my $u = "quit-$main::Run";
+local $ENV{TEST_NGINX_PORT} = $port;
+my @st = map { (CartClient::request('POST', '/nocatalog/items', $u,
+                                    "{\"sku_id\":\"SKU-$_\",\"quantity\":1}"))[0] } 1 .. 2;
+Test::More::is("@st", '200 200', 'two writes answered during the outage');
+my $t0 = Time::HiRes::time();
+system($ENV{TEST_NGINX_BINARY}, '-p', "$dir/", '-c', 'conf/nginx.conf', '-s', 'quit');
+my $gone = 0;
+for (1 .. 200) {
+    if (!-e "$dir/logs/nginx.pid") { $gone = 1; last }
+    Time::HiRes::sleep(0.05);
+}
+my $took = Time::HiRes::time() - $t0;
+CartKafka::ctl('up');
+Test::More::ok($gone, sprintf('nginx exited (after %.1f s)', $took));
+Test::More::ok($took < 8, 'the flush on exit is bounded');
+open $fh, '<', "$dir/logs/error.log" or die $!;
+my $log = do { local $/; <$fh> };
+Test::More::like($log, qr/cart kafka: 2 events not delivered within 3000 ms of the worker's exit, discarding them/,
+                 'what could not leave is logged');
+Test::More::like($log, qr/cart kafka: event for "user-quit-[^"]+" not delivered: Local: Purged in (queue|flight)/,
+                 'each discarded event with its payload');
+Test::More::like($log, qr/producer closed; events of all workers: 2 enqueued, 0 delivered, 2 failed, 0 dropped/,
+                 'and the counts');
+--- request
+GET /_status
+--- response_body_like
+delivered"\} 0

@@ -57,6 +57,12 @@ sub main::caught_up {
                                 $v, $timeout) eq $v;
 }
 
+# how many of these messages' event ids the daemon has recorded
+sub main::processed {
+    my $ids = join "','", map { $_->{event}{event_id} } @_;
+    return CartDaemon::sql("SELECT count(*) FROM processed_events WHERE event_id IN ('$ids')");
+}
+
 run_tests();
 
 __DATA__
@@ -149,9 +155,7 @@ my $v = main::write($u, 'POST', '/items', '{"sku_id":"SKU-3","quantity":1}');
 Test::More::ok(main::caught_up($u), 'the marker write applied');
 Test::More::is(CartDaemon::sql("SELECT events_applied FROM carts WHERE user_id = 'user-$u'"),
                3, 'three events applied, not seven');
-Test::More::is(CartDaemon::sql("SELECT count(*) FROM processed_events WHERE event_id IN ('"
-               . join("','", map { $_->{event}{event_id} } @m) . "')"),
-               2, 'each event id remembered once');
+Test::More::is(main::processed(@m), 2, 'each event id remembered once');
 Test::More::is(CartDaemon::pg_cart("user-$u"), CartDaemon::redis_cart("user-$u"),
                'snapshot equals Redis');
 --- request
@@ -217,9 +221,7 @@ for my $round (1 .. 3) {
 $main::Daemon = CartDaemon::start('320', $main::Conf);
 Test::More::is(CartDaemon::wait_sql("SELECT events_applied FROM carts WHERE user_id = 'user-$u'", 40),
                40, 'forty events applied: none lost, none twice (yet)');
-Test::More::is(CartDaemon::sql("SELECT count(*) FROM processed_events WHERE event_id IN ('"
-               . join("','", map { $_->{event}{event_id} } @m) . "')"), 40,
-               'every event id processed');
+Test::More::is(main::processed(@m), 40, 'every event id processed');
 Test::More::is(CartDaemon::pg_cart("user-$u"), CartDaemon::redis_cart("user-$u"),
                'snapshot equals Redis');
 --- request

@@ -45,8 +45,11 @@ sub log_path { return "$Dir/$_[0].log" }
 
 # Starts "cartd -c CONF run" in the background; returns its pid. Its
 # stderr goes to log_path($name). %env is added to its environment.
+my %Logs;     # the logs this test file has started: each begins empty
+
 sub start {
     my ($name, $conf, %env) = @_;
+    unlink log_path($name) unless $Logs{$name}++;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDERR, '>>', log_path($name) or POSIX::_exit(1);
