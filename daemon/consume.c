@@ -411,11 +411,13 @@ cartd_apply(cartd_loop_t *lp, const rd_kafka_message_t *m, char *why,
     }
 
     lp->applied++;
-    lp->stamps[lp->nstamps++] = cartd_ts_ms(ts->u.string);
 
-    /* the daemon's own cart_abandoned changes no line */
+    /* the daemon's own cart_abandoned changes no line (and its ts is the
+     * abandonment pass's clock, not a write's) */
 
     if (strcmp(type->u.string, "cart_abandoned") != 0) {
+        lp->stamps[lp->nstamps++] = cartd_ts_ms(ts->u.string);
+
         for (i = 0; i < lp->nowners; i++) {
             if (strcmp(lp->owners[i], owner->u.string) == 0) {
                 break;

@@ -60,9 +60,9 @@ if [ ! -e "$POLICY" ]; then
 fi
 
 echo "deps: installing ${missing[*]}"
-"${SUDO[@]}" apt-get update
+"${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
 
 # The scripts use these exact paths, not just the package names.
 for path in /usr/share/nginx/src/conf_flags /usr/sbin/nginx /usr/bin/redis-server \
