@@ -33,15 +33,6 @@ typedef struct {
 } cartd_step_t;
 
 
-typedef struct {
-    PGconn        *pg;
-    redisContext  *rc;
-    rd_kafka_t    *rk;
-    time_t         now;
-    long           abandoned, sent, suppressed;
-} cartd_pass_t;
-
-
 static cartd_step_t  cartd_steps[CARTD_STEPS] = {
     { "1h",  3600,      "email", 0 },   /* delay: abandon_after */
     { "4h",  4 * 3600,  "push",  0 },
@@ -105,7 +96,7 @@ gen_amount(yajl_gen g, int64_t minor)
  * event fields */
 
 static int
-cartd_announce(cartd_pass_t *ps, cartd_cart_t *cart, time_t activity,
+cartd_announce(cartd_abandon_t *ps, cartd_cart_t *cart, time_t activity,
     cartd_step_t *step)
 {
     int            i;
@@ -190,7 +181,7 @@ cartd_announce(cartd_pass_t *ps, cartd_cart_t *cart, time_t activity,
 /* why the reminder is not sent, or NULL */
 
 static const char *
-cartd_suppressed(cartd_pass_t *ps, cartd_cart_t *cart, char *activity)
+cartd_suppressed(cartd_abandon_t *ps, cartd_cart_t *cart, char *activity)
 {
     int          n;
     const char  *params[2];
@@ -237,7 +228,7 @@ cartd_idle(const char *owner, time_t activity, void *data)
     char           act[24], value[32], steps[8];
     const char    *params[5], *reason;
     PGresult      *res;
-    cartd_pass_t  *ps = data;
+    cartd_abandon_t  *ps = data;
     cartd_cart_t   cart;
 
     if (cartd_redis_cart(ps->rc, owner, &cart) != CARTD_OK) {
@@ -368,28 +359,67 @@ failed:
 }
 
 
-int
-cartd_abandon(PGconn *pg, redisContext *rc, rd_kafka_t *rk, time_t now)
+void
+cartd_abandon_start(cartd_abandon_t *ab, time_t now)
 {
-    int           rv;
-    unsigned      slot;
-    cartd_pass_t  pass = { pg, rc, rk, now, 0, 0, 0 };
+    memset(ab, 0, sizeof(cartd_abandon_t));
+    ab->now = now;
+    ab->active = 1;
+}
+
+
+/* the next "nslots" sets of the index; the pass ends (logged) after the
+ * last slot or on an error */
+
+int
+cartd_abandon_step(cartd_abandon_t *ab, PGconn *pg, redisContext *rc,
+    rd_kafka_t *rk, unsigned nslots)
+{
+    int  rv;
 
     if (ngx_http_cart_slot_init() != 0) {
+        ab->active = 0;
         return CARTD_ERROR;
     }
 
-    rv = CARTD_OK;
+    ab->pg = pg;
+    ab->rc = rc;
+    ab->rk = rk;
 
-    for (slot = 0; slot < NGX_HTTP_CART_SLOTS && rv == CARTD_OK; slot++) {
-        rv = cartd_redis_idle(rc, slot, now - cartd_conf.abandon_after,
-                              cartd_idle, &pass);
+    if (nslots > NGX_HTTP_CART_SLOTS - ab->next) {
+        nslots = NGX_HTTP_CART_SLOTS - ab->next;
     }
+
+    rv = cartd_redis_idle(rc, ab->next, nslots,
+                          ab->now - cartd_conf.abandon_after, cartd_idle, ab);
+    ab->next += nslots;
+
+    if (rv == CARTD_OK && ab->next < NGX_HTTP_CART_SLOTS) {
+        return CARTD_OK;
+    }
+
+    ab->active = 0;
 
     cartd_log(rv == CARTD_OK ? CARTD_LOG_INFO : CARTD_LOG_ERR,
               "abandonment pass: %ld carts abandoned, %ld reminders sent, "
-              "%ld suppressed%s", pass.abandoned, pass.sent, pass.suppressed,
+              "%ld suppressed%s", ab->abandoned, ab->sent, ab->suppressed,
               rv == CARTD_OK ? "" : ", interrupted");
+
+    return rv;
+}
+
+
+int
+cartd_abandon(PGconn *pg, redisContext *rc, rd_kafka_t *rk, time_t now)
+{
+    int              rv;
+    cartd_abandon_t  ab;
+
+    cartd_abandon_start(&ab, now);
+
+    do {
+        rv = cartd_abandon_step(&ab, pg, rc, rk, 1024);
+    } while (ab.active);
 
     return rv;
 }

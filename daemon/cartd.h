@@ -23,6 +23,7 @@
 #define CARTD_MAX_PROPS     32
 #define CARTD_MAX_OWNER     160
 #define CARTD_MAX_SKU       64
+#define CARTD_CURSOR_LEN    32
 
 #define CARTD_OK            0
 #define CARTD_ERROR        -1     /* infrastructure: retry, never DLQ */
@@ -118,17 +119,39 @@ int cartd_pg_failed(PGconn *pg);
 redisContext *cartd_redis_connect(void);
 int cartd_redis_cart(redisContext *rc, const char *owner, cartd_cart_t *cart);
 void cartd_cart_free(cartd_cart_t *cart);
-int cartd_redis_scan(redisContext *rc,
+int cartd_redis_scan_step(redisContext *rc, char *cursor,
     int (*handler)(redisContext *rc, const char *owner, void *data),
     void *data);
 double cartd_redis_activity(redisContext *rc, const char *owner);
-int cartd_redis_idle(redisContext *rc, unsigned slot, time_t before,
+int cartd_redis_idle(redisContext *rc, unsigned first, unsigned n,
+    time_t before,
     int (*handler)(const char *owner, time_t activity, void *data),
     void *data);
 int cartd_redis_unindex(redisContext *rc, const char *owner, time_t activity);
 int cartd_redis_restore(redisContext *rc, cartd_cart_t *cart, long ttl,
     time_t activity);
 void cartd_activity_key(const char *owner, char *buf, size_t size);
+
+/*
+ * The periodic passes run in steps between two batches of events, so
+ * that a pass over millions of carts never holds up the consumer.
+ */
+typedef struct {
+    int            active;
+    char           cursor[CARTD_CURSOR_LEN];
+    long           carts, changed;
+} cartd_reconcile_t;
+
+typedef struct {
+    int            active;
+    unsigned       next;            /* the next slot of the index */
+    time_t         now;             /* the pass's clock */
+    PGconn        *pg;
+    redisContext  *rc;
+    rd_kafka_t    *rk;
+    long           abandoned, sent, suppressed;
+} cartd_abandon_t;
+
 
 /* consume.c */
 rd_kafka_t *cartd_producer(void);
@@ -138,11 +161,17 @@ int cartd_produce(rd_kafka_t *rk, const char *topic, const void *key,
 int cartd_flush(rd_kafka_t *rk);
 int cartd_run(void);
 int cartd_reconcile(PGconn *pg, redisContext *rc);
+void cartd_reconcile_start(cartd_reconcile_t *rec);
+int cartd_reconcile_step(cartd_reconcile_t *rec, PGconn *pg,
+    redisContext *rc);
 int cartd_refresh(PGconn *pg, redisContext *rc, const char *owner,
     time_t activity);
 
 /* abandon.c */
 int cartd_abandon(PGconn *pg, redisContext *rc, rd_kafka_t *rk, time_t now);
+void cartd_abandon_start(cartd_abandon_t *ab, time_t now);
+int cartd_abandon_step(cartd_abandon_t *ab, PGconn *pg, redisContext *rc,
+    rd_kafka_t *rk, unsigned nslots);
 
 /* restore.c */
 int cartd_restore(PGconn *pg, redisContext *rc);

@@ -714,25 +714,25 @@ retry:
 /* the periodic reconciliation: every cart Redis has, by SCAN */
 
 typedef struct {
-    PGconn   *pg;
-    long      carts, changed;
-} cartd_reconcile_t;
+    PGconn             *pg;
+    cartd_reconcile_t  *rec;
+} cartd_reconcile_ctx_t;
 
 
 static int
 cartd_reconcile_one(redisContext *rc, const char *owner, void *data)
 {
-    int64_t             v;
-    cartd_cart_t        cart;
-    cartd_reconcile_t  *rec = data;
+    int64_t                 v;
+    cartd_cart_t            cart;
+    cartd_reconcile_ctx_t  *ctx = data;
 
     if (cartd_redis_cart(rc, owner, &cart) != CARTD_OK) {
         return CARTD_ERROR;
     }
 
-    rec->carts++;
+    ctx->rec->carts++;
 
-    v = cartd_pg_version(rec->pg, owner);
+    v = cartd_pg_version(ctx->pg, owner);
 
     if (v == -2) {
         cartd_cart_free(&cart);
@@ -740,18 +740,18 @@ cartd_reconcile_one(redisContext *rc, const char *owner, void *data)
     }
 
     if (cart.exists && v != cart.version) {
-        if (cartd_pg_exec(rec->pg, "BEGIN") != CARTD_OK
-            || cartd_pg_snapshot(rec->pg, &cart,
+        if (cartd_pg_exec(ctx->pg, "BEGIN") != CARTD_OK
+            || cartd_pg_snapshot(ctx->pg, &cart,
                                  (time_t) cartd_redis_activity(rc, owner))
                != CARTD_OK
-            || cartd_pg_exec(rec->pg, "COMMIT") != CARTD_OK)
+            || cartd_pg_exec(ctx->pg, "COMMIT") != CARTD_OK)
         {
-            cartd_pg_exec(rec->pg, "ROLLBACK");
+            cartd_pg_exec(ctx->pg, "ROLLBACK");
             cartd_cart_free(&cart);
             return CARTD_ERROR;
         }
 
-        rec->changed++;
+        ctx->rec->changed++;
     }
 
     cartd_cart_free(&cart);
@@ -759,17 +759,51 @@ cartd_reconcile_one(redisContext *rc, const char *owner, void *data)
 }
 
 
+void
+cartd_reconcile_start(cartd_reconcile_t *rec)
+{
+    memset(rec, 0, sizeof(cartd_reconcile_t));
+    strcpy(rec->cursor, "0");
+    rec->active = 1;
+}
+
+
+/* one SCAN step; the pass ends (logged) when the cursor is back at 0 or
+ * on an error */
+
+int
+cartd_reconcile_step(cartd_reconcile_t *rec, PGconn *pg, redisContext *rc)
+{
+    int                    rv;
+    cartd_reconcile_ctx_t  ctx = { pg, rec };
+
+    rv = cartd_redis_scan_step(rc, rec->cursor, cartd_reconcile_one, &ctx);
+
+    if (rv == CARTD_OK && strcmp(rec->cursor, "0") != 0) {
+        return CARTD_OK;
+    }
+
+    rec->active = 0;
+
+    cartd_log(rv == CARTD_OK ? CARTD_LOG_INFO : CARTD_LOG_ERR,
+              "reconcile: %ld carts in Redis, %ld snapshots updated%s",
+              rec->carts, rec->changed, rv == CARTD_OK ? "" : ", interrupted");
+
+    return rv;
+}
+
+
 int
 cartd_reconcile(PGconn *pg, redisContext *rc)
 {
     int                rv;
-    cartd_reconcile_t  rec = { pg, 0, 0 };
+    cartd_reconcile_t  rec;
 
-    rv = cartd_redis_scan(rc, cartd_reconcile_one, &rec);
+    cartd_reconcile_start(&rec);
 
-    cartd_log(rv == CARTD_OK ? CARTD_LOG_INFO : CARTD_LOG_ERR,
-              "reconcile: %ld carts in Redis, %ld snapshots updated%s",
-              rec.carts, rec.changed, rv == CARTD_OK ? "" : ", interrupted");
+    do {
+        rv = cartd_reconcile_step(&rec, pg, rc);
+    } while (rec.active);
 
     return rv;
 }
@@ -850,9 +884,13 @@ cartd_run(void)
     char                *exit_after;
     time_t               now, next_reconcile, next_abandon, next_purge;
     cartd_loop_t         loop, *lp = &loop;
+    cartd_abandon_t      ab;
+    cartd_reconcile_t    rec;
     rd_kafka_message_t **msgs, *m;
 
     memset(lp, 0, sizeof(cartd_loop_t));
+    memset(&ab, 0, sizeof(cartd_abandon_t));
+    memset(&rec, 0, sizeof(cartd_reconcile_t));
 
     exit_after = getenv("CARTD_TEST_EXIT_AFTER_COMMITS");
     lp->exit_after = exit_after ? atol(exit_after) : 0;
@@ -926,14 +964,30 @@ cartd_run(void)
 
         now = cartd_now();
 
-        if (cartd_conf.reconcile_interval && now >= next_reconcile) {
-            cartd_reconcile(lp->pg, lp->redis);
-            next_reconcile = now + cartd_conf.reconcile_interval;
+        /* the passes advance a step between batches */
+
+        if (!rec.active && cartd_conf.reconcile_interval
+            && now >= next_reconcile)
+        {
+            cartd_reconcile_start(&rec);
         }
 
-        if (cartd_conf.abandon_interval && now >= next_abandon) {
-            cartd_abandon(lp->pg, lp->redis, lp->producer, now);
-            next_abandon = now + cartd_conf.abandon_interval;
+        if (rec.active) {
+            cartd_reconcile_step(&rec, lp->pg, lp->redis);
+            if (!rec.active) {
+                next_reconcile = now + cartd_conf.reconcile_interval;
+            }
+        }
+
+        if (!ab.active && cartd_conf.abandon_interval && now >= next_abandon) {
+            cartd_abandon_start(&ab, now);
+        }
+
+        if (ab.active) {
+            cartd_abandon_step(&ab, lp->pg, lp->redis, lp->producer, 1024);
+            if (!ab.active) {
+                next_abandon = now + cartd_conf.abandon_interval;
+            }
         }
 
         if (now >= next_purge) {

@@ -208,57 +208,52 @@ cartd_cart_free(cartd_cart_t *cart)
 }
 
 
-/* every cart key, by SCAN (never KEYS: it would block Redis) */
+/* one step of a SCAN over the cart keys (never KEYS: it would block
+ * Redis); "cursor" goes from "0" back to "0" */
 
 int
-cartd_redis_scan(redisContext *rc,
+cartd_redis_scan_step(redisContext *rc, char *cursor,
     int (*handler)(redisContext *rc, const char *owner, void *data),
     void *data)
 {
-    char         cursor[32], owner[CARTD_MAX_OWNER + 1];
+    char         owner[CARTD_MAX_OWNER + 1];
     size_t       i, len;
     redisReply  *reply, *keys;
 
-    strcpy(cursor, "0");
+    reply = redisCommand(rc, "SCAN %s MATCH cart:{* COUNT 500", cursor);
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2)
+    {
+        cartd_log(CARTD_LOG_ERR, "redis: SCAN: %s",
+                  reply ? reply->str : rc->errstr);
+        if (reply) {
+            freeReplyObject(reply);
+        }
+        return CARTD_ERROR;
+    }
 
-    do {
-        reply = redisCommand(rc, "SCAN %s MATCH cart:{* COUNT 500", cursor);
-        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-            || reply->elements != 2)
+    snprintf(cursor, CARTD_CURSOR_LEN, "%s", reply->element[0]->str);
+    keys = reply->element[1];
+
+    for (i = 0; i < keys->elements; i++) {
+        /* cart:{owner} */
+        len = keys->element[i]->len;
+        if (len < 8 || len - 7 > CARTD_MAX_OWNER
+            || keys->element[i]->str[len - 1] != '}')
         {
-            cartd_log(CARTD_LOG_ERR, "redis: SCAN: %s",
-                      reply ? reply->str : rc->errstr);
-            if (reply) {
-                freeReplyObject(reply);
-            }
+            continue;
+        }
+
+        memcpy(owner, keys->element[i]->str + 6, len - 7);
+        owner[len - 7] = '\0';
+
+        if (handler(rc, owner, data) != CARTD_OK) {
+            freeReplyObject(reply);
             return CARTD_ERROR;
         }
+    }
 
-        snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
-        keys = reply->element[1];
-
-        for (i = 0; i < keys->elements; i++) {
-            /* cart:{owner} */
-            len = keys->element[i]->len;
-            if (len < 8 || len - 7 > CARTD_MAX_OWNER
-                || keys->element[i]->str[len - 1] != '}')
-            {
-                continue;
-            }
-
-            memcpy(owner, keys->element[i]->str + 6, len - 7);
-            owner[len - 7] = '\0';
-
-            if (handler(rc, owner, data) != CARTD_OK) {
-                freeReplyObject(reply);
-                return CARTD_ERROR;
-            }
-        }
-
-        freeReplyObject(reply);
-
-    } while (strcmp(cursor, "0") != 0);
-
+    freeReplyObject(reply);
     return CARTD_OK;
 }
 
@@ -298,41 +293,84 @@ cartd_redis_activity(redisContext *rc, const char *owner)
 }
 
 
-/* the owners in one slot's activity set whose last write is before "before" */
+/*
+ * The owners whose last write is before "before", in the activity sets of
+ * slots [first, first + n): one pipelined round trip for the n sets, then
+ * the handler for each owner (it may talk to Redis itself).
+ */
 
 int
-cartd_redis_idle(redisContext *rc, unsigned slot, time_t before,
+cartd_redis_idle(redisContext *rc, unsigned first, unsigned n,
+    time_t before,
     int (*handler)(const char *owner, time_t activity, void *data),
     void *data)
 {
-    size_t       i;
-    redisReply  *reply;
+    int          rv;
+    size_t       i, j, count;
+    unsigned     slot;
+    time_t      *when;
+    redisReply **replies;
+    const char **owners;
 
-    reply = redisCommand(rc, "ZRANGEBYSCORE " NGX_HTTP_CART_ACTIVITY_KEY
-                         "{%s} -inf %lld WITHSCORES",
-                         ngx_http_cart_slot_tag(slot), (long long) before);
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-        cartd_log(CARTD_LOG_ERR, "redis: ZRANGEBYSCORE: %s",
-                  reply ? reply->str : rc->errstr);
-        if (reply) {
-            freeReplyObject(reply);
-        }
+    replies = calloc(n, sizeof(redisReply *));
+    if (replies == NULL) {
         return CARTD_ERROR;
     }
 
-    for (i = 0; i + 1 < reply->elements; i += 2) {
-        if (handler(reply->element[i]->str,
-                    (time_t) atof(reply->element[i + 1]->str), data)
-            != CARTD_OK)
+    for (slot = first; slot < first + n; slot++) {
+        redisAppendCommand(rc, "ZRANGEBYSCORE " NGX_HTTP_CART_ACTIVITY_KEY
+                           "{%s} -inf %lld WITHSCORES",
+                           ngx_http_cart_slot_tag(slot), (long long) before);
+    }
+
+    rv = CARTD_OK;
+    count = 0;
+
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(rc, (void **) &replies[i]) != REDIS_OK
+            || replies[i]->type != REDIS_REPLY_ARRAY)
         {
-            freeReplyObject(reply);
-            return CARTD_ERROR;
+            cartd_log(CARTD_LOG_ERR, "redis: ZRANGEBYSCORE: %s",
+                      replies[i] ? replies[i]->str : rc->errstr);
+            rv = CARTD_ERROR;
+            break;
+        }
+
+        count += replies[i]->elements / 2;
+    }
+
+    owners = calloc(count + 1, sizeof(char *));
+    when = calloc(count + 1, sizeof(time_t));
+
+    if (rv == CARTD_OK && owners && when) {
+        count = 0;
+
+        for (i = 0; i < n; i++) {
+            for (j = 0; j + 1 < replies[i]->elements; j += 2) {
+                owners[count] = replies[i]->element[j]->str;
+                when[count++] = (time_t) atof(replies[i]->element[j + 1]->str);
+            }
+        }
+
+        for (i = 0; i < count && rv == CARTD_OK; i++) {
+            rv = handler(owners[i], when[i], data);
+        }
+
+    } else {
+        rv = CARTD_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (replies[i]) {
+            freeReplyObject(replies[i]);
         }
     }
 
-    freeReplyObject(reply);
-    return CARTD_OK;
+    free(replies);
+    free(owners);
+    free(when);
+
+    return rv;
 }
 
 

@@ -251,12 +251,19 @@ Test::More::is(CartDaemon::pg_cart("user-$u"), '9;SKU-D=3|1250|seller-9|17645472
                'the snapshot now equals Redis');
 ($rc, $out) = CartDaemon::run($main::Conf, 'reconcile');
 Test::More::like($out, qr/, 0 snapshots updated/, 'a second pass changes nothing');
+# the running daemon reconciles on its interval, between batches
+CartTest::redis_cmd('HSET', "cart:{user-$u}", 'SKU-D', '4|1250|seller-9|1764547200', '#v', '10');
+my $conf = CartDaemon::conf('320-rec', kafka_group => $main::Group, reconcile_interval => '1s',
+                            @main::Kafka);
+my $pid = CartDaemon::start('320-rec', $conf);
+Test::More::is(CartDaemon::wait_sql("SELECT version FROM carts WHERE user_id = 'user-$u'", 10, 30),
+               10, 'the running daemon repaired the drift within its interval');
+CartDaemon::stop($pid);
 --- request
-GET /nocatalog/count
+GET /nocatalog/
 --- more_headers eval
 "X-User-Id: " . main::owner("drift")
---- response_body chomp
-{"item_count":3}
+--- response_body_like: "sku_id":"SKU-D","quantity":4,.*"version":10
 
 
 
