@@ -208,8 +208,6 @@ cartd_read_conf(const char *path)
             goto failed;
         }
 
-        value = strdup(value);
-
         if (strcmp(name, "kafka_property") == 0) {
             p = strtok(NULL, " \t\r\n");
             if (p == NULL || cf->nprops == CARTD_MAX_PROPS) {
@@ -217,12 +215,13 @@ cartd_read_conf(const char *path)
                           path, lineno);
                 goto failed;
             }
-            cf->props[cf->nprops].name = value;
+            cf->props[cf->nprops].name = strdup(value);
             cf->props[cf->nprops++].value = strdup(p);
             continue;
         }
 
-#define STR(n, field)  if (strcmp(name, n) == 0) { cf->field = value; continue; }
+#define STR(n, field)                                                         \
+        if (strcmp(name, n) == 0) { cf->field = strdup(value); continue; }
 #define TIME(n, field)                                                        \
         if (strcmp(name, n) == 0) {                                           \
             if ((t = cartd_parse_time(value)) < 0) goto invalid;              \
