@@ -493,13 +493,15 @@ cartd_dead_letter(cartd_loop_t *lp, const rd_kafka_message_t *m,
 }
 
 
-/* partitions of msgs[from..n) rewound to their first unhandled offset */
+/*
+ * The partitions of msgs[from..n) with, per partition, the offset of its
+ * first message (to rewind to it) or the one after its last (to commit).
+ */
 
-static void
-cartd_rewind(cartd_loop_t *lp, rd_kafka_message_t **msgs, int from, int n)
+static rd_kafka_topic_partition_list_t *
+cartd_partitions(rd_kafka_message_t **msgs, int from, int n, int after)
 {
     int                                i;
-    rd_kafka_error_t                  *error;
     rd_kafka_topic_partition_t        *tp;
     rd_kafka_topic_partition_list_t   *list;
 
@@ -518,7 +520,23 @@ cartd_rewind(cartd_loop_t *lp, rd_kafka_message_t **msgs, int from, int n)
                      rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
             tp->offset = msgs[i]->offset;
         }
+
+        if (after) {
+            tp->offset = msgs[i]->offset + 1;
+        }
     }
+
+    return list;
+}
+
+
+static void
+cartd_rewind(cartd_loop_t *lp, rd_kafka_message_t **msgs, int from, int n)
+{
+    rd_kafka_error_t                  *error;
+    rd_kafka_topic_partition_list_t   *list;
+
+    list = cartd_partitions(msgs, from, n, 0);
 
     if (list->cnt) {
         error = rd_kafka_seek_partitions(lp->consumer, list, 5000);
@@ -533,30 +551,13 @@ cartd_rewind(cartd_loop_t *lp, rd_kafka_message_t **msgs, int from, int n)
 }
 
 
-static int
+static void
 cartd_commit_offsets(cartd_loop_t *lp, rd_kafka_message_t **msgs, int n)
 {
-    int                                i;
     rd_kafka_resp_err_t                err;
-    rd_kafka_topic_partition_t        *tp;
     rd_kafka_topic_partition_list_t   *list;
 
-    list = rd_kafka_topic_partition_list_new(n);
-
-    for (i = 0; i < n; i++) {
-        if (msgs[i]->err) {
-            continue;
-        }
-
-        tp = rd_kafka_topic_partition_list_find(list,
-                 rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
-        if (tp == NULL) {
-            tp = rd_kafka_topic_partition_list_add(list,
-                     rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
-        }
-
-        tp->offset = msgs[i]->offset + 1;
-    }
+    list = cartd_partitions(msgs, 0, n, 1);
 
     err = list->cnt ? rd_kafka_commit(lp->consumer, list, 0)
                     : RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -567,8 +568,6 @@ cartd_commit_offsets(cartd_loop_t *lp, rd_kafka_message_t **msgs, int n)
         cartd_log(CARTD_LOG_WARN, "kafka: offset commit: %s",
                   rd_kafka_err2str(err));
     }
-
-    return CARTD_OK;
 }
 
 

@@ -15,16 +15,7 @@ use Test::More ();
 plan 'no_plan';
 no_shuffle();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    CartConf::default_config($block);
-    $block->set_value(config => $block->config
-        . "    location = /_status { cart_status; }\n");
-    if (!defined $block->http_config) {
-        $block->set_value(http_config =>
-            "cart_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;\n");
-    }
-});
+add_block_preprocessor(CartKafka::preprocessor());
 
 our $Run = $$ . '-' . time;   # owners unique to this run: the topic outlives it
 

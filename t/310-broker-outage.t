@@ -13,15 +13,7 @@ use Time::HiRes ();
 plan 'no_plan';
 no_shuffle();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    CartConf::default_config($block);
-    $block->set_value(config => $block->config
-        . "    location = /_status { cart_status; }\n");
-    $block->set_value(http_config =>
-        "cart_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;\n"
-        . "cart_kafka_property reconnect.backoff.max.ms 500;\n");
-});
+add_block_preprocessor(CartKafka::preprocessor('cart_kafka_property reconnect.backoff.max.ms 500;'));
 
 our $Run = $$ . '-' . time;
 

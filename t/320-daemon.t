@@ -17,13 +17,7 @@ use Time::HiRes ();
 plan 'no_plan';
 no_shuffle();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    CartConf::default_config($block);
-    $block->set_value(http_config =>
-        "cart_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;\n"
-        . "cart_kafka_property linger.ms 1;\n");
-});
+add_block_preprocessor(CartKafka::preprocessor('cart_kafka_property linger.ms 1;'));
 
 our $Run = $$ . '-' . time;
 sub main::owner { return "dm$_[0]-$main::Run" }
@@ -268,8 +262,6 @@ GET /nocatalog/
 
 
 === TEST 7: FLUSHALL, then restore: the carts are back, with TTLs
---- http_config
-cart_ttl 2h;
 --- init
 my @users = map { main::owner($_) } qw(b1 b2 b3 dup kill);
 my %before = map { $_ => CartDaemon::redis_cart("user-$_") } @users;
@@ -281,7 +273,8 @@ for my $u (@users) {
     Test::More::is(CartDaemon::redis_cart("user-$u"), $before{$u}, "cart of $u restored");
     my $ttl = CartTest::redis_cmd('TTL', "cart:{user-$u}");
     Test::More::ok($ttl > 29 * 86400 && $ttl <= 30 * 86400, "with the TTL it had left: $ttl");
-    Test::More::is(CartTest::redis_cmd('TTL', "cart_count:{user-$u}"), $ttl, 'the counter too');
+    my $count_ttl = CartTest::redis_cmd('TTL', "cart_count:{user-$u}");
+    Test::More::ok(abs($count_ttl - $ttl) <= 1, "the counter too: $count_ttl");
 }
 ($rc, $out) = CartDaemon::run($main::Conf, 'restore');
 Test::More::like($out, qr/restore: 0 carts restored, [1-9]\d* already in Redis/,

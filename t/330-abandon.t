@@ -15,13 +15,7 @@ use POSIX ();
 plan 'no_plan';
 no_shuffle();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    CartConf::default_config($block);
-    $block->set_value(http_config =>
-        "cart_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;\n"
-        . "cart_kafka_property linger.ms 1;\n");
-});
+add_block_preprocessor(CartKafka::preprocessor('cart_kafka_property linger.ms 1;'));
 
 our $Run = $$ . '-' . time;
 sub main::owner { return "ab$_[0]-$main::Run" }

@@ -11,8 +11,25 @@ package CartKafka;
 use strict;
 use warnings;
 
+use CartConf;
 use JSON::PP ();
 use Time::HiRes ();
+
+# A block preprocessor for the event tests: CartConf's server, a
+# /_status location (cart_status), and events on (cart_kafka_brokers and
+# the given extra http lines) unless the block has its own http_config.
+sub preprocessor {
+    my @http = @_;
+    return sub {
+        my $block = shift;
+        CartConf::default_config($block);
+        $block->set_value(config => $block->config
+            . "    location = /_status { cart_status; }\n");
+        return if defined $block->http_config;
+        $block->set_value(http_config => join "\n",
+            'cart_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;', @http, '');
+    };
+}
 
 sub brokers {
     return $ENV{TEST_NGINX_KAFKA_BROKERS}
