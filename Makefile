@@ -9,11 +9,11 @@ MODULE_SO   := $(BUILDDIR)/ngx_http_cart_module.so
 
 SOURCES := config $(wildcard ngx_http_cart_module.c src/*.c src/*.h src/lua/*.lua src/lua/embed.sh)
 
-.PHONY: all build clean
+.PHONY: all build clean daemon
 
 all: build
 
-build: $(MODULE_SO)
+build: $(MODULE_SO) daemon
 
 # configure is re-run whenever config or a Lua script changes: the scripts
 # are compiled into a generated header at configure time.
@@ -29,6 +29,11 @@ $(MODULE_SO): $(BUILDDIR)/Makefile $(SOURCES)
 
 clean:
 	rm -rf build
+
+# The companion daemon (daemon/) and the test broker (tools/kafka-mock/).
+daemon:
+	$(MAKE) -C daemon BUILDDIR=$(TOP)/build/daemon
+	$(MAKE) -C tools/kafka-mock BUILDDIR=$(TOP)/build/tools
 
 # --- Developer commands (scripts in util/; see their headers) --------------
 # TESTS=t/010-items.t limits `make test*` to some files (default: all of t/).

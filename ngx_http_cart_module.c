@@ -11,6 +11,9 @@
 #include "ngx_http_cart_handler.h"
 #include "ngx_http_cart_identity.h"
 #include "ngx_http_cart_promo.h"
+#include "ngx_http_cart_events.h"
+#include "ngx_http_cart_kafka.h"
+#include "ngx_http_cart_status.h"
 #include "ngx_http_cart_redis.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_subrequest.h"
@@ -30,6 +33,10 @@ static char *ngx_http_cart_api(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_cart_currency(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cart_admin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cart_kafka_property(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cart_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_cart_init_process(ngx_cycle_t *cycle);
 static void ngx_http_cart_exit_process(ngx_cycle_t *cycle);
@@ -142,9 +149,37 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       0,
       NULL },
 
+    { ngx_string("cart_kafka_brokers"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, kafka_brokers),
+      NULL },
+
+    { ngx_string("cart_kafka_topic"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, kafka_topic),
+      NULL },
+
+    { ngx_string("cart_kafka_property"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_cart_kafka_property,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("cart_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_cart_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cart_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cart_status,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -254,6 +289,12 @@ ngx_http_cart_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (cmcf->used || cmcf->status) {
+        if (ngx_http_cart_status_zone(cf, cmcf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
     return ngx_http_cart_scripts_init(cf);
 }
 
@@ -309,6 +350,10 @@ ngx_http_cart_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (cmcf->currency.data == NULL) {
         ngx_str_set(&cmcf->currency, "USD");
+    }
+
+    if (cmcf->kafka_topic.data == NULL) {
+        ngx_str_set(&cmcf->kafka_topic, "cart-events");
     }
 
     return NGX_CONF_OK;
@@ -475,6 +520,61 @@ ngx_http_cart_currency(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* cart_kafka_property NAME VALUE: checked by librdkafka now, used in the
+ * workers' producers */
+
+static char *
+ngx_http_cart_kafka_property(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cart_main_conf_t  *cmcf = conf;
+
+    ngx_str_t     *value;
+    ngx_keyval_t  *kv;
+
+    value = cf->args->elts;
+
+    if (ngx_http_cart_kafka_check_property(cf, &value[1], &value[2])
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->kafka_properties == NULL) {
+        cmcf->kafka_properties = ngx_array_create(cf->pool, 4,
+                                                  sizeof(ngx_keyval_t));
+        if (cmcf->kafka_properties == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    kv = ngx_array_push(cmcf->kafka_properties);
+    if (kv == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    kv->key = value[1];
+    kv->value = value[2];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_cart_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_cart_status_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cart_module);
+    cmcf->status = 1;
+
+    return NGX_CONF_OK;
+}
+
+
 /* Redis connections belong to worker processes, never to the master or
  * the cache helpers */
 
@@ -498,7 +598,11 @@ ngx_http_cart_init_process(ngx_cycle_t *cycle)
 
     scripts = ngx_http_cart_scripts(&n);
 
-    return ngx_http_cart_redis_init_worker(cycle, cmcf, scripts, n);
+    if (ngx_http_cart_redis_init_worker(cycle, cmcf, scripts, n) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_cart_events_init_worker(cycle, cmcf);
 }
 
 
@@ -512,6 +616,7 @@ ngx_http_cart_exit_process(ngx_cycle_t *cycle)
     ngx_http_cart_promos_exit();
 
     if (cmcf) {
+        ngx_http_cart_events_exit_worker(cmcf);
         ngx_http_cart_redis_exit_worker(cmcf);
     }
 }

@@ -25,6 +25,7 @@
 typedef struct ngx_http_cart_redis_s  ngx_http_cart_redis_t;
 typedef struct ngx_http_cart_jwt_s    ngx_http_cart_jwt_t;
 typedef struct ngx_http_cart_cookie_s  ngx_http_cart_cookie_t;
+typedef struct ngx_http_cart_kafka_s  ngx_http_cart_kafka_t;
 
 
 /* one Redis node as written in cart_redis, resolved at configuration time */
@@ -56,9 +57,17 @@ typedef struct {
     ngx_uint_t                     merge_strategy; /* NGX_HTTP_CART_MERGE_* */
 
     ngx_flag_t                     used;       /* some location has cart_api */
+    ngx_flag_t                     status;     /* some location has cart_status */
+
+    ngx_str_t                      kafka_brokers;    /* empty: events off */
+    ngx_str_t                      kafka_topic;
+    ngx_array_t                   *kafka_properties; /* of ngx_keyval_t */
+
+    ngx_shm_zone_t                *status_zone;      /* the metrics */
 
     /* per worker, created in init_process */
     ngx_http_cart_redis_t         *redis;
+    ngx_http_cart_kafka_t         *kafka;
 } ngx_http_cart_main_conf_t;
 
 

@@ -24,5 +24,10 @@ typedef struct {
 
 void ngx_http_cart_event(ngx_http_request_t *r, ngx_http_cart_event_t *ev);
 
+/* the worker's producer, when cart_kafka_brokers is set */
+ngx_int_t ngx_http_cart_events_init_worker(ngx_cycle_t *cycle,
+    ngx_http_cart_main_conf_t *cmcf);
+void ngx_http_cart_events_exit_worker(ngx_http_cart_main_conf_t *cmcf);
+
 
 #endif /* _NGX_HTTP_CART_EVENTS_H_INCLUDED_ */

@@ -3,6 +3,7 @@
  */
 
 #include "ngx_http_cart_scripts.h"
+#include "ngx_http_cart_slot.h"
 #include "ngx_http_cart_lua.h"
 #include <ngx_sha1.h>
 
@@ -65,6 +66,13 @@ ngx_http_cart_scripts_init(ngx_conf_t *cf)
         ngx_hex_dump(ngx_http_cart_script_sha[i], digest, sizeof(digest));
     }
 
+    /* the activity index key of each slot (see ngx_http_cart_slot.h) */
+    if (ngx_http_cart_slot_init() != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cart: cannot build the slot tag table");
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -108,8 +116,9 @@ ngx_http_cart_script_write_data(ngx_http_request_t *r,
 
 
 /*
- * KEYS: cart, counter, the idempotency key when there is one, then the
- * script's own keys; ARGV: the shared prefix of src/lua/_lib.lua, then args.
+ * KEYS: cart, counter, the activity index of the cart's slot, the
+ * idempotency key when there is one, then the script's own keys; ARGV: the
+ * shared prefix of src/lua/_lib.lua, then args.
  */
 
 static ngx_int_t
@@ -119,7 +128,7 @@ ngx_http_cart_script_write_full(ngx_http_request_t *r,
     void *data)
 {
     u_char                     *p;
-    ngx_str_t                   keys[3 + NGX_HTTP_CART_SCRIPT_MAX_OWN];
+    ngx_str_t                   keys[4 + NGX_HTTP_CART_SCRIPT_MAX_OWN];
     ngx_str_t                  *argv;
     ngx_uint_t                  i, nkeys;
     ngx_http_cart_ctx_t        *ctx;
@@ -134,7 +143,22 @@ ngx_http_cart_script_write_full(ngx_http_request_t *r,
 
     keys[0] = ctx->cart_key;
     keys[1] = ctx->count_key;
-    nkeys = 2;
+
+    /* the activity index set of the cart's own slot (cartd reads it) */
+
+    p = ngx_pnalloc(r->pool, sizeof(NGX_HTTP_CART_ACTIVITY_KEY) + 2
+                             + NGX_HTTP_CART_SLOT_TAG_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    keys[2].data = p;
+    keys[2].len = ngx_sprintf(p, NGX_HTTP_CART_ACTIVITY_KEY "{%s}",
+                              ngx_http_cart_slot_tag(
+                                  ngx_http_cart_slot(ctx->cart_key.data,
+                                                     ctx->cart_key.len)))
+                  - p;
+    nkeys = 3;
 
     if (ctx->idem_key.len) {
         keys[nkeys++] = ctx->idem_key;
@@ -175,7 +199,7 @@ ngx_http_cart_script_write_full(ngx_http_request_t *r,
 
     argv[2] = ctx->if_match;
 
-    /* _lib.lua takes a fingerprint as the sign that KEYS[3] is idem */
+    /* _lib.lua takes a fingerprint as the sign that KEYS[4] is idem */
     ngx_str_null(&argv[3]);
     if (ctx->idem_key.len) {
         argv[3] = ctx->fingerprint;

@@ -17,6 +17,9 @@ PACKAGES=(
     libpcre2-dev libssl-dev zlib1g-dev
     # the module's own libraries (probed by ./config)
     libhiredis-dev libyajl-dev
+    # events: librdkafka (producer in the module, consumer in the daemon,
+    # mock cluster for tests), kcat to read topics; the daemon's PostgreSQL
+    librdkafka-dev kcat postgresql libpq-dev
     # the store, and redis-cli for util/redis.sh
     redis-server redis-tools
     # tests (prove, Test::Nginx-style runner in t/lib), demo, benchmarks;
@@ -58,9 +61,9 @@ if [ ! -e "$POLICY" ]; then
 fi
 
 echo "deps: installing ${missing[*]}"
-"${SUDO[@]}" apt-get update
+"${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
 
 # The scripts use these exact paths, not just the package names.
 for path in /usr/share/nginx/src/conf_flags /usr/sbin/nginx /usr/bin/redis-server \

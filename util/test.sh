@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The project's test command (make test): installs what is missing, builds
-# the module, starts a throw-away Redis, and runs the Test::Nginx-style suite
-# in t/ with prove. Exits with prove's status; always stops its Redis.
+# the module and the daemon, starts a throw-away Redis, Kafka (the mock
+# cluster of tools/kafka-mock) and PostgreSQL, and runs the
+# Test::Nginx-style suite in t/ with prove. Exits with prove's status;
+# always stops what it started.
 #
 #   util/test.sh                     the whole suite
 #   util/test.sh t/010-items.t ...   only these files
 #   VALGRIND=1 util/test.sh          every nginx under valgrind (make test-valgrind)
 #   HUP=1 util/test.sh               reload with SIGHUP between tests (make test-hup)
 #   TEST_NGINX_REDIS_PORT=N          Redis port (default 16379)
+#   TEST_NGINX_KAFKA_PORT=N          first of the 3 mock brokers' ports (default 19092)
+#   TEST_NGINX_PG_PORT=N             PostgreSQL port (default 15432)
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -21,13 +25,24 @@ export TEST_NGINX_REDIS_DIR=$TOP/build/test/redis
 export TEST_NGINX_REDIS_CTL=$TOP/util/redis.sh
 export TEST_NGINX_CART_SO=$TOP/build/nginx/ngx_http_cart_module.so
 export TEST_NGINX_BINARY=/usr/sbin/nginx
+export TEST_NGINX_KAFKA_PORT=${TEST_NGINX_KAFKA_PORT:-19092}
+export TEST_NGINX_KAFKA_DIR=$TOP/build/test/kafka
+export TEST_NGINX_KAFKA_CTL=$TOP/util/kafka.sh
+p=$TEST_NGINX_KAFKA_PORT
+export TEST_NGINX_KAFKA_BROKERS=127.0.0.1:$p,127.0.0.1:$((p + 1)),127.0.0.1:$((p + 2))
+export TEST_NGINX_PG_PORT=${TEST_NGINX_PG_PORT:-15432}
+export TEST_NGINX_PG_DIR=$TOP/build/test/pg
+export TEST_NGINX_PG_DSN="postgresql://postgres@127.0.0.1:$TEST_NGINX_PG_PORT/cart"
+export TEST_NGINX_CARTD=$TOP/build/daemon/cartd
 if [ "${VALGRIND:-}" = 1 ]; then export TEST_NGINX_USE_VALGRIND=1; fi
 if [ "${HUP:-}" = 1 ]; then export TEST_NGINX_USE_HUP=1; fi
 
 redis() { "$TEST_NGINX_REDIS_CTL" "$1" "$TEST_NGINX_REDIS_PORT" "$TEST_NGINX_REDIS_DIR"; }
+kafka() { "$TEST_NGINX_KAFKA_CTL" "$1" "$TEST_NGINX_KAFKA_PORT" "$TEST_NGINX_KAFKA_DIR"; }
+pg() { util/pg.sh "$1" "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR"; }
 
 # EXIT runs on every way out; INT/TERM turn into an exit so that it does.
-trap 'redis stop' EXIT
+trap 'redis stop; kafka stop; pg stop' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -36,6 +51,11 @@ trap 'exit 143' TERM
 redis stop
 rm -rf "$TEST_NGINX_REDIS_DIR"
 redis start
+kafka stop
+kafka start
+pg stop
+rm -rf "$TEST_NGINX_PG_DIR"
+pg start
 
 rc=0
 prove -r -I t/lib "${@:-t/}" || rc=$?

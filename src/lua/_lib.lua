@@ -6,25 +6,27 @@
 --                                      cart version, "#c" the coupon code,
 --                                      "#a" the shipping address
 -- KEYS[2] counter     cart_count:{owner}  total quantity (badge)
--- KEYS[3] optional    idem:{owner}:<Idempotency-Key>
+-- KEYS[3] activity    cart_activity:{<tag of the cart's slot>}  sorted set
+--                                      owner -> time of the last write
+-- KEYS[4] optional    idem:{owner}:<Idempotency-Key>
 --                                      "<fingerprint>\n<json reply>", or
 --                                      "<fingerprint>\n" while in flight;
 --                                      given when ARGV[4] is not empty
--- KEYS[3 or 4...]     the script's own keys: own_key(1), own_key(2)
+-- KEYS[4 or 5...]     the script's own keys: own_key(1), own_key(2)
 -- ARGV[1] now (unix seconds)   ARGV[2] TTL of cart and counter
 -- ARGV[3] If-Match version or ''   ARGV[4] request fingerprint
 -- ARGV[5] idempotency TTL          ARGV[6] '1' when the caller holds the
---                                          in-flight reservation of KEYS[3]
+--                                          in-flight reservation of KEYS[4]
 -- ARGV[7..] the script's own arguments
 --
 -- Every script answers an array whose first element says what happened:
 -- 'ok', 'replay', or an error code the module maps to an HTTP status.
 
-local cart, count = KEYS[1], KEYS[2]
-local idem = ARGV[4] ~= '' and KEYS[3] or nil
+local cart, count, activity = KEYS[1], KEYS[2], KEYS[3]
+local idem = ARGV[4] ~= '' and KEYS[4] or nil
 
 local function own_key(n)
-    return KEYS[(idem and 3 or 2) + n]
+    return KEYS[(idem and 4 or 3) + n]
 end
 
 local now, ttl = ARGV[1], tonumber(ARGV[2])
@@ -115,13 +117,15 @@ local function count_add(delta)
     return total
 end
 
--- Bumps the version, refreshes the TTLs and remembers the answer under
+-- Bumps the version, refreshes the TTLs, stamps the activity index (the
+-- companion daemon finds idle carts there) and remembers the answer under
 -- the idempotency key. reply[2] and reply[3] receive version and count.
 local function commit(reply, delta)
     reply[2] = redis.call('HINCRBY', cart, '#v', 1)
     reply[3] = count_add(delta)
     redis.call('EXPIRE', cart, ttl)
     redis.call('EXPIRE', count, ttl)
+    redis.call('ZADD', activity, now, string.sub(cart, 7, -2))
     if idem then
         redis.call('SET', idem, ARGV[4] .. '\n' .. cjson.encode(reply),
                    'EX', ARGV[5])

@@ -642,8 +642,10 @@ sub _start_nginx {
                '-e', $ErrLogFile);
     if ($UseValgrind) {
         _write_file("$ConfDir/nginx.supp", $NginxSuppressions);
+        # --keep-debuginfo: leaks of libraries unloaded with the module at
+        # exit keep their function names, so suppressions can match them
         unshift @cmd, 'valgrind', '-q', '--tool=memcheck', '--leak-check=full',
-            '--show-possibly-lost=no', '--num-callers=30',
+            '--show-possibly-lost=no', '--num-callers=30', '--keep-debuginfo=yes',
             "--suppressions=$ConfDir/nginx.supp",
             (-f $ValgrindSuppressions ? "--suppressions=$ValgrindSuppressions" : ()),
             "--log-file=$LogDir/valgrind.%p.log";
