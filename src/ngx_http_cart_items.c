@@ -586,19 +586,12 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
 ngx_int_t
 ngx_http_cart_view(ngx_http_request_t *r)
 {
-    const char           *argv[2];
-    size_t                argvlen[2];
     ngx_http_cart_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    argv[0] = "HGETALL";
-    argvlen[0] = sizeof("HGETALL") - 1;
-    argv[1] = (const char *) ctx->cart_key.data;
-    argvlen[1] = ctx->cart_key.len;
-
-    if (ngx_http_cart_redis_command(r, &ctx->cart_key, 2, argv, argvlen,
-                                    ngx_http_cart_view_reply, NULL)
+    if (ngx_http_cart_redis_read(r, "HGETALL", &ctx->cart_key,
+                                 ngx_http_cart_view_reply, NULL)
         != NGX_OK)
     {
         return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
@@ -670,19 +663,12 @@ ngx_http_cart_view_priced(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_cart_count(ngx_http_request_t *r)
 {
-    const char           *argv[2];
-    size_t                argvlen[2];
     ngx_http_cart_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    argv[0] = "GET";
-    argvlen[0] = sizeof("GET") - 1;
-    argv[1] = (const char *) ctx->count_key.data;
-    argvlen[1] = ctx->count_key.len;
-
-    if (ngx_http_cart_redis_command(r, &ctx->cart_key, 2, argv, argvlen,
-                                    ngx_http_cart_count_reply, NULL)
+    if (ngx_http_cart_redis_read(r, "GET", &ctx->count_key,
+                                 ngx_http_cart_count_reply, NULL)
         != NGX_OK)
     {
         return ngx_http_cart_store_error(r, NULL, NGX_ERROR);

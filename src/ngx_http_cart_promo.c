@@ -640,8 +640,6 @@ ngx_http_cart_promos_load(ngx_http_request_t *r, ngx_uint_t fresh,
     ngx_http_cart_promos_ref_t *ref)
 {
     ngx_str_t                key;
-    const char              *argv[2];
-    size_t                   argvlen[2];
     ngx_http_cart_promos_t  *set;
 
     set = ngx_http_cart_promos_current;
@@ -660,15 +658,10 @@ ngx_http_cart_promos_load(ngx_http_request_t *r, ngx_uint_t fresh,
 
     ngx_str_set(&key, NGX_HTTP_CART_PROMOS_KEY);
 
-    argv[0] = "HGETALL";
-    argvlen[0] = sizeof("HGETALL") - 1;
-    argv[1] = NGX_HTTP_CART_PROMOS_KEY;
-    argvlen[1] = sizeof(NGX_HTTP_CART_PROMOS_KEY) - 1;
-
     ref->set = NULL;
 
-    if (ngx_http_cart_redis_command(r, &key, 2, argv, argvlen,
-                                    ngx_http_cart_promos_reply, ref)
+    if (ngx_http_cart_redis_read(r, "HGETALL", &key,
+                                 ngx_http_cart_promos_reply, ref)
         != NGX_OK)
     {
         ref->rc = NGX_ERROR;

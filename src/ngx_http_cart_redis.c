@@ -754,6 +754,25 @@ ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key, int argc,
 }
 
 
+ngx_int_t
+ngx_http_cart_redis_read(ngx_http_request_t *r, const char *cmd,
+    ngx_str_t *key, ngx_http_cart_redis_handler_pt handler, void *data)
+{
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    /* hiredis copies the command into its buffer at once */
+
+    argv[0] = cmd;
+    argvlen[0] = ngx_strlen(cmd);
+    argv[1] = (const char *) key->data;
+    argvlen[1] = key->len;
+
+    return ngx_http_cart_redis_command(r, key, 2, argv, argvlen, handler,
+                                       data);
+}
+
+
 static void
 ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {

@@ -46,5 +46,9 @@ ngx_int_t ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key,
     int argc, const char **argv, const size_t *argvlen,
     ngx_http_cart_redis_handler_pt handler, void *data);
 
+/* a one-key read such as "GET key" or "HGETALL key", routed by the key */
+ngx_int_t ngx_http_cart_redis_read(ngx_http_request_t *r, const char *cmd,
+    ngx_str_t *key, ngx_http_cart_redis_handler_pt handler, void *data);
+
 
 #endif /* _NGX_HTTP_CART_REDIS_H_INCLUDED_ */

@@ -265,22 +265,15 @@ ngx_http_cart_saved_done(ngx_http_request_t *r, void *data,
 ngx_int_t
 ngx_http_cart_saved_list(ngx_http_request_t *r)
 {
-    const char  *argv[2];
-    size_t       argvlen[2];
-    ngx_str_t   *key;
+    ngx_str_t  *key;
 
     key = ngx_http_cart_saved_key(r);
     if (key == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    argv[0] = "HGETALL";
-    argvlen[0] = sizeof("HGETALL") - 1;
-    argv[1] = (const char *) key->data;
-    argvlen[1] = key->len;
-
-    if (ngx_http_cart_redis_command(r, key, 2, argv, argvlen,
-                                    ngx_http_cart_saved_reply, NULL)
+    if (ngx_http_cart_redis_read(r, "HGETALL", key,
+                                 ngx_http_cart_saved_reply, NULL)
         != NGX_OK)
     {
         return ngx_http_cart_store_error(r, NULL, NGX_ERROR);

@@ -273,8 +273,6 @@ static ngx_int_t
 ngx_http_cart_share_load(ngx_http_request_t *r, ngx_http_cart_resume_pt next)
 {
     u_char                 *p, *last;
-    const char             *argv[2];
-    size_t                  argvlen[2];
     ngx_http_cart_ctx_t    *ctx;
     ngx_http_cart_share_t  *s;
 
@@ -302,13 +300,8 @@ ngx_http_cart_share_load(ngx_http_request_t *r, ngx_http_cart_resume_pt next)
 
     s->next = next;
 
-    argv[0] = "GET";
-    argvlen[0] = 3;
-    argv[1] = (const char *) s->key.data;
-    argvlen[1] = s->key.len;
-
-    if (ngx_http_cart_redis_command(r, &s->key, 2, argv, argvlen,
-                                    ngx_http_cart_share_got, NULL)
+    if (ngx_http_cart_redis_read(r, "GET", &s->key, ngx_http_cart_share_got,
+                                 NULL)
         != NGX_OK)
     {
         return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
@@ -323,8 +316,6 @@ ngx_http_cart_share_got(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
     u_char                 *bar;
-    const char             *argv[2];
-    size_t                  argvlen[2];
     ngx_str_t               value;
     ngx_http_cart_ctx_t    *ctx;
     ngx_http_cart_share_t  *s;
@@ -371,13 +362,8 @@ ngx_http_cart_share_got(ngx_http_request_t *r, void *data,
         return;
     }
 
-    argv[0] = "HGETALL";
-    argvlen[0] = sizeof("HGETALL") - 1;
-    argv[1] = (const char *) s->cart_key.data;
-    argvlen[1] = s->cart_key.len;
-
-    if (ngx_http_cart_redis_command(r, &s->cart_key, 2, argv, argvlen,
-                                    ngx_http_cart_share_lines, NULL)
+    if (ngx_http_cart_redis_read(r, "HGETALL", &s->cart_key,
+                                 ngx_http_cart_share_lines, NULL)
         != NGX_OK)
     {
         ngx_http_cart_share_fail(r, NULL);
