@@ -37,7 +37,7 @@ daemon:
 
 # --- Developer commands (scripts in util/; see their headers) --------------
 # TESTS=t/010-items.t limits `make test*` to some files (default: all of t/).
-.PHONY: deps test test-valgrind test-hup run stop
+.PHONY: deps test test-valgrind test-hup run stop bench
 
 deps:
 	util/deps.sh
@@ -56,3 +56,8 @@ run:
 
 stop:
 	util/run.sh stop
+
+# bench/run.sh: its own Redis and nginx, wrk, redis-benchmark; one table per
+# section. SECTIONS=main limits it (main redis trips growth memory).
+bench:
+	bench/run.sh $(SECTIONS)

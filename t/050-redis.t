@@ -99,6 +99,43 @@ Content-Type: application/json
 
 
 
+=== TEST 4c: one Redis round trip per request (counted after this block)
+--- init
+CartClient::seed('k8');
+redis_cmd('CONFIG', 'RESETSTAT');
+--- request eval
+["POST /nocatalog/items\n{\"sku_id\":\"SKU-1\",\"quantity\":1}",
+ "PUT /nocatalog/items/SKU-1\n{\"quantity\":3}",
+ "DELETE /nocatalog/items/SKU-1",
+ "GET /nocatalog",
+ "GET /nocatalog/count"]
+--- more_headers
+X-User-Id: k8
+Content-Type: application/json
+--- response_body_like eval
+['"quantity":3,.*"version":6', '"quantity":3,.*"version":7', '"quantity":0,.*"version":8',
+ '"items":\[\],.*"version":8', '^\{"item_count":0\}$']
+
+
+
+=== TEST 4d: (checks of TEST 4c) an add, update or remove is one EVALSHA, a view one HGETALL, a count one GET
+--- init
+my %calls = map { /^cmdstat_([^:]+):calls=(\d+)/ ? ($1, $2) : () }
+            split /\r?\n/, redis_cmd('INFO', 'commandstats');
+Test::More::is($calls{evalsha}, 3, 'one EVALSHA per add, update and remove');
+Test::More::ok(!$calls{eval}, 'no EVAL: the scripts were loaded at connect');
+# the view reads the cart; a fresh worker also reads its promotions copy once
+Test::More::ok($calls{hgetall} >= 1 && $calls{hgetall} <= 2,
+               "one HGETALL for the view, plus at most the promotions copy: $calls{hgetall}");
+Test::More::is($calls{get}, 1, 'one GET for the count (none inside the scripts)');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: k8
+--- response_body: {"item_count":0}
+
+
+
 === TEST 5: Redis forgot its scripts (SCRIPT FLUSH): the write still works
 --- init
 # after the worker has connected (and loaded the scripts), Redis forgets them
