@@ -253,8 +253,10 @@ fill() {
                 seller = sprintf(sellerfmt, k % 7 + 1)
                 n = 0
                 a[++n] = "EVALSHA"; a[++n] = sha
-                a[++n] = idem ? 3 : 2
+                a[++n] = idem ? 4 : 3
                 a[++n] = "cart:{user-" id "}"; a[++n] = "cart_count:{user-" id "}"
+                # the activity index: one set stands for the per-slot sets
+                a[++n] = "cart_activity:{bench}"
                 if (idem) a[++n] = "idem:{user-" id "}:" sprintf("%08x-%04x-4%03x-a%03x-%012x", u, k, u % 4096, k, u * 31 + k)
                 a[++n] = now; a[++n] = 2592000; a[++n] = ""
                 a[++n] = idem ? "POST " sku " 1 " seller : ""
@@ -418,8 +420,8 @@ section_redis() {
         for p in 1 16; do
             "${ON_NGINX_CPU[@]}" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" \
                 -c 50 -n 200000 -P "$p" -r "$USERS" --csv \
-                EVALSHA "$ADD_SHA" 2 'cart:{user-__rand_int__}' \
-                'cart_count:{user-__rand_int__}' "$(date +%s)" 2592000 '' '' \
+                EVALSHA "$ADD_SHA" 3 'cart:{user-__rand_int__}' \
+                'cart_count:{user-__rand_int__}' 'cart_activity:{bench}' "$(date +%s)" 2592000 '' '' \
                 86400 0 SKU-1 1 2999 seller-1 1000 1000000 \
                 | awk -F'"' -v p="$p" 'NR == 2 { print "evalsha-add P" p, $4, $10 ", " $14 }' \
                 >>"$DIR/redis.raw"
@@ -697,7 +699,7 @@ section_redisprof() {
             callgrind_control -z "$pid" >/dev/null 2>&1
             case $what in
                 add) redis-benchmark -p "$port" -c 10 -n $n -P 16 -r "$USERS" -q \
-                         EVALSHA "$sha" 2 'cart:{user-__rand_int__}' 'cart_count:{user-__rand_int__}' \
+                         EVALSHA "$sha" 3 'cart:{user-__rand_int__}' 'cart_count:{user-__rand_int__}' 'cart_activity:{bench}' \
                          "$(date +%s)" 2592000 '' '' 86400 0 SKU-1 1 2999 seller-1 1000 1000000 ;;
                 hgetall) redis-benchmark -p "$port" -c 10 -n $n -P 16 -r "$USERS" -q \
                          HGETALL 'cart:{user-__rand_int__}' ;;

@@ -178,7 +178,10 @@ function _M.add(catalog)
 
     local cart, count = "cart:{" .. own .. "}", "cart_count:{" .. own .. "}"
     local red = connect()
-    local args = { 2, cart, count, ngx.time(), conf.ttl, "", "", conf.idem_ttl,
+    -- KEYS[3], the activity index: one set stands for the module's
+    -- per-slot sets on this single Redis (as bench/run.sh fills it)
+    local args = { 3, cart, count, "cart_activity:{bench}", ngx.time(),
+                   conf.ttl, "", "", conf.idem_ttl,
                    "0", sku, qty, price, seller, conf.max_lines, conf.max_quantity }
     local res, err = red:evalsha(sha, unpack(args))
     if not res and err and err:find("NOSCRIPT", 1, true) then
