@@ -352,6 +352,22 @@ ngx_http_cart_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&cmcf->currency, "USD");
     }
 
+    /* the limits go to the write scripts as text: format them once here */
+
+    cmcf->max_lines_arg.data = ngx_pnalloc(cf->pool, 2 * NGX_INT_T_LEN);
+    if (cmcf->max_lines_arg.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->max_lines_arg.len = ngx_sprintf(cmcf->max_lines_arg.data, "%ui",
+                                          cmcf->max_lines)
+                              - cmcf->max_lines_arg.data;
+
+    cmcf->max_quantity_arg.data = cmcf->max_lines_arg.data + NGX_INT_T_LEN;
+    cmcf->max_quantity_arg.len = ngx_sprintf(cmcf->max_quantity_arg.data,
+                                             "%ui", cmcf->max_quantity)
+                                 - cmcf->max_quantity_arg.data;
+
     if (cmcf->kafka_topic.data == NULL) {
         ngx_str_set(&cmcf->kafka_topic, "cart-events");
     }

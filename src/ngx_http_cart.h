@@ -49,6 +49,8 @@ typedef struct {
 
     ngx_uint_t                     max_lines;
     ngx_uint_t                     max_quantity;
+    ngx_str_t                      max_lines_arg;    /* as script arguments, */
+    ngx_str_t                      max_quantity_arg; /* formatted once */
     ngx_str_t                      currency;
 
     time_t                         guest_ttl;

@@ -258,7 +258,7 @@ ngx_http_cart_add_run(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
 
-    p = ngx_pnalloc(r->pool, 4 * NGX_INT64_LEN);
+    p = ngx_pnalloc(r->pool, 2 * NGX_INT64_LEN);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -274,13 +274,8 @@ ngx_http_cart_add_run(ngx_http_request_t *r)
     p += args[2].len;
 
     args[3] = ctx->seller;
-
-    args[4].data = p;
-    args[4].len = ngx_sprintf(p, "%ui", cmcf->max_lines) - p;
-    p += args[4].len;
-
-    args[5].data = p;
-    args[5].len = ngx_sprintf(p, "%ui", cmcf->max_quantity) - p;
+    args[4] = cmcf->max_lines_arg;
+    args[5] = cmcf->max_quantity_arg;
 
     if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_ADD, args, 6,
                                    ngx_http_cart_write_done)

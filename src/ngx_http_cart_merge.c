@@ -477,7 +477,7 @@ ngx_http_cart_apply(ngx_http_request_t *r, ngx_uint_t check,
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
 
     args = ngx_palloc(r->pool, (5 + 2 * n) * sizeof(ngx_str_t));
-    p = ngx_pnalloc(r->pool, 2 * NGX_INT_T_LEN + NGX_TIME_T_LEN);
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
     if (args == NULL || p == NULL) {
         return NGX_ERROR;
     }
@@ -492,13 +492,8 @@ ngx_http_cart_apply(ngx_http_request_t *r, ngx_uint_t check,
     args[1].data = (u_char *) strategy;
     args[1].len = ngx_strlen(strategy);
 
-    args[2].data = p;
-    args[2].len = ngx_sprintf(p, "%ui", cmcf->max_lines) - p;
-    p += args[2].len;
-
-    args[3].data = p;
-    args[3].len = ngx_sprintf(p, "%ui", cmcf->max_quantity) - p;
-    p += args[3].len;
+    args[2] = cmcf->max_lines_arg;
+    args[3] = cmcf->max_quantity_arg;
 
     /* the marker outlives any claim it could be asked about */
     args[4].data = p;

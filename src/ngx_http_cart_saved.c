@@ -49,7 +49,7 @@ ngx_http_cart_saved_save(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
 
-    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 2 * NGX_INT_T_LEN);
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -58,14 +58,8 @@ ngx_http_cart_saved_save(ngx_http_request_t *r)
 
     args[1].data = p;
     args[1].len = ngx_sprintf(p, "%T", cmcf->saved_ttl) - p;
-    p += args[1].len;
-
-    args[2].data = p;
-    args[2].len = ngx_sprintf(p, "%ui", cmcf->max_lines) - p;
-    p += args[2].len;
-
-    args[3].data = p;
-    args[3].len = ngx_sprintf(p, "%ui", cmcf->max_quantity) - p;
+    args[2] = cmcf->max_lines_arg;
+    args[3] = cmcf->max_quantity_arg;
 
     return ngx_http_cart_saved_run(r, NGX_HTTP_CART_SCRIPT_SAVE, args, 4);
 }
@@ -76,7 +70,6 @@ ngx_http_cart_saved_save(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_cart_saved_move(ngx_http_request_t *r)
 {
-    u_char                     *p;
     ngx_str_t                   args[3];
     ngx_http_cart_ctx_t        *ctx;
     ngx_http_cart_main_conf_t  *cmcf;
@@ -84,19 +77,9 @@ ngx_http_cart_saved_move(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
 
-    p = ngx_pnalloc(r->pool, 2 * NGX_INT_T_LEN);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     args[0] = ctx->path_sku;
-
-    args[1].data = p;
-    args[1].len = ngx_sprintf(p, "%ui", cmcf->max_lines) - p;
-    p += args[1].len;
-
-    args[2].data = p;
-    args[2].len = ngx_sprintf(p, "%ui", cmcf->max_quantity) - p;
+    args[1] = cmcf->max_lines_arg;
+    args[2] = cmcf->max_quantity_arg;
 
     return ngx_http_cart_saved_run(r, NGX_HTTP_CART_SCRIPT_SAVED_MOVE, args,
                                    3);
