@@ -12,7 +12,13 @@ use CartClient;
 use CartKafka;
 use Test::More ();
 
-plan 'no_plan';
+# In HUP mode one nginx lives across blocks: its shared-memory counters
+# outlive reloads by design (cart_status), and the old workers log their
+# producer's close after the next block starts; blocks here assert exact
+# counts and quiet logs per nginx, so they need a fresh one each.
+plan $ENV{TEST_NGINX_USE_HUP}
+     ? (skip_all => 'exact event counters per nginx: not with HUP reloads')
+     : 'no_plan';
 no_shuffle();
 
 add_block_preprocessor(CartKafka::preprocessor());
