@@ -136,6 +136,8 @@ static const ngx_http_cart_answer_t  ngx_http_cart_script_answers[] = {
 
 static const ngx_http_cart_answer_t *ngx_http_cart_route(
     ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx, ngx_uint_t *flags);
+static const ngx_http_cart_answer_t *ngx_http_cart_allow(
+    ngx_http_request_t *r, ngx_uint_t methods);
 static const ngx_http_cart_answer_t *ngx_http_cart_identity(
     ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx, ngx_uint_t flags);
 static const ngx_http_cart_answer_t *ngx_http_cart_challenge(
@@ -227,7 +229,7 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
     u_char                    *star;
     size_t                     n, pre, post;
     ngx_str_t                  path;
-    ngx_uint_t                 known;
+    ngx_uint_t                 known, methods;
     ngx_http_cart_route_t     *route;
     ngx_http_cart_loc_conf_t  *lcf;
     ngx_http_core_loc_conf_t  *clcf;
@@ -252,6 +254,7 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
     }
 
     known = 0;
+    methods = 0;
 
     route = lcf->admin ? ngx_http_cart_admin_routes : ngx_http_cart_routes;
 
@@ -288,6 +291,7 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
         }
 
         known = 1;
+        methods |= route->method;
 
         if (r->method == route->method
             || (r->method == NGX_HTTP_HEAD && route->method == NGX_HTTP_GET))
@@ -299,7 +303,8 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
     }
 
     if (ctx->action == NULL) {
-        return known ? &ngx_http_cart_not_allowed : &ngx_http_cart_not_found;
+        return known ? ngx_http_cart_allow(r, methods)
+                     : &ngx_http_cart_not_found;
     }
 
     if (ctx->path_sku.len && !(*flags & NGX_HTTP_CART_TOKEN)
@@ -310,6 +315,55 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
     }
 
     return NULL;
+}
+
+
+/* a 405 says which methods the resource has (RFC 9110, 15.5.6) */
+
+static const ngx_http_cart_answer_t *
+ngx_http_cart_allow(ngx_http_request_t *r, ngx_uint_t methods)
+{
+    u_char            *p;
+    ngx_uint_t         i;
+    ngx_table_elt_t   *h;
+
+    static struct {
+        ngx_uint_t     method;
+        ngx_str_t      name;
+    }  names[] = {
+        { NGX_HTTP_GET, ngx_string("GET, HEAD") },
+        { NGX_HTTP_POST, ngx_string("POST") },
+        { NGX_HTTP_PUT, ngx_string("PUT") },
+        { NGX_HTTP_DELETE, ngx_string("DELETE") }
+    };
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return &ngx_http_cart_internal;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("GET, HEAD, POST, PUT, DELETE") - 1);
+    if (p == NULL) {
+        return &ngx_http_cart_internal;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = p;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (methods & names[i].method) {
+            if (p != h->value.data) {
+                p = ngx_cpymem(p, ", ", 2);
+            }
+
+            p = ngx_cpymem(p, names[i].name.data, names[i].name.len);
+        }
+    }
+
+    h->value.len = p - h->value.data;
+
+    return &ngx_http_cart_not_allowed;
 }
 
 

@@ -357,6 +357,19 @@ PATCH /api/v1/cart/items/SKU-1
 {"quantity":1}
 --- unchanged
 --- error_code: 405
+--- response_headers
+Allow: PUT, DELETE
+--- response_body_like: "code":"method_not_allowed"
+
+
+
+=== TEST 32a: a 405 lists the methods of the resource that was asked for
+--- request
+DELETE /api/v1/cart/
+--- unchanged
+--- error_code: 405
+--- response_headers
+Allow: GET, HEAD
 --- response_body_like: "code":"method_not_allowed"
 
 
