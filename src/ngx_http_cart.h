@@ -142,6 +142,8 @@ typedef struct {
 
     unsigned                       reserved:1;  /* holds an in-flight idem key */
     unsigned                       signed_in:1; /* a user, not a guest */
+    unsigned                       new_guest:1; /* a guest session made for
+                                                   this request: no cart yet */
 } ngx_http_cart_ctx_t;
 
 

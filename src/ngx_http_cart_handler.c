@@ -431,12 +431,15 @@ ngx_http_cart_identity(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
     } else {
         user = ctx->guest;
 
-        if (user.len == 0
-            && ngx_http_cart_random_hex(r->pool,
-                                        NGX_HTTP_CART_SESSION_LEN / 2, &user)
-               != NGX_OK)
-        {
-            return &ngx_http_cart_internal;
+        if (user.len == 0) {
+            if (ngx_http_cart_random_hex(r->pool,
+                                         NGX_HTTP_CART_SESSION_LEN / 2, &user)
+                != NGX_OK)
+            {
+                return &ngx_http_cart_internal;
+            }
+
+            ctx->new_guest = 1;
         }
 
         /* every write refreshes the cookie's lifetime, as the cart's */

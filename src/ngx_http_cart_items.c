@@ -576,6 +576,14 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
 }
 
 
+/*
+ * What Redis would answer for a cart that cannot exist yet: the guest
+ * session was made for this very request, so its reads need no store.
+ */
+static redisReply  ngx_http_cart_no_lines = { .type = REDIS_REPLY_ARRAY };
+static redisReply  ngx_http_cart_no_count = { .type = REDIS_REPLY_NIL };
+
+
 /* GET / */
 
 ngx_int_t
@@ -584,6 +592,11 @@ ngx_http_cart_view(ngx_http_request_t *r)
     ngx_http_cart_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (ctx->new_guest) {
+        ngx_http_cart_view_reply(r, NULL, &ngx_http_cart_no_lines, NGX_OK);
+        return NGX_DONE;
+    }
 
     if (ngx_http_cart_redis_read(r, "HGETALL", &ctx->cart_key,
                                  ngx_http_cart_view_reply, NULL)
@@ -661,6 +674,11 @@ ngx_http_cart_count(ngx_http_request_t *r)
     ngx_http_cart_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (ctx->new_guest) {
+        ngx_http_cart_count_reply(r, NULL, &ngx_http_cart_no_count, NGX_OK);
+        return NGX_DONE;
+    }
 
     if (ngx_http_cart_redis_read(r, "GET", &ctx->count_key,
                                  ngx_http_cart_count_reply, NULL)

@@ -47,6 +47,10 @@ run_tests();
 __DATA__
 
 === TEST 1: a guest that only reads gets an empty cart and no cookie
+--- init
+# every command Redis runs is logged, with its keys (checked by TEST 1b)
+redis_cmd('CONFIG', 'SET', 'slowlog-log-slower-than', '0');
+redis_cmd('SLOWLOG', 'RESET');
 --- request eval
 ["GET /api/v1/cart/count", "GET /api/v1/cart"]
 --- response_headers eval
@@ -54,6 +58,21 @@ __DATA__
 --- response_body_like eval
 ['^\{"item_count":0\}$',
  '^\{"cart_id":"cart:guest-[0-9a-f]{32}","items":\[\],"item_count":0,"subtotal":0.00,"currency":"USD","version":0,"warnings":\[\],']
+
+
+
+=== TEST 1b: (checks of TEST 1) those reads of a session made for them never reached Redis
+--- init
+redis_cmd('EXISTS', 'slowlog-probe');
+my $log = redis_cmd('SLOWLOG', 'GET', '1000');
+redis_cmd('CONFIG', 'SET', 'slowlog-log-slower-than', '10000');
+Test::More::like($log, qr/slowlog-probe/, 'the slow log names the keys of commands');
+Test::More::unlike($log, qr/\{guest-/, 'no command named a guest key');
+--- request
+GET /api/v1/cart/count
+--- more_headers eval
+"Cookie: cart_guest=" . CartAuth::guest_cookie($main::S1)
+--- response_body_like: ^\{"item_count":\d+\}$
 
 
 
