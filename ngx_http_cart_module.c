@@ -199,7 +199,7 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       NULL },
 
     { ngx_string("cart_jwt_key"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1234,
       ngx_http_cart_jwt_key_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cart_loc_conf_t, jwt),

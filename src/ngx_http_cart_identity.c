@@ -44,6 +44,8 @@ struct ngx_http_cart_jwt_s {
     ngx_str_t                 name;       /* "HS256", as in the header */
     ngx_str_t                 secret;     /* HS256 */
     EVP_PKEY                 *pkey;       /* RS256, ES256 */
+    ngx_str_t                 iss;        /* required "iss", or empty */
+    ngx_str_t                 aud;        /* required in "aud", or empty */
 };
 
 
@@ -69,7 +71,8 @@ static ngx_int_t ngx_http_cart_jwt_refuse(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cart_jwt_signature(ngx_http_cart_jwt_t *jwt,
     ngx_str_t *data, ngx_str_t *sig);
 static ngx_int_t ngx_http_cart_jwt_claims(ngx_http_request_t *r,
-    yajl_val claims, ngx_str_t *sub);
+    ngx_http_cart_jwt_t *jwt, yajl_val claims, ngx_str_t *sub);
+static ngx_uint_t ngx_http_cart_jwt_string(yajl_val v, ngx_str_t *want);
 static ngx_int_t ngx_http_cart_jwt_time(yajl_val v, time_t *t);
 static yajl_val ngx_http_cart_b64_json(ngx_pool_t *pool, u_char *data,
     size_t len);
@@ -81,14 +84,15 @@ static ngx_int_t ngx_http_cart_cookie_tag(ngx_http_cart_cookie_t *cookie,
     u_char *session, u_char *expires, size_t expires_len, u_char *tag);
 
 
-/* cart_jwt_key FILE [HS256|RS256|ES256] | off */
+/* cart_jwt_key FILE [HS256|RS256|ES256] [iss=ISSUER] [aud=AUDIENCE] | off */
 
 char *
 ngx_http_cart_jwt_key_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    ngx_str_t             *value, content, alg;
+    ngx_str_t             *value, content, alg, *claim;
+    ngx_uint_t             i;
     ngx_http_cart_jwt_t  **field, *jwt;
 
     field = (ngx_http_cart_jwt_t **) (p + cmd->offset);
@@ -110,8 +114,34 @@ ngx_http_cart_jwt_key_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ngx_str_null(&alg);
-    if (cf->args->nelts == 3) {
-        alg = value[2];
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "iss=", 4) == 0) {
+            claim = &jwt->iss;
+
+        } else if (ngx_strncmp(value[i].data, "aud=", 4) == 0) {
+            claim = &jwt->aud;
+
+        } else if (alg.len == 0) {
+            alg = value[i];
+            continue;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (claim->data || value[i].len == 4) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": one non-empty value each",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        claim->data = value[i].data + 4;
+        claim->len = value[i].len - 4;
     }
 
     if (ngx_http_cart_read_key_file(cf, &value[1], &content) != NGX_OK) {
@@ -550,7 +580,7 @@ ngx_http_cart_jwt_verify(ngx_http_request_t *r, ngx_http_cart_jwt_t *jwt,
         return ngx_http_cart_jwt_refuse(r, "malformed payload");
     }
 
-    return ngx_http_cart_jwt_claims(r, claims, sub);
+    return ngx_http_cart_jwt_claims(r, jwt, claims, sub);
 }
 
 
@@ -645,14 +675,16 @@ ngx_http_cart_jwt_signature(ngx_http_cart_jwt_t *jwt, ngx_str_t *data,
 }
 
 
-/* exp (required) and nbf with the leeway; sub is the user id */
+/* exp (required) and nbf with the leeway, iss and aud when configured;
+ * sub is the user id */
 
 static ngx_int_t
-ngx_http_cart_jwt_claims(ngx_http_request_t *r, yajl_val claims,
-    ngx_str_t *sub)
+ngx_http_cart_jwt_claims(ngx_http_request_t *r, ngx_http_cart_jwt_t *jwt,
+    yajl_val claims, ngx_str_t *sub)
 {
-    time_t    now, t;
-    yajl_val  v;
+    size_t      i, n;
+    time_t      now, t;
+    yajl_val    v, *aud;
 
     if (!YAJL_IS_OBJECT(claims)) {
         return ngx_http_cart_jwt_refuse(r, "payload is not an object");
@@ -682,6 +714,36 @@ ngx_http_cart_jwt_claims(ngx_http_request_t *r, yajl_val claims,
         }
     }
 
+    if (jwt->iss.len
+        && !ngx_http_cart_jwt_string(ngx_http_cart_json_field(claims, "iss"),
+                                     &jwt->iss))
+    {
+        return ngx_http_cart_jwt_refuse(r, "another issuer (iss)");
+    }
+
+    if (jwt->aud.len) {
+        /* RFC 7519 4.1.3: one string, or an array of them */
+
+        v = ngx_http_cart_json_field(claims, "aud");
+        aud = &v;
+        n = 1;
+
+        if (YAJL_IS_ARRAY(v)) {
+            aud = v->u.array.values;
+            n = v->u.array.len;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (ngx_http_cart_jwt_string(aud[i], &jwt->aud)) {
+                break;
+            }
+        }
+
+        if (i == n) {
+            return ngx_http_cart_jwt_refuse(r, "not for this audience (aud)");
+        }
+    }
+
     v = ngx_http_cart_json_field(claims, "sub");
 
     if (!YAJL_IS_STRING(v) || v->u.string[0] == '\0') {
@@ -692,6 +754,17 @@ ngx_http_cart_jwt_claims(ngx_http_request_t *r, yajl_val claims,
     sub->len = ngx_strlen(sub->data);
 
     return NGX_OK;
+}
+
+
+/* a claim that is exactly this string */
+
+static ngx_uint_t
+ngx_http_cart_jwt_string(yajl_val v, ngx_str_t *want)
+{
+    return YAJL_IS_STRING(v)
+           && ngx_strlen(v->u.string) == want->len
+           && ngx_strncmp(v->u.string, want->data, want->len) == 0;
 }
 
 

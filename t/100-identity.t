@@ -41,6 +41,13 @@ sub nginx_t {
     return ($? >> 8, $out);
 }
 
+our $IdpLocation = <<'END';
+    location /idp {
+        cart_api;
+        cart_jwt_key $TEST_NGINX_KEYS/hs256.secret iss=https://idp.example aud=cart;
+    }
+END
+
 run_tests();
 
 __DATA__
@@ -226,6 +233,55 @@ JWT refused: bad signature
 
 
 
+=== TEST 10b: iss= and aud= make those claims required: exact issuer, audience among aud
+--- config eval: $main::IdpLocation
+--- request eval
+[("GET /idp/count") x 2]
+--- more_headers eval
+[map { "Authorization: Bearer " . CartAuth::jwt('HS256', CartAuth::claims('j10', %$_)) }
+ ({ iss => 'https://idp.example', aud => 'cart' },
+  { iss => 'https://idp.example', aud => ['orders', 'cart'] })]
+--- response_body_like eval
+[('^\{"item_count":0\}$') x 2]
+
+
+
+=== TEST 10c: a missing, different or non-string issuer is 401
+--- config eval: $main::IdpLocation
+--- request eval
+[("GET /idp/count") x 3]
+--- more_headers eval
+[map { "Authorization: Bearer " . CartAuth::jwt('HS256', CartAuth::claims('j10', %$_)) }
+ ({ aud => 'cart' },
+  { iss => 'https://idp.example.evil', aud => 'cart' },
+  { iss => ['https://idp.example'], aud => 'cart' })]
+--- error_code eval
+[401, 401, 401]
+--- response_body_like eval
+[('"code":"invalid_token"') x 3]
+--- error_log
+JWT refused: another issuer (iss)
+
+
+
+=== TEST 10d: an audience that is missing or not among aud is 401
+--- config eval: $main::IdpLocation
+--- request eval
+[("GET /idp/count") x 3]
+--- more_headers eval
+[map { "Authorization: Bearer " . CartAuth::jwt('HS256', CartAuth::claims('j10', %$_)) }
+ ({ iss => 'https://idp.example' },
+  { iss => 'https://idp.example', aud => ['orders', 'carts'] },
+  { iss => 'https://idp.example', aud => { cart => 1 } })]
+--- error_code eval
+[401, 401, 401]
+--- response_body_like eval
+[('"code":"invalid_token"') x 3]
+--- error_log
+JWT refused: not for this audience (aud)
+
+
+
 === TEST 11: keys that must not load: a PEM as HS256 secret, a short secret, wrong curve or type
 --- init
 my @cases = (
@@ -238,13 +294,16 @@ my @cases = (
     ["cart_guest_cookie g;", qr/needs secret=FILE/],
     ["cart_guest_cookie g secret=$CartAuth::Dir/cookie.secret samesite=none;", qr/needs secure/],
     ["cart_guest_cookie g;x secret=$CartAuth::Dir/cookie.secret;", qr/./],
+    ["cart_jwt_key $CartAuth::Dir/hs256.secret iss=;", qr/one non-empty value each/],
+    ["cart_jwt_key $CartAuth::Dir/hs256.secret aud=a aud=b;", qr/one non-empty value each/],
+    ["cart_jwt_key $CartAuth::Dir/hs256.secret HS256 RS256;", qr/invalid parameter "RS256"/],
 );
 for my $case (@cases) {
     my ($status, $out) = main::nginx_t($case->[0]);
     Test::More::isnt($status, 0, "refused: $case->[0]");
     Test::More::like($out, $case->[1], "reason given for: $case->[0]");
 }
-my ($status, $out) = main::nginx_t("cart_jwt_key $CartAuth::Dir/rsa.pub RS256; "
+my ($status, $out) = main::nginx_t("cart_jwt_key $CartAuth::Dir/rsa.pub iss=idp aud=cart RS256; "
     . "cart_guest_cookie g secret=$CartAuth::Dir/cookie.secret max_age=2h secure samesite=strict path=/api;");
 Test::More::is($status, 0, "a good configuration loads") or Test::More::diag($out);
 --- request
