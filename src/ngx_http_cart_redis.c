@@ -100,6 +100,12 @@ static void ngx_http_cart_redis_del_read(void *privdata);
 static void ngx_http_cart_redis_add_write(void *privdata);
 static void ngx_http_cart_redis_del_write(void *privdata);
 static void ngx_http_cart_redis_cleanup(void *privdata);
+static ngx_int_t ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc);
+static ngx_int_t ngx_http_cart_redis_send(redisAsyncContext *ac,
+    ngx_pool_t *pool, redisCallbackFn *fn, void *privdata, int argc,
+    const char **argv, const size_t *argvlen);
+static u_char *ngx_http_cart_redis_head(u_char *p, u_char type, size_t n);
+static size_t ngx_http_cart_redis_digits(size_t n);
 static void ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_http_cart_redis_op_timeout(ngx_event_t *ev);
@@ -316,7 +322,6 @@ ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf)
 static void
 ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
 {
-    ngx_uint_t                        i;
     ngx_connection_t                 *c;
     redisAsyncContext                *ac;
     ngx_http_cart_redis_t            *redis;
@@ -372,42 +377,104 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
     redisAsyncSetConnectCallback(ac, ngx_http_cart_redis_on_connect);
     redisAsyncSetDisconnectCallback(ac, ngx_http_cart_redis_on_disconnect);
 
-    /*
-     * The handshake is queued ahead of everything else: commands pipelined
-     * behind it run authenticated, in the right database, with the scripts
-     * loaded.
-     */
-
-    if (ncf->password.len) {
-        if (ncf->user.len) {
-            redisAsyncCommand(ac, ngx_http_cart_redis_handshake_reply,
-                              (void *) "AUTH",
-                              "AUTH %b %b", ncf->user.data, ncf->user.len,
-                              ncf->password.data, ncf->password.len);
-        } else {
-            redisAsyncCommand(ac, ngx_http_cart_redis_handshake_reply,
-                              (void *) "AUTH",
-                              "AUTH %b", ncf->password.data,
-                              ncf->password.len);
-        }
-    }
-
-    if (ncf->db) {
-        redisAsyncCommand(ac, ngx_http_cart_redis_handshake_reply,
-                              (void *) "SELECT",
-                          "SELECT %u", (unsigned) ncf->db);
-    }
-
-    for (i = 0; i < redis->nscripts; i++) {
-        redisAsyncCommand(ac, ngx_http_cart_redis_handshake_reply,
-                          "SCRIPT LOAD", "SCRIPT LOAD %b",
-                          redis->scripts[i].data, redis->scripts[i].len);
+    if (ngx_http_cart_redis_handshake(rc) != NGX_OK) {
+        /* not connected yet: hiredis calls no disconnect callback here */
+        redisAsyncFree(ac);
+        ngx_http_cart_redis_schedule(rc);
+        return;
     }
 
     /* the first write event tells hiredis that the connect completed */
     ngx_http_cart_redis_add_write(rc);
 
     ngx_add_timer(&rc->connect, redis->cmcf->redis_timeout * 10);
+}
+
+
+/*
+ * The handshake is queued ahead of everything else: commands pipelined
+ * behind it run authenticated, in the right database, with the scripts
+ * loaded. Its commands are written out in a pool of their own, gone once
+ * hiredis has them.
+ */
+
+static ngx_int_t
+ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
+{
+    int                               argc;
+    u_char                            db[NGX_INT_T_LEN];
+    size_t                            argvlen[3];
+    ngx_int_t                         rv;
+    ngx_uint_t                        i;
+    ngx_pool_t                       *pool;
+    const char                       *argv[3];
+    redisAsyncContext                *ac;
+    ngx_http_cart_redis_t            *redis;
+    ngx_http_cart_redis_node_conf_t  *ncf;
+
+    ac = rc->ac;
+    redis = rc->node->redis;
+    ncf = rc->node->conf;
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, redis->log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    rv = NGX_OK;
+
+    if (ncf->password.len) {
+        argc = 0;
+        argv[argc] = "AUTH";
+        argvlen[argc++] = sizeof("AUTH") - 1;
+
+        if (ncf->user.len) {
+            argv[argc] = (const char *) ncf->user.data;
+            argvlen[argc++] = ncf->user.len;
+        }
+
+        argv[argc] = (const char *) ncf->password.data;
+        argvlen[argc++] = ncf->password.len;
+
+        rv = ngx_http_cart_redis_send(ac, pool,
+                                      ngx_http_cart_redis_handshake_reply,
+                                      "AUTH", argc, argv, argvlen);
+    }
+
+    if (rv == NGX_OK && ncf->db) {
+        argv[0] = "SELECT";
+        argvlen[0] = sizeof("SELECT") - 1;
+        argv[1] = (const char *) db;
+        argvlen[1] = ngx_sprintf(db, "%ui", ncf->db) - db;
+
+        rv = ngx_http_cart_redis_send(ac, pool,
+                                      ngx_http_cart_redis_handshake_reply,
+                                      "SELECT", 2, argv, argvlen);
+    }
+
+    argv[0] = "SCRIPT";
+    argvlen[0] = sizeof("SCRIPT") - 1;
+    argv[1] = "LOAD";
+    argvlen[1] = sizeof("LOAD") - 1;
+
+    for (i = 0; rv == NGX_OK && i < redis->nscripts; i++) {
+        argv[2] = redis->scripts[i].data;
+        argvlen[2] = redis->scripts[i].len;
+
+        rv = ngx_http_cart_redis_send(ac, pool,
+                                      ngx_http_cart_redis_handshake_reply,
+                                      "SCRIPT LOAD", 3, argv, argvlen);
+    }
+
+    ngx_destroy_pool(pool);
+
+    if (rv != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "cart redis: cannot queue the handshake for \"%V\"",
+                      &ncf->url);
+    }
+
+    return rv;
 }
 
 
@@ -729,11 +796,11 @@ ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key, int argc,
         return NGX_ERROR;
     }
 
-    if (redisAsyncCommandArgv(pick->ac, ngx_http_cart_redis_reply, op, argc,
-                              argv, argvlen)
-        != REDIS_OK)
+    if (ngx_http_cart_redis_send(pick->ac, r->pool, ngx_http_cart_redis_reply,
+                                 op, argc, argv, argvlen)
+        != NGX_OK)
     {
-        /* disconnecting: hiredis will not call us back for this one */
+        /* no memory, or disconnecting: hiredis will not call us back */
         ngx_http_cart_redis_op_free(op);
         return NGX_ERROR;
     }
@@ -761,7 +828,7 @@ ngx_http_cart_redis_read(ngx_http_request_t *r, const char *cmd,
     const char  *argv[2];
     size_t       argvlen[2];
 
-    /* hiredis copies the command into its buffer at once */
+    /* the command is written out before ngx_http_cart_redis_command returns */
 
     argv[0] = cmd;
     argvlen[0] = ngx_strlen(cmd);
@@ -770,6 +837,88 @@ ngx_http_cart_redis_read(ngx_http_request_t *r, const char *cmd,
 
     return ngx_http_cart_redis_command(r, key, 2, argv, argvlen, handler,
                                        data);
+}
+
+
+/*
+ * Writes the command in Redis's protocol (*argc, then $len and the bytes of
+ * each argument) into one buffer sized up front, and hands it to hiredis,
+ * which copies it into its output buffer at once. hiredis's own argv
+ * formatting (an sdscatfmt per argument into a growing sds) was a fifth of
+ * the instructions of an add.
+ */
+
+static ngx_int_t
+ngx_http_cart_redis_send(redisAsyncContext *ac, ngx_pool_t *pool,
+    redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    int      i, rc;
+    size_t   len;
+    u_char  *cmd, *p;
+
+    len = sizeof("*" CRLF) - 1 + ngx_http_cart_redis_digits(argc);
+
+    for (i = 0; i < argc; i++) {
+        len += sizeof("$" CRLF CRLF) - 1
+               + ngx_http_cart_redis_digits(argvlen[i]) + argvlen[i];
+    }
+
+    cmd = ngx_pnalloc(pool, len);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_cart_redis_head(cmd, '*', argc);
+
+    for (i = 0; i < argc; i++) {
+        p = ngx_http_cart_redis_head(p, '$', argvlen[i]);
+        p = ngx_cpymem(p, argv[i], argvlen[i]);
+        *p++ = CR; *p++ = LF;
+    }
+
+    rc = redisAsyncFormattedCommand(ac, fn, privdata, (char *) cmd, len);
+
+    /* hiredis has its copy: a large buffer (a script's text) goes at once */
+    ngx_pfree(pool, cmd);
+
+    return (rc == REDIS_OK) ? NGX_OK : NGX_ERROR;
+}
+
+
+/* "*3\r\n", "$40\r\n": a type byte, the number in decimal, CRLF */
+
+static u_char *
+ngx_http_cart_redis_head(u_char *p, u_char type, size_t n)
+{
+    u_char  *end;
+
+    *p++ = type;
+
+    end = p + ngx_http_cart_redis_digits(n);
+    p = end;
+
+    do {
+        *--p = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    *end++ = CR; *end++ = LF;
+
+    return end;
+}
+
+
+static size_t
+ngx_http_cart_redis_digits(size_t n)
+{
+    size_t  d;
+
+    for (d = 1; n >= 10; d++) {
+        n /= 10;
+    }
+
+    return d;
 }
 
 

@@ -39,9 +39,10 @@ void ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf);
 
 /*
  * Sends one command. "key" is the key the command works on (it decides
- * the node once Redis Cluster routing exists). hiredis copies argv into
- * its output buffer before this returns, so stack arrays are fine; a
- * caller that may resend (the scripts layer, on NOSCRIPT) keeps its own.
+ * the node once Redis Cluster routing exists). The command is written out
+ * in RESP and copied into hiredis's output buffer before this returns, so
+ * stack arrays are fine; a caller that may resend (the scripts layer, on
+ * NOSCRIPT) keeps its own.
  */
 ngx_int_t ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key,
     int argc, const char **argv, const size_t *argvlen,

@@ -209,3 +209,55 @@ X-User-Id: k6
 --- response_body_like eval
 ['^\{"error":\{"code":"store_timeout","message":"[^"]+"\}\}$', '', '^\{"item_count":2\}$']
 --- timeout: 10
+
+
+
+=== TEST 8: (sets up TEST 9 and 10) a Redis user with a password, known before nginx starts
+--- init
+redis_cmd('ACL', 'SETUSER', 'cart-t', 'reset', 'on', '>s3cret', '~*', '&*', '+@all');
+redis_cmd('EVAL', "redis.call('SELECT', 5) return redis.call('DEL', KEYS[1], KEYS[2])",
+          2, 'cart:{user-db5}', 'cart_count:{user-db5}');
+redis_cmd('DEL', 'cart:{user-db5}', 'cart_count:{user-db5}');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: db5
+--- response_body: {"item_count":0}
+
+
+
+=== TEST 9: a URL with a user, a password and a database: AUTH and SELECT run ahead of the commands
+--- http_config
+cart_redis redis://cart-t:s3cret@127.0.0.1:$TEST_NGINX_REDIS_PORT/5;
+--- request eval
+["POST /nocatalog/items\n{\"sku_id\":\"SKU-1\",\"quantity\":2}", "GET /nocatalog/count"]
+--- more_headers
+X-User-Id: db5
+Content-Type: application/json
+--- response_body_like eval
+['"quantity":2,.*"version":1', '^\{"item_count":2\}$']
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: (checks of TEST 9) the cart is in database 5, not 0; a wrong password is logged
+--- http_config
+cart_redis redis://cart-t:wrong@127.0.0.1:$TEST_NGINX_REDIS_PORT/5;
+--- init
+Test::More::is(redis_cmd('EXISTS', 'cart:{user-db5}'), 0, 'not in database 0');
+Test::More::like(redis_cmd('EVAL', "redis.call('SELECT', 5) return redis.call('HGET', KEYS[1], 'SKU-1')",
+                           1, 'cart:{user-db5}'),
+                 qr/^2\|/, 'the line is in database 5');
+redis_cmd('ACL', 'DELUSER', 'cart-t');
+# the connection is dropped on the AUTH error, but a command already
+# pipelined behind it runs as Redis's default user (no password here)
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: db5
+--- error_code_like: ^(200|503)$
+--- error_log eval
+qr/cart redis: AUTH on "redis:\/\/cart-t:wrong@[^"]+" failed: WRONGPASS/
+--- no_error_log
+[alert]
