@@ -110,6 +110,24 @@ X-User-Id: s5
 
 
 
+=== TEST 5b: the meta fields (coupon, address) do not count as lines for a move back
+--- http_config
+cart_max_lines 2;
+--- init
+main::fresh('s5b');
+redis_cmd('HSET', 'cart:{user-s5b}', '#c', 'SAVE10', '#a', 'DE|10115');
+redis_cmd('HSET', 'saved:{user-s5b}', 'SKU-2', '1|500|seller-2|1764547200');
+--- request eval
+["POST /nocatalog/saved/SKU-2/move", "GET /nocatalog/count"]
+--- more_headers
+X-User-Id: s5b
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+['"item_count":3,"item":\{"sku_id":"SKU-2","quantity":1,', '^\{"item_count":3\}$']
+
+
+
 === TEST 6: saving a SKU saved already adds up (capped); a full saved list is 422
 --- http_config
 cart_max_lines 2;

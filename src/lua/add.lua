@@ -8,21 +8,20 @@ if r then
     return r
 end
 
-local v = version()
+local sku, delta = ARGV[7], tonumber(ARGV[8])
+local v, line, meta = version_line(sku)
 r = precondition(v)
 if r then
     return r
 end
 
-local sku, delta = ARGV[7], tonumber(ARGV[8])
-local line = redis.call('HGET', cart, sku)
 local qty, price, seller, added
 
 if line then
     qty, price, seller, added = parse_line(line)
     qty = qty + delta
 else
-    local lines = line_count()
+    local lines = line_count(meta)
     if lines >= tonumber(ARGV[11]) then
         return {'line_limit', lines}
     end
@@ -33,6 +32,5 @@ if qty > tonumber(ARGV[12]) then
     return {'quantity_limit', qty - delta}
 end
 
-redis.call('HSET', cart, sku, make_line(qty, price, seller, added))
-
-return commit({'ok', 0, 0, sku, qty, price, seller, added}, delta)
+return commit_line({'ok', 0, 0, sku, qty, price, seller, added}, delta,
+                   v, sku, make_line(qty, price, seller, added))

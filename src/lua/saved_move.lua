@@ -10,13 +10,13 @@ if r then
     return r
 end
 
-local v = version()
+local saved, sku = own_key(1), ARGV[7]
+local v, cur, meta = version_line(sku)
 r = precondition(v)
 if r then
     return r
 end
 
-local saved, sku = own_key(1), ARGV[7]
 local line = redis.call('HGET', saved, sku)
 
 if not line then
@@ -25,17 +25,13 @@ end
 
 local moved, price, seller = parse_line(line)
 local qty, added = moved, now
-local cur = redis.call('HGET', cart, sku)
 
 if cur then
     local have
     have, price, seller, added = parse_line(cur)
     qty = have + moved
 else
-    local lines = redis.call('HLEN', cart)
-    if v > 0 then
-        lines = lines - 1
-    end
+    local lines = line_count(meta)
     if lines >= tonumber(ARGV[8]) then
         return {'line_limit', lines}
     end
@@ -45,7 +41,7 @@ if qty > tonumber(ARGV[9]) then
     return {'quantity_limit', qty - moved}
 end
 
-redis.call('HSET', cart, sku, make_line(qty, price, seller, added))
 redis.call('HDEL', saved, sku)
 
-return commit({'ok', 0, 0, sku, qty, price, seller, added}, moved)
+return commit_line({'ok', 0, 0, sku, qty, price, seller, added}, moved,
+                   v, sku, make_line(qty, price, seller, added))
