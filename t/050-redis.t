@@ -58,8 +58,11 @@ Content-Type: application/json
 === TEST 3: (checks of TEST 1 and 2) key shapes, values, TTLs and encoding
 --- init
 my $line = redis_cmd('HGET', 'cart:{user-k1}', 'SKU-1');
-Test::More::like($line, qr/^2\|2999\|seller-1\|\d{10}$/,
-                 'a line is "qty|price minor units|seller|added_at"');
+Test::More::like($line, qr/^2\|2999\|seller-1\|[0-9a-z]{6}$/,
+                 'a line is "qty|price minor units|seller|added_at in base 36"');
+my ($added) = $line =~ /([0-9a-z]+)$/;
+my $t = CartClient::line_time($added);
+Test::More::ok(abs($t - time) < 600, "added_at $added is the time of the add: $t");
 Test::More::is(redis_cmd('HGET', 'cart:{user-k1}', '#v'), 3,
                'the version lives in the cart hash');
 Test::More::is(redis_cmd('GET', 'cart_count:{user-k1}'), 7,

@@ -1,7 +1,7 @@
 -- POST /items: add ARGV[8] units of SKU ARGV[7] (an existing line grows
 -- and keeps its price_at_add). ARGV[9] price in minor units ('' unknown),
 -- ARGV[10] seller, ARGV[11] max lines, ARGV[12] max quantity per line.
--- -> {'ok', version, count, sku, qty, price, seller, added_at}
+-- -> {'ok', version, count, sku, qty, price, seller, added_at as stored}
 
 local r = idem_check()
 if r then
@@ -25,7 +25,7 @@ else
     if lines >= tonumber(ARGV[11]) then
         return {'line_limit', lines}
     end
-    qty, price, seller, added = delta, ARGV[9], ARGV[10], now
+    qty, price, seller, added = delta, ARGV[9], ARGV[10], stamp(now)
 end
 
 if qty > tonumber(ARGV[12]) then

@@ -2,7 +2,7 @@
 -- list own_key(1) (saved:{owner}, same hash tag) in one step. A SKU saved
 -- already grows, up to ARGV[10] (max quantity); a new one needs room
 -- (ARGV[9], max lines of the list). ARGV[8] is the list's TTL.
--- -> {'ok', version, count, sku, saved qty, price, seller, saved_at}
+-- -> {'ok', version, count, sku, saved qty, price, seller, saved_at (seconds)}
 
 local r = idem_check()
 if r then
@@ -30,7 +30,7 @@ elseif redis.call('HLEN', saved) >= tonumber(ARGV[9]) then
     return {'saved_limit'}
 end
 
-redis.call('HSET', saved, sku, make_line(qty, price, seller, now))
+redis.call('HSET', saved, sku, make_line(qty, price, seller, stamp(now)))
 redis.call('EXPIRE', saved, ARGV[8])
 
 return commit_line({'ok', 0, 0, sku, qty, price, seller, now}, -moved,

@@ -3,7 +3,7 @@
 -- view and checkout compare it with the catalog) and gets a new added_at;
 -- a line already in the cart grows. ARGV[8] max lines, ARGV[9] max
 -- quantity per line.
--- -> {'ok', version, count, sku, qty, price, seller, added_at}
+-- -> {'ok', version, count, sku, qty, price, seller, added_at (seconds)}
 
 local r = idem_check()
 if r then
@@ -24,7 +24,7 @@ if not line then
 end
 
 local moved, price, seller = parse_line(line)
-local qty, added = moved, now
+local qty, added = moved, nil
 
 if cur then
     local have
@@ -35,6 +35,7 @@ else
     if lines >= tonumber(ARGV[8]) then
         return {'line_limit', lines}
     end
+    added = stamp(now)
 end
 
 if qty > tonumber(ARGV[9]) then
@@ -43,5 +44,5 @@ end
 
 redis.call('HDEL', saved, sku)
 
-return commit_line({'ok', 0, 0, sku, qty, price, seller, added}, moved,
-                   v, sku, make_line(qty, price, seller, added))
+return commit_line({'ok', 0, 0, sku, qty, price, seller, line_time(added)},
+                   moved, v, sku, make_line(qty, price, seller, added))

@@ -1,7 +1,7 @@
 -- PUT /items/{sku} and DELETE /items/{sku}: set the quantity of an
 -- existing line to ARGV[8] (already checked against cart_max_quantity);
 -- 0 removes it.
--- -> {'ok', version, count, sku, qty, price, seller, added_at}
+-- -> {'ok', version, count, sku, qty, price, seller, added_at as stored}
 
 local r = idem_check()
 if r then
