@@ -2,6 +2,8 @@
  * Redis, with hiredis's synchronous API (a separate process: blocking is
  * fine here). Reads carts in the module's format:
  *   cart:{owner}  sku -> "qty|price_minor|seller|added_at", "#v" -> version
+ * added_at in base 36, or decimal seconds in lines written before base 36
+ * (ngx_http_cart_line_time() in the module reads them alike).
  */
 
 #include <stdlib.h>
@@ -100,6 +102,53 @@ failed:
 }
 
 
+static const char  cartd_base36[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+
+/* added_at: 9 characters or more are decimal seconds, fewer base 36 */
+
+static int64_t
+cartd_line_time(const char *s)
+{
+    int          base;
+    size_t       len;
+    const char  *digits;
+
+    len = strlen(s);
+    base = (len >= 9) ? 10 : 36;
+    digits = (base == 10) ? "0123456789" : cartd_base36;
+
+    if (len == 0 || strspn(s, digits) != len) {
+        return -1;
+    }
+
+    return strtoll(s, NULL, base);
+}
+
+
+/* t in base 36 (0 before 1970), at the end of buf[16] */
+
+static char *
+cartd_line_stamp(int64_t t, char *buf)
+{
+    char  *p;
+
+    if (t < 0) {
+        t = 0;
+    }
+
+    p = buf + 15;
+    *p = '\0';
+
+    do {
+        *--p = cartd_base36[t % 36];
+        t /= 36;
+    } while (t > 0);
+
+    return p;
+}
+
+
 static int
 cartd_line_parse(const char *sku, const char *value, cartd_line_t *line)
 {
@@ -129,9 +178,9 @@ cartd_line_parse(const char *sku, const char *value, cartd_line_t *line)
     memcpy(line->seller, p, q - p);
     line->seller[q - p] = '\0';
 
-    line->added = strtoll(q + 1, &p, 10);
+    line->added = cartd_line_time(q + 1);
 
-    return *p == '\0' ? 0 : -1;
+    return line->added == -1 ? -1 : 0;
 }
 
 
@@ -429,7 +478,7 @@ cartd_redis_restore(redisContext *rc, cartd_cart_t *cart, long ttl,
     time_t activity)
 {
     int            i, argc, rv;
-    char         **argv, *buf, *p;
+    char         **argv, *buf, *p, stamp[16];
     size_t        *argvlen;
     redisReply    *reply;
     cartd_line_t  *l;
@@ -471,11 +520,11 @@ cartd_redis_restore(redisContext *rc, cartd_cart_t *cart, long ttl,
     for (l = cart->lines; l < cart->lines + cart->nlines; l++) {
         ARG("%s", l->sku);
         if (l->price >= 0) {
-            ARG("%lld|%lld|%s|%lld", (long long) l->qty, (long long) l->price,
-                l->seller, (long long) l->added);
+            ARG("%lld|%lld|%s|%s", (long long) l->qty, (long long) l->price,
+                l->seller, cartd_line_stamp(l->added, stamp));
         } else {
-            ARG("%lld||%s|%lld", (long long) l->qty, l->seller,
-                (long long) l->added);
+            ARG("%lld||%s|%s", (long long) l->qty, l->seller,
+                cartd_line_stamp(l->added, stamp));
         }
     }
 

@@ -181,7 +181,7 @@ ngx_http_cart_snapshot(ngx_http_request_t *r, redisReply *reply, size_t first)
 }
 
 
-/* "qty|price|seller|added_at" as written by src/lua/_lib.lua */
+/* "qty|price|seller|added_at" as written by src/lua/_lib.lua make_line() */
 
 ngx_int_t
 ngx_http_cart_line_parse(ngx_str_t *value, ngx_http_cart_line_t *line)
@@ -206,13 +206,61 @@ ngx_http_cart_line_parse(ngx_str_t *value, ngx_http_cart_line_t *line)
                   ? ngx_atoof(sep[0] + 1, sep[1] - sep[0] - 1) : -1;
     line->seller.data = sep[1] + 1;
     line->seller.len = sep[2] - sep[1] - 1;
-    line->added = ngx_atotm(sep[2] + 1, last - sep[2] - 1);
+    line->added = ngx_http_cart_line_time(sep[2] + 1, last - sep[2] - 1);
 
     if (line->qty == NGX_ERROR || line->added == NGX_ERROR) {
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+time_t
+ngx_http_cart_line_time(u_char *p, size_t len)
+{
+    time_t   t;
+    u_char  *last;
+
+    if (len >= 9) {
+        return ngx_atotm(p, len);
+    }
+
+    if (len == 0) {
+        return NGX_ERROR;
+    }
+
+    t = 0;
+
+    for (last = p + len; p < last; p++) {
+        if (*p >= '0' && *p <= '9') {
+            t = t * 36 + (*p - '0');
+
+        } else if (*p >= 'a' && *p <= 'z') {
+            t = t * 36 + (*p - 'a' + 10);
+
+        } else {
+            return NGX_ERROR;
+        }
+    }
+
+    return t;
+}
+
+
+u_char *
+ngx_http_cart_line_stamp(u_char *p, time_t t)
+{
+    u_char  *d, digits[NGX_HTTP_CART_STAMP_LEN];
+
+    d = digits + NGX_HTTP_CART_STAMP_LEN;
+
+    do {
+        *--d = "0123456789abcdefghijklmnopqrstuvwxyz"[t % 36];
+        t /= 36;
+    } while (t);
+
+    return ngx_cpymem(p, d, digits + NGX_HTTP_CART_STAMP_LEN - d);
 }
 
 

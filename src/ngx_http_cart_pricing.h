@@ -151,14 +151,28 @@ ngx_int_t ngx_http_cart_pricing_fetch(ngx_http_request_t *r,
 ngx_http_cart_priced_t *ngx_http_cart_price(ngx_http_request_t *r,
     ngx_http_cart_snapshot_t *snap, ngx_str_t *coupon);
 
+/* "qty|price|seller|added_at" (saved lines reuse it: price, saved_at) */
+ngx_int_t ngx_http_cart_line_parse(ngx_str_t *value,
+    ngx_http_cart_line_t *line);
+
+/*
+ * added_at in a line: unix seconds in base 36 ([0-9a-z], 6 characters
+ * until 2038), as src/lua/_lib.lua stamp() writes it. Lines written before
+ * hold decimal seconds: 9 characters or more are read as such. NGX_ERROR
+ * if neither.
+ */
+time_t ngx_http_cart_line_time(u_char *p, size_t len);
+
+/* writes t in base 36; at most NGX_HTTP_CART_STAMP_LEN characters */
+u_char *ngx_http_cart_line_stamp(u_char *p, time_t t);
+
+#define NGX_HTTP_CART_STAMP_LEN  13
+
 /*
  * The catalog document of one fetch: NGX_OK with the product,
  * NGX_DECLINED when the catalog does not know the SKU (404),
  * NGX_ERROR when the catalog failed or answered something unusable.
  */
-/* "qty|price|seller|added_at" (saved lines reuse it: price, saved_at) */
-ngx_int_t ngx_http_cart_line_parse(ngx_str_t *value,
-    ngx_http_cart_line_t *line);
 ngx_int_t ngx_http_cart_product(ngx_http_request_t *r,
     ngx_http_cart_fetch_t *f, ngx_http_cart_product_t *product);
 

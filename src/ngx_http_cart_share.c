@@ -615,12 +615,13 @@ ngx_http_cart_share_priced(ngx_http_request_t *r)
         }
 
         if (price >= 0) {
-            p = ngx_sprintf(p, "%L|%L|%V|%T", line->qty, price, seller,
-                            ngx_time());
+            p = ngx_sprintf(p, "%L|%L|%V|", line->qty, price, seller);
 
         } else {
-            p = ngx_sprintf(p, "%L||%V|%T", line->qty, seller, ngx_time());
+            p = ngx_sprintf(p, "%L||%V|", line->qty, seller);
         }
+
+        p = ngx_http_cart_line_stamp(p, ngx_time());
 
         lines[2 * n + 1].len = p - lines[2 * n + 1].data;
         n++;

@@ -146,6 +146,22 @@ X-User-Id: i8
 
 
 
+=== TEST 8b: added_at stored in decimal seconds (lines written before base 36) or in base 36 renders alike
+--- init
+redis_cmd('DEL', 'cart:{user-i8b}', 'cart_count:{user-i8b}');
+redis_cmd('HSET', 'cart:{user-i8b}', 'SKU-1', '1|2999|seller-1|1764547200',
+          'SKU-2', '1|500|seller-2|t6kdc0', 'SKU-3', '1|99|seller-1|1764547X00', '#v', '1');
+--- request
+GET /nocatalog/
+--- more_headers
+X-User-Id: i8b
+--- response_body_like chomp
+^\{"cart_id":"cart:user-i8b","items":\[\{"sku_id":"SKU-1","quantity":1,"price_at_add":29.99,"seller_id":"seller-1","added_at":"2025-12-01T00:00:00Z"\},\{"sku_id":"SKU-2","quantity":1,"price_at_add":5.00,"seller_id":"seller-2","added_at":"2025-12-01T00:00:00Z"\}\],"item_count":2,
+--- error_log
+skipping malformed line "SKU-3"
+
+
+
 === TEST 9: lines the catalog cannot price are flagged unverified or unavailable
 --- init
 redis_cmd('DEL', 'cart:{user-i9}', 'cart_count:{user-i9}');

@@ -58,8 +58,11 @@ Content-Type: application/json
 === TEST 3: (checks of TEST 1 and 2) key shapes, values, TTLs and encoding
 --- init
 my $line = redis_cmd('HGET', 'cart:{user-k1}', 'SKU-1');
-Test::More::like($line, qr/^2\|2999\|seller-1\|\d{10}$/,
-                 'a line is "qty|price minor units|seller|added_at"');
+Test::More::like($line, qr/^2\|2999\|seller-1\|[0-9a-z]{6}$/,
+                 'a line is "qty|price minor units|seller|added_at in base 36"');
+my ($added) = $line =~ /([0-9a-z]+)$/;
+my $t = CartClient::line_time($added);
+Test::More::ok(abs($t - time) < 600, "added_at $added is the time of the add: $t");
 Test::More::is(redis_cmd('HGET', 'cart:{user-k1}', '#v'), 3,
                'the version lives in the cart hash');
 Test::More::is(redis_cmd('GET', 'cart_count:{user-k1}'), 7,
@@ -99,6 +102,56 @@ Content-Type: application/json
 
 
 
+=== TEST 4a: a counter at 0 beside a full cart is rebuilt by a PUT (meta fields are not lines)
+--- init
+CartClient::seed('k4');
+redis_cmd('HSET', 'cart:{user-k4}', 'SKU-2', '3|100|s|1764547200',
+          '#c', 'SAVE10', '#a', 'DE|10115');
+redis_cmd('SET', 'cart_count:{user-k4}', 0);
+--- request eval
+["PUT /nocatalog/items/SKU-1\n{\"quantity\":5}", "GET /nocatalog/count"]
+--- more_headers
+X-User-Id: k4
+Content-Type: application/json
+--- response_body_like eval
+['^\{"cart_id":"cart:user-k4","item_count":8,"item":\{"sku_id":"SKU-1","quantity":5,.*"version":6\}$',
+ '^\{"item_count":8\}$']
+
+
+
+=== TEST 4b: a counter at 0 beside a full cart is rebuilt by a POST
+--- init
+CartClient::seed('k6');
+redis_cmd('HSET', 'cart:{user-k6}', 'SKU-2', '3|100|s|1764547200',
+          '#c', 'SAVE10', '#a', 'DE|10115');
+redis_cmd('SET', 'cart_count:{user-k6}', 0);
+--- request eval
+["POST /nocatalog/items\n{\"sku_id\":\"SKU-3\",\"quantity\":1}",
+ "POST /nocatalog/items\n{\"sku_id\":\"SKU-3\",\"quantity\":2}",
+ "GET /nocatalog/count"]
+--- more_headers
+X-User-Id: k6
+Content-Type: application/json
+--- response_body_like eval
+['"item_count":6,.*"version":6\}$', '"item_count":8,.*"version":7\}$',
+ '^\{"item_count":8\}$']
+
+
+
+=== TEST 4b2: a missing counter is rebuilt by a DELETE
+--- init
+CartClient::seed('k7');
+redis_cmd('HSET', 'cart:{user-k7}', 'SKU-2', '3|100|s|1764547200', '#c', 'SAVE10');
+redis_cmd('DEL', 'cart_count:{user-k7}');
+--- request eval
+["DELETE /nocatalog/items/SKU-2", "GET /nocatalog/count"]
+--- more_headers
+X-User-Id: k7
+--- response_body_like eval
+['"item_count":2,.*"version":6\}$', '^\{"item_count":2\}$']
+
+
+
 === TEST 4c: one Redis round trip per request (counted after this block)
 --- init
 CartClient::seed('k8');
@@ -128,6 +181,12 @@ Test::More::ok(!$calls{eval}, 'no EVAL: the scripts were loaded at connect');
 Test::More::ok($calls{hgetall} >= 1 && $calls{hgetall} <= 2,
                "one HGETALL for the view, plus at most the promotions copy: $calls{hgetall}");
 Test::More::is($calls{get}, 1, 'one GET for the count (none inside the scripts)');
+# inside the scripts: version and line read by one HMGET, line and version
+# written by one HSET, the counter by INCRBY alone
+Test::More::is($calls{hmget}, 3, 'one HMGET per add, update and remove');
+Test::More::is($calls{hset}, 3, 'one HSET per add, update and remove');
+Test::More::ok(!$calls{exists} && !$calls{hget} && !$calls{hincrby},
+               'no EXISTS, HGET or HINCRBY inside them');
 --- request
 GET /nocatalog/count
 --- more_headers

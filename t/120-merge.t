@@ -191,8 +191,10 @@ cart_max_quantity 5;
 my $s = $main::S{8};
 redis_cmd('DEL', 'cart:{user-m7}', 'cart_count:{user-m7}', "cart:{guest-$s}", "merge:{guest-$s}");
 redis_cmd('HSET', 'cart:{user-m7}', 'SKU-1', '4|2999|seller-1|1764547100', 'SKU-2', '1|500|seller-2|1764547100', '#v', 1);
+# SKU-7's added_at in base 36 (t6kdc0 = 1764547200), SKU-8's in decimal
+# seconds (a line written before base 36): SKU-7 is still the older one
 redis_cmd('HSET', "cart:{guest-$s}", 'SKU-1', '3|2999|seller-1|1764547300',
-          'SKU-7', '1|100|s|1764547200', 'SKU-8', '2|100|s|1764547201', '#v', 1);
+          'SKU-7', '1|100|s|t6kdc0', 'SKU-8', '2|100|s|1764547201', '#v', 1);
 --- request eval
 ["POST /nocatalog/merge\n" . main::body($main::S{8}), "GET /nocatalog/count"]
 --- more_headers eval

@@ -59,7 +59,7 @@ X-User-Id: s2
 
 === TEST 3: (checks of TEST 2)
 --- init
-Test::More::like(redis_cmd('HGET', 'saved:{user-s2}', 'SKU-1'), qr/^2\|2999\|seller-1\|\d{10}$/, 'saved line');
+Test::More::like(redis_cmd('HGET', 'saved:{user-s2}', 'SKU-1'), qr/^2\|2999\|seller-1\|[0-9a-z]{6}$/, 'saved line');
 my $ttl = redis_cmd('TTL', 'saved:{user-s2}');
 Test::More::ok($ttl > 7100 && $ttl <= 7200, "cart_saved_ttl (2h): $ttl");
 Test::More::is(redis_cmd('HEXISTS', 'cart:{user-s2}', 'SKU-1'), 0, 'gone from the cart');
@@ -69,6 +69,21 @@ DELETE /nocatalog/saved/SKU-1
 --- more_headers
 X-User-Id: s2
 --- response_body_like: ^\{"cart_id":"cart:user-s2","item_count":0,"saved":\{"sku_id":"SKU-1","quantity":0,"price":29.99,"seller_id":"seller-1","saved_at":"[^"]+"\},"version":6\}$
+
+
+
+=== TEST 3b: saved_at in decimal seconds (lines saved before base 36) or in base 36 renders alike
+--- init
+main::fresh('s3b');
+redis_cmd('HSET', 'saved:{user-s3b}', 'SKU-1', '2|2999|seller-1|1764547200', 'SKU-2', '1|500|seller-2|t6kdc0');
+--- request eval
+["GET /nocatalog/saved", "DELETE /nocatalog/saved/SKU-2", "DELETE /nocatalog/saved/SKU-1"]
+--- more_headers
+X-User-Id: s3b
+--- response_body_like eval
+['^\{"items":\[\{"sku_id":"SKU-\d","quantity":\d,"price":\d+.\d\d,"seller_id":"seller-\d","saved_at":"2025-12-01T00:00:00Z"\},\{"sku_id":"SKU-\d","quantity":\d,"price":\d+.\d\d,"seller_id":"seller-\d","saved_at":"2025-12-01T00:00:00Z"\}\],"item_count":3\}$',
+ '"saved":\{"sku_id":"SKU-2","quantity":0,"price":5.00,"seller_id":"seller-2","saved_at":"2025-12-01T00:00:00Z"\}',
+ '"saved":\{"sku_id":"SKU-1","quantity":0,"price":29.99,"seller_id":"seller-1","saved_at":"2025-12-01T00:00:00Z"\}']
 
 
 
@@ -107,6 +122,24 @@ X-User-Id: s5
 [422, 422, 200, 200]
 --- response_body_like eval
 ['"code":"line_limit"', '"code":"quantity_limit"', '^\{"item_count":2\}$', '"item_count":3\}$']
+
+
+
+=== TEST 5b: the meta fields (coupon, address) do not count as lines for a move back
+--- http_config
+cart_max_lines 2;
+--- init
+main::fresh('s5b');
+redis_cmd('HSET', 'cart:{user-s5b}', '#c', 'SAVE10', '#a', 'DE|10115');
+redis_cmd('HSET', 'saved:{user-s5b}', 'SKU-2', '1|500|seller-2|1764547200');
+--- request eval
+["POST /nocatalog/saved/SKU-2/move", "GET /nocatalog/count"]
+--- more_headers
+X-User-Id: s5b
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+['"item_count":3,"item":\{"sku_id":"SKU-2","quantity":1,', '^\{"item_count":3\}$']
 
 
 

@@ -140,6 +140,21 @@ redis_cmd('DEL', 'cart:{user-sh6b}', 'cart_count:{user-sh6b}');
  '^\{"cart_id":"cart:user-sh6","items":\[\{"sku_id":"SKU-1","quantity":2,"price_at_add":25.00,"seller_id":"seller-1","added_at":"2025-12-01T00:00:00Z"\},\{"sku_id":"SKU-GONE","quantity":1,.*"version":4,']
 
 
+=== TEST 6b: (checks of TEST 6) the copied line has the time of the copy, in base 36
+--- init
+my $line = redis_cmd('HGET', 'cart:{user-sh6b}', 'SKU-1');
+Test::More::like($line, qr/^2\|2999\|seller-1\|[0-9a-z]{6}$/, "copied line $line");
+my ($added) = $line =~ /([0-9a-z]+)$/;
+Test::More::ok(abs(CartClient::line_time($added) - time) < 600, 'added_at is the time of the copy');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: sh6b
+--- response_body chomp
+{"item_count":2}
+
+
+
 === TEST 7: copy within limits: capped at cart_max_quantity, left out at cart_max_lines
 --- http_config
 cart_max_lines 1;

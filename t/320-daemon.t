@@ -235,14 +235,18 @@ Test::More::is(CartDaemon::sql("SELECT events_applied FROM carts WHERE user_id =
 
 my $u = main::owner('drift');
 CartTest::redis_cmd('DEL', "cart:{user-$u}");
-CartTest::redis_cmd('HSET', "cart:{user-$u}", 'SKU-D', '3|1250|seller-9|1764547200', '#v', '9');
-CartTest::redis_cmd('SET', "cart_count:{user-$u}", 3);
+# SKU-D's added_at in decimal seconds (a line written before base 36),
+# SKU-E's in base 36: the daemon reads both
+CartTest::redis_cmd('HSET', "cart:{user-$u}", 'SKU-D', '3|1250|seller-9|1764547200',
+                    'SKU-E', '1|100|s|t6kdc1', '#v', '9');
+CartTest::redis_cmd('SET', "cart_count:{user-$u}", 4);
 Test::More::is(CartDaemon::pg_cart("user-$u"), 'none;', 'no snapshot: no event was sent');
 my ($rc, $out) = CartDaemon::run($main::Conf, 'reconcile');
 Test::More::is($rc, 0, 'reconcile exits 0') or Test::More::diag($out);
 Test::More::like($out, qr/reconcile: \d+ carts in Redis, [1-9]\d* snapshots updated/, 'and reports');
-Test::More::is(CartDaemon::pg_cart("user-$u"), '9;SKU-D=3|1250|seller-9|1764547200',
-               'the snapshot now equals Redis');
+Test::More::is(CartDaemon::pg_cart("user-$u"),
+               '9;SKU-D=3|1250|seller-9|1764547200,SKU-E=1|100|s|1764547201',
+               'the snapshot now equals Redis (added_at in decimal or base 36)');
 ($rc, $out) = CartDaemon::run($main::Conf, 'reconcile');
 Test::More::like($out, qr/, 0 snapshots updated/, 'a second pass changes nothing');
 # the running daemon reconciles on its interval, between batches
@@ -276,6 +280,9 @@ for my $u (@users) {
     my $count_ttl = CartTest::redis_cmd('TTL', "cart_count:{user-$u}");
     Test::More::ok(abs($count_ttl - $ttl) <= 1, "the counter too: $count_ttl");
 }
+my $drift = main::owner('drift');
+Test::More::is(CartTest::redis_cmd('HGET', "cart:{user-$drift}", 'SKU-D'), '4|1250|seller-9|t6kdc0',
+               'a restored line has its added_at in base 36');
 ($rc, $out) = CartDaemon::run($main::Conf, 'restore');
 Test::More::like($out, qr/restore: 0 carts restored, [1-9]\d* already in Redis/,
                  'a second restore overwrites nothing');

@@ -56,12 +56,13 @@ for i = 12, #ARGV - 1, 2 do
     if reason then
         adjusted[#adjusted + 1] = {ARGV[i], tonumber(left), 0, reason}
     elseif q then
-        todo[#todo + 1] = {sku = ARGV[i], q = q, p = p, s = s, a = a}
+        todo[#todo + 1] = {sku = ARGV[i], q = q, p = p, s = s, a = a,
+                           t = line_time(a)}
     end
 end
 table.sort(todo, function(x, y)
-    if x.a ~= y.a then
-        return tonumber(x.a) < tonumber(y.a)
+    if x.t ~= y.t then
+        return x.t < y.t
     end
     return x.sku < y.sku
 end)

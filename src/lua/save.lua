@@ -2,21 +2,19 @@
 -- list own_key(1) (saved:{owner}, same hash tag) in one step. A SKU saved
 -- already grows, up to ARGV[10] (max quantity); a new one needs room
 -- (ARGV[9], max lines of the list). ARGV[8] is the list's TTL.
--- -> {'ok', version, count, sku, saved qty, price, seller, saved_at}
+-- -> {'ok', version, count, sku, saved qty, price, seller, saved_at (seconds)}
 
 local r = idem_check()
 if r then
     return r
 end
 
-local v = version()
+local saved, sku = own_key(1), ARGV[7]
+local v, line = version_line(sku)
 r = precondition(v)
 if r then
     return r
 end
-
-local saved, sku = own_key(1), ARGV[7]
-local line = redis.call('HGET', cart, sku)
 
 if not line then
     return {'line_not_found'}
@@ -32,8 +30,8 @@ elseif redis.call('HLEN', saved) >= tonumber(ARGV[9]) then
     return {'saved_limit'}
 end
 
-redis.call('HDEL', cart, sku)
-redis.call('HSET', saved, sku, make_line(qty, price, seller, now))
+redis.call('HSET', saved, sku, make_line(qty, price, seller, stamp(now)))
 redis.call('EXPIRE', saved, ARGV[8])
 
-return commit({'ok', 0, 0, sku, qty, price, seller, now}, -moved)
+return commit_line({'ok', 0, 0, sku, qty, price, seller, now}, -moved,
+                   v, sku, nil)

@@ -1,21 +1,19 @@
 -- PUT /items/{sku} and DELETE /items/{sku}: set the quantity of an
 -- existing line to ARGV[8] (already checked against cart_max_quantity);
 -- 0 removes it.
--- -> {'ok', version, count, sku, qty, price, seller, added_at}
+-- -> {'ok', version, count, sku, qty, price, seller, added_at as stored}
 
 local r = idem_check()
 if r then
     return r
 end
 
-local v = version()
+local sku, qty = ARGV[7], tonumber(ARGV[8])
+local v, line = version_line(sku)
 r = precondition(v)
 if r then
     return r
 end
-
-local sku, qty = ARGV[7], tonumber(ARGV[8])
-local line = redis.call('HGET', cart, sku)
 
 if not line then
     return {'line_not_found'}
@@ -23,10 +21,11 @@ end
 
 local old, price, seller, added = parse_line(line)
 
-if qty == 0 then
-    redis.call('HDEL', cart, sku)
+if qty ~= 0 then
+    line = make_line(qty, price, seller, added)
 else
-    redis.call('HSET', cart, sku, make_line(qty, price, seller, added))
+    line = nil
 end
 
-return commit({'ok', 0, 0, sku, qty, price, seller, added}, qty - old)
+return commit_line({'ok', 0, 0, sku, qty, price, seller, added}, qty - old,
+                   v, sku, line)

@@ -75,6 +75,17 @@ sub parallel {
     return @out;
 }
 
+# A line's added_at in unix seconds: base 36, or decimal seconds (9
+# characters or more) in a line written before base 36.
+sub line_time {
+    my ($added) = @_;
+    return $added if length $added >= 9;
+    my $t = 0;
+    $t = $t * 36 + index('0123456789abcdefghijklmnopqrstuvwxyz', $_)
+        for split //, $added;
+    return $t;
+}
+
 # A known cart for user $user: SKU-1 x2 at 29.99, version 5.
 sub seed {
     my ($user) = @_;

@@ -10,6 +10,7 @@ use warnings;
 
 use POSIX ();
 use Time::HiRes ();
+use CartClient ();
 
 my $Dir = ($ENV{TEST_NGINX_SERVROOT} // 't/servroot') . '-cartd';
 
@@ -137,12 +138,14 @@ sub activity_key {
 }
 
 # A cart as Redis has it and as cart_snapshots has it, in one text form:
-# "version;sku=qty|price|seller|added,..." (price in minor units).
+# "version;sku=qty|price|seller|added,..." (price in minor units, added in
+# unix seconds).
 sub redis_cart {
     my ($owner) = @_;
     my @kv = split /\n/, CartTest::redis_cmd('HGETALL', "cart:{$owner}");
     my %h = @kv;
     my $v = delete $h{'#v'} // 0;
+    s/\|([0-9a-z]+)$/'|' . CartClient::line_time($1)/e for values %h;
     return "$v;" . join ',', sort map { "$_=$h{$_}" } grep { !/^#/ } keys %h;
 }
 
