@@ -301,6 +301,34 @@ qr/answered "TRYAGAIN/
 
 
 
+=== TEST 11b: still migrating, the new master hangs: the command redirected there times out (503), its late answer goes nowhere
+--- http_config eval
+"cart_redis redis://127.0.0.1:$main::P;\ncart_redis_cluster on;\ncart_redis_timeout 300ms;"
+--- init
+CartClient::request('GET', '/nocatalog/count', 'ask');        # map known
+open my $fh, '<', "$main::Dir/$main::To/redis.pid" or die "pid: $!";
+chomp(our $ToPid = <$fh>);
+kill 'STOP', $ToPid;
+if (fork() == 0) {
+    select(undef, undef, undef, 1.0);
+    kill 'CONT', $main::ToPid;
+    require POSIX; POSIX::_exit(0);
+}
+--- request eval
+["GET /nocatalog/count", "GET /wait", "GET /nocatalog/count"]
+--- more_headers
+X-User-Id: ask
+--- error_code eval
+[503, 200, 200]
+--- response_body_like eval
+['"store_timeout"', '', '^\{"item_count":4\}$']
+--- timeout: 10
+--- no_error_log
+[alert]
+[crit]
+
+
+
 === TEST 12: the migration finished: MOVED is followed once, then the slot is remembered; the data moved with it
 --- init
 CartClient::request('GET', '/nocatalog/count', 'ask');        # map known
