@@ -72,6 +72,13 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       0,
       NULL },
 
+    { ngx_string("cart_redis_cluster"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, redis_cluster),
+      NULL },
+
     { ngx_string("cart_redis_connections"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -278,7 +285,9 @@ ngx_http_cart_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_cart_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_http_cart_main_conf_t  *cmcf;
+    ngx_uint_t                        i;
+    ngx_http_cart_main_conf_t        *cmcf;
+    ngx_http_cart_redis_node_conf_t  *node;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cart_module);
 
@@ -287,6 +296,20 @@ ngx_http_cart_postconfiguration(ngx_conf_t *cf)
                            "\"cart_api\" requires \"cart_redis\" in the "
                            "http block");
         return NGX_ERROR;
+    }
+
+    if (cmcf->redis_cluster && cmcf->redis_nodes) {
+        node = cmcf->redis_nodes->elts;
+
+        for (i = 0; i < cmcf->redis_nodes->nelts; i++) {
+            if (node[i].db) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "Redis URL \"%V\" selects a database: "
+                                   "Redis Cluster has only database 0",
+                                   &node[i].url);
+                return NGX_ERROR;
+            }
+        }
     }
 
     if (cmcf->used || cmcf->status) {
@@ -317,6 +340,7 @@ ngx_http_cart_create_main_conf(ngx_conf_t *cf)
      *     cmcf->redis = NULL;
      */
 
+    cmcf->redis_cluster = NGX_CONF_UNSET;
     cmcf->redis_connections = NGX_CONF_UNSET_UINT;
     cmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     cmcf->ttl = NGX_CONF_UNSET;
@@ -337,6 +361,7 @@ ngx_http_cart_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_cart_main_conf_t  *cmcf = conf;
 
+    ngx_conf_init_value(cmcf->redis_cluster, 0);
     ngx_conf_init_uint_value(cmcf->redis_connections, 2);
     ngx_conf_init_msec_value(cmcf->redis_timeout, 100);
     ngx_conf_init_value(cmcf->ttl, 30 * 86400);

@@ -41,6 +41,7 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                   *redis_nodes;  /* of ngx_http_cart_redis_node_conf_t */
+    ngx_flag_t                     redis_cluster; /* the nodes are seeds */
     ngx_uint_t                     redis_connections;
     ngx_msec_t                     redis_timeout;
 

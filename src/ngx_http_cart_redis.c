@@ -3,28 +3,44 @@
  *
  * Structure: redis -> nodes -> connections -> operations.
  *
- * - A node is one Redis server (cart_redis URL). Each node owns
- *   cart_redis_connections connections per worker; commands are pipelined
- *   on them round-robin. A later cluster layer adds nodes and routing
- *   without changing what a connection or an operation is.
+ * - A node is one Redis server. Each node owns cart_redis_connections
+ *   connections per worker; commands are pipelined on them round-robin.
+ *   Without cart_redis_cluster, the first cart_redis URL is the one node.
+ * - With cart_redis_cluster on, the URLs are seeds: a worker asks one of
+ *   its nodes CLUSTER SLOTS, keeps a slot -> node table, adds a node for
+ *   each master it learns of, and sends a command to the node of its key's
+ *   slot. Until the table is known a command goes to any node and follows
+ *   MOVED. A MOVED updates the slot and asks for a new table; an ASK is
+ *   followed with ASKING, without touching the table. Nodes are never
+ *   freed during a worker's life: the table only points at live memory.
  * - A connection wraps the hiredis fd in an ngx_connection_t. hiredis owns
  *   the fd: our cleanup hook detaches it (c->fd = -1) before hiredis closes
  *   it, so a reused descriptor number is never closed under someone else.
  *   Events are level-triggered: hiredis reads at most 16 KB per call, and a
  *   bigger reply must keep the read event firing until it is drained.
- * - An operation is the callback data hiredis holds. It is allocated from a
- *   worker free list, not from the request pool, because hiredis may call
- *   back after the request is gone (a timed-out command, a disconnect).
- *   A request cleanup handler detaches the request from the operation.
+ * - An operation is the callback data hiredis holds, and the command in
+ *   Redis's protocol, which a redirection sends again to another node. It
+ *   is allocated from a worker free list, not from the request pool,
+ *   because hiredis may call back after the request is gone (a timed-out
+ *   command, a disconnect). A request cleanup handler detaches the request
+ *   from the operation.
  */
 
 #include "ngx_http_cart_redis.h"
+#include "ngx_http_cart_slot.h"
 #include <hiredis/async.h>
 
 
 #define NGX_HTTP_CART_REDIS_BACKOFF_MIN   50
 #define NGX_HTTP_CART_REDIS_BACKOFF_MAX   3000
 #define NGX_HTTP_CART_REDIS_MAX_TIMEOUTS  3
+
+#define NGX_HTTP_CART_REDIS_MAX_NODES      128
+#define NGX_HTTP_CART_REDIS_MAX_REDIRECTS  5
+/* CLUSTER SLOTS: at most one per MIN, RETRY after a failure, and EVERY */
+#define NGX_HTTP_CART_REDIS_REFRESH_MIN    500
+#define NGX_HTTP_CART_REDIS_REFRESH_RETRY  1000
+#define NGX_HTTP_CART_REDIS_REFRESH_EVERY  30000
 
 
 typedef struct ngx_http_cart_redis_node_s  ngx_http_cart_redis_node_t;
@@ -68,21 +84,38 @@ typedef struct {
     void                              *data;
     ngx_http_cleanup_t                *cleanup;
     ngx_event_t                        timer;
+    ngx_str_t                          cmd;       /* RESP, in the request's
+                                                     pool, for a resend */
+    ngx_uint_t                         redirects;
 } ngx_http_cart_redis_op_t;
 
 
 struct ngx_http_cart_redis_s {
     ngx_http_cart_main_conf_t         *cmcf;
-    ngx_http_cart_redis_node_t        *nodes;
-    ngx_uint_t                         nnodes;
+    ngx_array_t                        nodes;     /* of node *, seeds first */
     ngx_http_cart_redis_script_t      *scripts;
     ngx_uint_t                         nscripts;
     ngx_queue_t                        free_ops;
+    ngx_pool_t                        *pool;      /* the cycle's: nodes */
     ngx_log_t                         *log;
+
+    /* Redis Cluster; slots is NULL without cart_redis_cluster */
+    ngx_http_cart_redis_node_t       **slots;
+    ngx_event_t                        refresh;   /* next CLUSTER SLOTS */
+    ngx_msec_t                         refreshed; /* when it was sent */
+    ngx_uint_t                         refresh_id; /* tells a late answer */
+    ngx_uint_t                         refresh_next;  /* node asked next */
+    ngx_uint_t                         refresh_failed;
+
+    unsigned                           refreshing:1;
     unsigned                           exiting:1;
 };
 
 
+static ngx_http_cart_redis_node_t *ngx_http_cart_redis_node_add(
+    ngx_http_cart_redis_t *redis, ngx_http_cart_redis_node_conf_t *conf);
+static ngx_http_cart_redis_conn_t *ngx_http_cart_redis_pick(
+    ngx_http_cart_redis_node_t *node);
 static void ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc);
 static void ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc);
 static void ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev);
@@ -101,9 +134,9 @@ static void ngx_http_cart_redis_add_write(void *privdata);
 static void ngx_http_cart_redis_del_write(void *privdata);
 static void ngx_http_cart_redis_cleanup(void *privdata);
 static ngx_int_t ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc);
-static ngx_int_t ngx_http_cart_redis_send(redisAsyncContext *ac,
-    ngx_pool_t *pool, redisCallbackFn *fn, void *privdata, int argc,
-    const char **argv, const size_t *argvlen);
+static ngx_int_t ngx_http_cart_redis_queue(redisAsyncContext *ac,
+    ngx_pool_t *pool, char *name, int argc, const char **argv,
+    const size_t *argvlen);
 static u_char *ngx_http_cart_redis_head(u_char *p, u_char type, size_t n);
 static size_t ngx_http_cart_redis_digits(size_t n);
 static void ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply,
@@ -115,6 +148,22 @@ static void ngx_http_cart_redis_op_finish(ngx_http_cart_redis_op_t *op,
 static ngx_http_cart_redis_op_t *ngx_http_cart_redis_op_get(
     ngx_http_cart_redis_t *redis);
 static void ngx_http_cart_redis_op_free(ngx_http_cart_redis_op_t *op);
+static ngx_int_t ngx_http_cart_redis_format(ngx_pool_t *pool, int argc,
+    const char **argv, const size_t *argvlen, ngx_str_t *cmd);
+static ngx_int_t ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
+    ngx_http_cart_redis_node_t *node, ngx_uint_t asking);
+
+static ngx_http_cart_redis_node_t *ngx_http_cart_redis_route(
+    ngx_http_cart_redis_t *redis, ngx_str_t *key);
+static ngx_int_t ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op,
+    redisReply *reply);
+static ngx_http_cart_redis_node_t *ngx_http_cart_redis_node_get(
+    ngx_http_cart_redis_t *redis, ngx_str_t *host, ngx_uint_t port);
+static void ngx_http_cart_redis_refresh_soon(ngx_http_cart_redis_t *redis);
+static void ngx_http_cart_redis_refresh_handler(ngx_event_t *ev);
+static void ngx_http_cart_redis_slots_reply(redisAsyncContext *ac,
+    void *reply, void *privdata);
+static ngx_int_t ngx_http_cart_redis_slots_valid(redisReply *reply);
 
 
 /* configuration: redis://[[user]:password@]host[:port][/db] */
@@ -210,10 +259,8 @@ ngx_http_cart_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_cart_main_conf_t *cmcf, ngx_http_cart_redis_script_t *scripts,
     ngx_uint_t nscripts)
 {
-    ngx_uint_t                        i, j;
+    ngx_uint_t                        i;
     ngx_http_cart_redis_t            *redis;
-    ngx_http_cart_redis_node_t       *node;
-    ngx_http_cart_redis_conn_t       *rc;
     ngx_http_cart_redis_node_conf_t  *ncf;
 
     redis = ngx_pcalloc(cycle->pool, sizeof(ngx_http_cart_redis_t));
@@ -222,50 +269,51 @@ ngx_http_cart_redis_init_worker(ngx_cycle_t *cycle,
     }
 
     redis->cmcf = cmcf;
+    redis->pool = cycle->pool;
     redis->log = cycle->log;
     redis->scripts = scripts;
     redis->nscripts = nscripts;
     ngx_queue_init(&redis->free_ops);
 
-    ncf = cmcf->redis_nodes->elts;
-    redis->nnodes = cmcf->redis_nodes->nelts;
-    redis->nodes = ngx_pcalloc(cycle->pool,
-                           redis->nnodes * sizeof(ngx_http_cart_redis_node_t));
-    if (redis->nodes == NULL) {
+    if (ngx_array_init(&redis->nodes, cycle->pool, cmcf->redis_nodes->nelts,
+                       sizeof(ngx_http_cart_redis_node_t *))
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
     cmcf->redis = redis;
 
-    for (i = 0; i < redis->nnodes; i++) {
-        node = &redis->nodes[i];
-        node->redis = redis;
-        node->conf = &ncf[i];
-        node->nconns = cmcf->redis_connections;
-        node->conns = ngx_pcalloc(cycle->pool,
-                            node->nconns * sizeof(ngx_http_cart_redis_conn_t));
-        if (node->conns == NULL) {
+    ncf = cmcf->redis_nodes->elts;
+
+    for (i = 0; i < cmcf->redis_nodes->nelts; i++) {
+        if (ngx_http_cart_redis_node_add(redis, &ncf[i]) == NULL) {
             return NGX_ERROR;
         }
 
-        for (j = 0; j < node->nconns; j++) {
-            rc = &node->conns[j];
-            rc->node = node;
-            rc->index = j;
-
-            rc->reconnect.handler = ngx_http_cart_redis_reconnect_handler;
-            rc->reconnect.data = rc;
-            rc->reconnect.log = cycle->log;
-            rc->reconnect.cancelable = 1;
-
-            rc->connect.handler = ngx_http_cart_redis_connect_timeout;
-            rc->connect.data = rc;
-            rc->connect.log = cycle->log;
-            rc->connect.cancelable = 1;
-
-            ngx_http_cart_redis_connect(rc);
+        if (!cmcf->redis_cluster) {
+            /* one node: the other URLs are for a cluster only */
+            break;
         }
     }
+
+    if (!cmcf->redis_cluster) {
+        return NGX_OK;
+    }
+
+    redis->slots = ngx_pcalloc(cycle->pool, NGX_HTTP_CART_SLOTS
+                                       * sizeof(ngx_http_cart_redis_node_t *));
+    if (redis->slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    redis->refresh.handler = ngx_http_cart_redis_refresh_handler;
+    redis->refresh.data = redis;
+    redis->refresh.log = cycle->log;
+    redis->refresh.cancelable = 1;
+
+    /* queued behind the seeds' handshakes */
+    ngx_add_timer(&redis->refresh, 0);
 
     return NGX_OK;
 }
@@ -279,6 +327,7 @@ ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf)
     ngx_http_cart_redis_t       *redis;
     ngx_http_cart_redis_op_t    *op;
     ngx_http_cart_redis_conn_t  *rc;
+    ngx_http_cart_redis_node_t **nodes;
 
     redis = cmcf->redis;
     if (redis == NULL) {
@@ -288,9 +337,15 @@ ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf)
     /* pending callbacks still run (with NULL) but no longer reach requests */
     redis->exiting = 1;
 
-    for (i = 0; i < redis->nnodes; i++) {
-        for (j = 0; j < redis->nodes[i].nconns; j++) {
-            rc = &redis->nodes[i].conns[j];
+    if (redis->refresh.timer_set) {
+        ngx_del_timer(&redis->refresh);
+    }
+
+    nodes = redis->nodes.elts;
+
+    for (i = 0; i < redis->nodes.nelts; i++) {
+        for (j = 0; j < nodes[i]->nconns; j++) {
+            rc = &nodes[i]->conns[j];
 
             if (rc->reconnect.timer_set) {
                 ngx_del_timer(&rc->reconnect);
@@ -314,6 +369,88 @@ ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf)
     }
 
     cmcf->redis = NULL;
+}
+
+
+/* nodes */
+
+static ngx_http_cart_redis_node_t *
+ngx_http_cart_redis_node_add(ngx_http_cart_redis_t *redis,
+    ngx_http_cart_redis_node_conf_t *conf)
+{
+    ngx_uint_t                    j;
+    ngx_http_cart_redis_conn_t   *rc;
+    ngx_http_cart_redis_node_t   *node, **slot;
+
+    node = ngx_pcalloc(redis->pool, sizeof(ngx_http_cart_redis_node_t));
+    slot = ngx_array_push(&redis->nodes);
+
+    if (node == NULL || slot == NULL) {
+        return NULL;
+    }
+
+    node->redis = redis;
+    node->conf = conf;
+    node->nconns = redis->cmcf->redis_connections;
+    node->conns = ngx_pcalloc(redis->pool,
+                            node->nconns * sizeof(ngx_http_cart_redis_conn_t));
+    if (node->conns == NULL) {
+        redis->nodes.nelts--;
+        return NULL;
+    }
+
+    *slot = node;
+
+    for (j = 0; j < node->nconns; j++) {
+        rc = &node->conns[j];
+        rc->node = node;
+        rc->index = j;
+
+        rc->reconnect.handler = ngx_http_cart_redis_reconnect_handler;
+        rc->reconnect.data = rc;
+        rc->reconnect.log = redis->log;
+        rc->reconnect.cancelable = 1;
+
+        rc->connect.handler = ngx_http_cart_redis_connect_timeout;
+        rc->connect.data = rc;
+        rc->connect.log = redis->log;
+        rc->connect.cancelable = 1;
+
+        ngx_http_cart_redis_connect(rc);
+    }
+
+    return node;
+}
+
+
+/*
+ * Round-robin over ready connections; a connection still connecting
+ * will do (hiredis buffers the command behind the handshake).
+ */
+
+static ngx_http_cart_redis_conn_t *
+ngx_http_cart_redis_pick(ngx_http_cart_redis_node_t *node)
+{
+    ngx_uint_t                   i, n;
+    ngx_http_cart_redis_conn_t  *rc, *pick;
+
+    pick = NULL;
+
+    for (i = 0; i < node->nconns; i++) {
+        n = (node->next + i) % node->nconns;
+        rc = &node->conns[n];
+
+        if (rc->state == NGX_HTTP_CART_REDIS_READY) {
+            node->next = n + 1;
+            return rc;
+        }
+
+        if (rc->state == NGX_HTTP_CART_REDIS_CONNECTING && pick == NULL) {
+            pick = rc;
+        }
+    }
+
+    return pick;
 }
 
 
@@ -436,9 +573,7 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
         argv[argc] = (const char *) ncf->password.data;
         argvlen[argc++] = ncf->password.len;
 
-        rv = ngx_http_cart_redis_send(ac, pool,
-                                      ngx_http_cart_redis_handshake_reply,
-                                      "AUTH", argc, argv, argvlen);
+        rv = ngx_http_cart_redis_queue(ac, pool, "AUTH", argc, argv, argvlen);
     }
 
     if (rv == NGX_OK && ncf->db) {
@@ -447,9 +582,7 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
         argv[1] = (const char *) db;
         argvlen[1] = ngx_sprintf(db, "%ui", ncf->db) - db;
 
-        rv = ngx_http_cart_redis_send(ac, pool,
-                                      ngx_http_cart_redis_handshake_reply,
-                                      "SELECT", 2, argv, argvlen);
+        rv = ngx_http_cart_redis_queue(ac, pool, "SELECT", 2, argv, argvlen);
     }
 
     argv[0] = "SCRIPT";
@@ -461,9 +594,8 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
         argv[2] = redis->scripts[i].data;
         argvlen[2] = redis->scripts[i].len;
 
-        rv = ngx_http_cart_redis_send(ac, pool,
-                                      ngx_http_cart_redis_handshake_reply,
-                                      "SCRIPT LOAD", 3, argv, argvlen);
+        rv = ngx_http_cart_redis_queue(ac, pool, "SCRIPT LOAD", 3, argv,
+                                       argvlen);
     }
 
     ngx_destroy_pool(pool);
@@ -554,6 +686,9 @@ ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
 
         /* hiredis frees the context after we return */
         ngx_http_cart_redis_schedule(rc);
+
+        /* a master gone for good is replaced: the map says by whom */
+        ngx_http_cart_redis_refresh_soon(rc->node->redis);
         return;
     }
 
@@ -579,6 +714,7 @@ ngx_http_cart_redis_on_disconnect(const redisAsyncContext *ac, int status)
     }
 
     ngx_http_cart_redis_schedule(rc);
+    ngx_http_cart_redis_refresh_soon(rc->node->redis);
 }
 
 
@@ -738,51 +874,15 @@ ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key, int argc,
     const char **argv, const size_t *argvlen,
     ngx_http_cart_redis_handler_pt handler, void *data)
 {
-    ngx_uint_t                   i, n;
     ngx_http_cleanup_t          *cln;
     ngx_http_cart_redis_t       *redis;
     ngx_http_cart_redis_op_t    *op;
-    ngx_http_cart_redis_node_t  *node;
-    ngx_http_cart_redis_conn_t  *rc, *pick;
     ngx_http_cart_main_conf_t   *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
     redis = cmcf->redis;
 
     if (redis == NULL) {
-        return NGX_ERROR;
-    }
-
-    /* a single node until cluster routing picks one by the key's slot */
-    (void) key;
-    node = &redis->nodes[0];
-
-    /*
-     * Round-robin over ready connections; a connection still connecting
-     * will do (hiredis buffers the command behind the handshake).
-     */
-
-    pick = NULL;
-
-    for (i = 0; i < node->nconns; i++) {
-        n = (node->next + i) % node->nconns;
-        rc = &node->conns[n];
-
-        if (rc->state == NGX_HTTP_CART_REDIS_READY) {
-            pick = rc;
-            node->next = n + 1;
-            break;
-        }
-
-        if (rc->state == NGX_HTTP_CART_REDIS_CONNECTING && pick == NULL) {
-            pick = rc;
-        }
-    }
-
-    if (pick == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "cart redis: no connection to \"%V\"",
-                      &node->conf->url);
         return NGX_ERROR;
     }
 
@@ -796,16 +896,20 @@ ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key, int argc,
         return NGX_ERROR;
     }
 
-    if (ngx_http_cart_redis_send(pick->ac, r->pool, ngx_http_cart_redis_reply,
-                                 op, argc, argv, argvlen)
-        != NGX_OK)
+    op->timer.log = r->connection->log;
+
+    if (ngx_http_cart_redis_format(r->pool, argc, argv, argvlen, &op->cmd)
+        != NGX_OK
+        || ngx_http_cart_redis_send(op, ngx_http_cart_redis_route(redis, key),
+                                    0)
+           != NGX_OK)
     {
-        /* no memory, or disconnecting: hiredis will not call us back */
+        /* hiredis did not take it: it will not call us back */
         ngx_http_cart_redis_op_free(op);
+        ngx_http_cart_redis_refresh_soon(redis);
         return NGX_ERROR;
     }
 
-    op->conn = pick;
     op->request = r;
     op->handler = handler;
     op->data = data;
@@ -814,8 +918,46 @@ ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key, int argc,
     cln->handler = ngx_http_cart_redis_op_cleanup;
     cln->data = op;
 
-    op->timer.log = r->connection->log;
     ngx_add_timer(&op->timer, cmcf->redis_timeout);
+
+    return NGX_OK;
+}
+
+
+/* sends the operation's command on one of the node's connections */
+
+static ngx_int_t
+ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
+    ngx_http_cart_redis_node_t *node, ngx_uint_t asking)
+{
+    ngx_http_cart_redis_conn_t  *rc;
+
+    rc = ngx_http_cart_redis_pick(node);
+
+    if (rc == NULL) {
+        ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
+                      "cart redis: no connection to \"%V\"",
+                      &node->conf->url);
+        return NGX_ERROR;
+    }
+
+    /* ASKING holds for the next command of this connection only */
+
+    if (asking
+        && redisAsyncCommand(rc->ac, NULL, NULL, "ASKING") != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (redisAsyncFormattedCommand(rc->ac, ngx_http_cart_redis_reply, op,
+                                   (char *) op->cmd.data, op->cmd.len)
+        != REDIS_OK)
+    {
+        /* disconnecting */
+        return NGX_ERROR;
+    }
+
+    op->conn = rc;
 
     return NGX_OK;
 }
@@ -842,20 +984,19 @@ ngx_http_cart_redis_read(ngx_http_request_t *r, const char *cmd,
 
 /*
  * Writes the command in Redis's protocol (*argc, then $len and the bytes of
- * each argument) into one buffer sized up front, and hands it to hiredis,
- * which copies it into its output buffer at once. hiredis's own argv
- * formatting (an sdscatfmt per argument into a growing sds) was a fifth of
- * the instructions of an add.
+ * each argument) into one buffer of the pool, sized up front. hiredis's own
+ * argv formatting (an sdscatfmt per argument into a growing sds) was a
+ * fifth of the instructions of an add. An operation keeps the buffer until
+ * its reply: a cluster redirection sends the same bytes again.
  */
 
 static ngx_int_t
-ngx_http_cart_redis_send(redisAsyncContext *ac, ngx_pool_t *pool,
-    redisCallbackFn *fn, void *privdata, int argc, const char **argv,
-    const size_t *argvlen)
+ngx_http_cart_redis_format(ngx_pool_t *pool, int argc, const char **argv,
+    const size_t *argvlen, ngx_str_t *cmd)
 {
-    int      i, rc;
+    int      i;
     size_t   len;
-    u_char  *cmd, *p;
+    u_char  *p;
 
     len = sizeof("*" CRLF) - 1 + ngx_http_cart_redis_digits(argc);
 
@@ -864,12 +1005,12 @@ ngx_http_cart_redis_send(redisAsyncContext *ac, ngx_pool_t *pool,
                + ngx_http_cart_redis_digits(argvlen[i]) + argvlen[i];
     }
 
-    cmd = ngx_pnalloc(pool, len);
-    if (cmd == NULL) {
+    cmd->data = ngx_pnalloc(pool, len);
+    if (cmd->data == NULL) {
         return NGX_ERROR;
     }
 
-    p = ngx_http_cart_redis_head(cmd, '*', argc);
+    p = ngx_http_cart_redis_head(cmd->data, '*', argc);
 
     for (i = 0; i < argc; i++) {
         p = ngx_http_cart_redis_head(p, '$', argvlen[i]);
@@ -877,10 +1018,32 @@ ngx_http_cart_redis_send(redisAsyncContext *ac, ngx_pool_t *pool,
         *p++ = CR; *p++ = LF;
     }
 
-    rc = redisAsyncFormattedCommand(ac, fn, privdata, (char *) cmd, len);
+    cmd->len = len;
 
-    /* hiredis has its copy: a large buffer (a script's text) goes at once */
-    ngx_pfree(pool, cmd);
+    return NGX_OK;
+}
+
+
+/* a handshake command; hiredis copies it into its output buffer at once */
+
+static ngx_int_t
+ngx_http_cart_redis_queue(redisAsyncContext *ac, ngx_pool_t *pool,
+    char *name, int argc, const char **argv, const size_t *argvlen)
+{
+    int        rc;
+    ngx_str_t  cmd;
+
+    if (ngx_http_cart_redis_format(pool, argc, argv, argvlen, &cmd)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    rc = redisAsyncFormattedCommand(ac, ngx_http_cart_redis_handshake_reply,
+                                    name, (char *) cmd.data, cmd.len);
+
+    /* a script's text is a large allocation: it goes back at once */
+    ngx_pfree(pool, cmd.data);
 
     return (rc == REDIS_OK) ? NGX_OK : NGX_ERROR;
 }
@@ -925,17 +1088,37 @@ ngx_http_cart_redis_digits(size_t n)
 static void
 ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
+    redisReply                  *rr = reply;
     ngx_http_cart_redis_op_t    *op = privdata;
     ngx_http_cart_redis_conn_t  *rc;
 
     rc = op->conn;
 
-    if (reply && rc) {
+    if (rr && rc) {
         rc->timeouts = 0;
     }
 
     if (op->request && !op->redis->exiting) {
-        ngx_http_cart_redis_op_finish(op, reply, reply ? NGX_OK : NGX_ERROR);
+
+        if (rr && rr->type == REDIS_REPLY_ERROR && op->redis->slots) {
+
+            switch (ngx_http_cart_redis_redirect(op, rr)) {
+
+            case NGX_OK:
+                /* sent again: the operation now waits on another node */
+                return;
+
+            case NGX_ERROR:
+                ngx_http_cart_redis_op_finish(op, NULL, NGX_ERROR);
+                ngx_http_cart_redis_op_free(op);
+                return;
+
+            default: /* NGX_DECLINED: an error for the caller */
+                break;
+            }
+        }
+
+        ngx_http_cart_redis_op_finish(op, rr, rr ? NGX_OK : NGX_ERROR);
     }
 
     ngx_http_cart_redis_op_free(op);
@@ -1066,10 +1249,467 @@ ngx_http_cart_redis_op_free(ngx_http_cart_redis_op_t *op)
         ngx_del_timer(&op->timer);
     }
 
+    ngx_str_null(&op->cmd);
+
     if (op->redis->exiting) {
         ngx_free(op);
         return;
     }
 
     ngx_queue_insert_head(&op->redis->free_ops, &op->queue);
+}
+
+
+/* Redis Cluster */
+
+static ngx_http_cart_redis_node_t *
+ngx_http_cart_redis_route(ngx_http_cart_redis_t *redis, ngx_str_t *key)
+{
+    ngx_uint_t                    i;
+    ngx_http_cart_redis_node_t  **nodes, *node;
+
+    nodes = redis->nodes.elts;
+
+    if (redis->slots == NULL) {
+        return nodes[0];
+    }
+
+    node = redis->slots[ngx_http_cart_slot(key->data, key->len)];
+
+    if (node) {
+        return node;
+    }
+
+    /* the map is not known yet: a node that is up answers MOVED */
+
+    for (i = 0; i < redis->nodes.nelts; i++) {
+        if (ngx_http_cart_redis_pick(nodes[i])) {
+            return nodes[i];
+        }
+    }
+
+    return nodes[0];
+}
+
+
+/*
+ * An error reply in cluster mode: MOVED and ASK are followed (NGX_OK, the
+ * operation was sent again), TRYAGAIN, CLUSTERDOWN and a redirection that
+ * cannot be followed end the command (NGX_ERROR), any other error is the
+ * caller's (NGX_DECLINED).
+ */
+
+static ngx_int_t
+ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
+{
+    u_char                      *p, *last, *sp, *colon;
+    ngx_int_t                    slot, port;
+    ngx_str_t                    host, text;
+    ngx_uint_t                   ask;
+    ngx_http_cart_redis_t       *redis;
+    ngx_http_cart_redis_node_t  *node;
+
+    redis = op->redis;
+
+    p = (u_char *) reply->str;
+    last = p + reply->len;
+
+    text.data = p;
+    text.len = reply->len;
+
+    if (reply->len > sizeof("MOVED ") - 1
+        && ngx_strncmp(p, "MOVED ", sizeof("MOVED ") - 1) == 0)
+    {
+        ask = 0;
+        p += sizeof("MOVED ") - 1;
+
+    } else if (reply->len > sizeof("ASK ") - 1
+               && ngx_strncmp(p, "ASK ", sizeof("ASK ") - 1) == 0)
+    {
+        ask = 1;
+        p += sizeof("ASK ") - 1;
+
+    } else if (ngx_strncmp(p, "TRYAGAIN", sizeof("TRYAGAIN") - 1) == 0
+               || ngx_strncmp(p, "CLUSTERDOWN", sizeof("CLUSTERDOWN") - 1)
+                  == 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
+                      "cart redis: \"%V\" answered \"%V\"",
+                      &op->conn->node->conf->url, &text);
+        ngx_http_cart_redis_refresh_soon(redis);
+        return NGX_ERROR;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    /* "<slot> <host>:<port>", host empty when it is the node that answered */
+
+    sp = ngx_strlchr(p, last, ' ');
+    if (sp == NULL) {
+        goto invalid;
+    }
+
+    slot = ngx_atoi(p, sp - p);
+
+    for (colon = last; colon > sp && colon[-1] != ':'; colon--) {
+        /* void */
+    }
+
+    if (slot == NGX_ERROR || slot >= NGX_HTTP_CART_SLOTS || colon == sp + 1
+        || colon == last)
+    {
+        goto invalid;
+    }
+
+    port = ngx_atoi(colon, last - colon);
+    if (port < 1 || port > 65535) {
+        goto invalid;
+    }
+
+    host.data = sp + 1;
+    host.len = colon - 1 - host.data;
+
+    if (host.len == 0) {
+        host = op->conn->node->conf->host;
+    }
+
+    if (++op->redirects > NGX_HTTP_CART_REDIS_MAX_REDIRECTS) {
+        ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
+                      "cart redis: too many redirections, the last \"%V\"",
+                      &text);
+        ngx_http_cart_redis_refresh_soon(redis);
+        return NGX_ERROR;
+    }
+
+    node = ngx_http_cart_redis_node_get(redis, &host, port);
+    if (node == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, op->timer.log, 0,
+                  "cart redis: following \"%V\"", &text);
+
+    if (!ask) {
+        /* the slot has moved for good: the rest of the map may have too */
+        redis->slots[slot] = node;
+        ngx_http_cart_redis_refresh_soon(redis);
+    }
+
+    return ngx_http_cart_redis_send(op, node, ask);
+
+invalid:
+
+    ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
+                  "cart redis: invalid redirection \"%V\"", &text);
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * The node at host:port, added when it is new. Nodes are reached by
+ * address: getaddrinfo() must never run in a worker, so a cluster must
+ * announce IP addresses (its default).
+ */
+
+static ngx_http_cart_redis_node_t *
+ngx_http_cart_redis_node_get(ngx_http_cart_redis_t *redis, ngx_str_t *host,
+    ngx_uint_t port)
+{
+    u_char                            *p;
+    ngx_uint_t                         i;
+    ngx_http_cart_redis_node_t       **nodes, *node;
+    ngx_http_cart_redis_node_conf_t   *conf, *seed;
+#if (NGX_HAVE_INET6)
+    u_char                             addr6[16];
+#endif
+
+    nodes = redis->nodes.elts;
+
+    for (i = 0; i < redis->nodes.nelts; i++) {
+        conf = nodes[i]->conf;
+
+        if (conf->port == port
+            && conf->host.len == host->len
+            && ngx_strncmp(conf->host.data, host->data, host->len) == 0)
+        {
+            return nodes[i];
+        }
+    }
+
+    if (ngx_inet_addr(host->data, host->len) == INADDR_NONE
+#if (NGX_HAVE_INET6)
+        && ngx_inet6_addr(host->data, host->len, addr6) != NGX_OK
+#endif
+       )
+    {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "cart redis: cluster node \"%V\" is not an IP address",
+                      host);
+        return NULL;
+    }
+
+    if (redis->nodes.nelts >= NGX_HTTP_CART_REDIS_MAX_NODES) {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "cart redis: more than %d cluster nodes, "
+                      "\"%V:%ui\" ignored",
+                      NGX_HTTP_CART_REDIS_MAX_NODES, host, port);
+        return NULL;
+    }
+
+    conf = ngx_pcalloc(redis->pool, sizeof(ngx_http_cart_redis_node_conf_t));
+    p = ngx_pnalloc(redis->pool, 2 * host->len + sizeof("redis://[]:65535"));
+
+    if (conf == NULL || p == NULL) {
+        return NULL;
+    }
+
+    /* the credentials of the seeds; a cluster has database 0 only */
+
+    seed = redis->cmcf->redis_nodes->elts;
+    conf->user = seed->user;
+    conf->password = seed->password;
+    conf->port = port;
+
+    conf->host.data = p;
+    conf->host.len = host->len;
+    p = ngx_cpymem(p, host->data, host->len);
+    *p++ = '\0';
+
+    conf->url.data = p;
+    conf->url.len = ngx_sprintf(p, "redis://%V:%ui", host, port) - p;
+
+    node = ngx_http_cart_redis_node_add(redis, conf);
+
+    if (node) {
+        ngx_log_error(NGX_LOG_INFO, redis->log, 0,
+                      "cart redis: cluster node \"%V\" added", &conf->url);
+    }
+
+    return node;
+}
+
+
+/* asks for a new slot map soon: at most one CLUSTER SLOTS in flight and
+ * one every NGX_HTTP_CART_REDIS_REFRESH_MIN */
+
+static void
+ngx_http_cart_redis_refresh_soon(ngx_http_cart_redis_t *redis)
+{
+    ngx_msec_t  since, delay;
+
+    if (redis->slots == NULL || redis->refreshing || redis->exiting
+        || ngx_exiting || ngx_quit || ngx_terminate)
+    {
+        return;
+    }
+
+    since = ngx_current_msec - redis->refreshed;
+    delay = since < NGX_HTTP_CART_REDIS_REFRESH_MIN
+            ? NGX_HTTP_CART_REDIS_REFRESH_MIN - since : 0;
+
+    if (redis->refresh.timer_set
+        && (ngx_msec_int_t) (redis->refresh.timer.key - ngx_current_msec)
+           <= (ngx_msec_int_t) delay)
+    {
+        return;
+    }
+
+    ngx_add_timer(&redis->refresh, delay);
+}
+
+
+/*
+ * The refresh timer: sends CLUSTER SLOTS to the next node that has a
+ * connection, and then watches it: firing again while it is in flight
+ * means no answer came, and the next node is asked.
+ */
+
+static void
+ngx_http_cart_redis_refresh_handler(ngx_event_t *ev)
+{
+    ngx_uint_t                    i, n;
+    ngx_http_cart_redis_t        *redis;
+    ngx_http_cart_redis_conn_t   *rc;
+    ngx_http_cart_redis_node_t  **nodes;
+
+    redis = ev->data;
+
+    if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    if (redis->refreshing) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "cart redis: CLUSTER SLOTS timed out");
+        redis->refreshing = 0;
+    }
+
+    nodes = redis->nodes.elts;
+    rc = NULL;
+
+    for (i = 0; i < redis->nodes.nelts; i++) {
+        n = (redis->refresh_next + i) % redis->nodes.nelts;
+        rc = ngx_http_cart_redis_pick(nodes[n]);
+
+        if (rc) {
+            redis->refresh_next = n + 1;
+            break;
+        }
+    }
+
+    redis->refreshed = ngx_current_msec;
+    redis->refresh_id++;
+
+    if (rc == NULL
+        || redisAsyncCommand(rc->ac, ngx_http_cart_redis_slots_reply,
+                             (void *) (uintptr_t) redis->refresh_id,
+                             "CLUSTER SLOTS")
+           != REDIS_OK)
+    {
+        ngx_add_timer(ev, NGX_HTTP_CART_REDIS_REFRESH_RETRY);
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "cart redis: CLUSTER SLOTS to \"%V\"",
+                   &rc->node->conf->url);
+
+    redis->refreshing = 1;
+
+    ngx_add_timer(ev, ngx_max(redis->cmcf->redis_timeout * 10,
+                              NGX_HTTP_CART_REDIS_REFRESH_RETRY));
+}
+
+
+/* {{start, end, {host, port, id...}, replicas...}, ...}: masters only */
+
+static void
+ngx_http_cart_redis_slots_reply(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    redisReply                  *r = reply, *e, *m;
+    ngx_str_t                    host;
+    ngx_uint_t                   i, s, last, level, nodes;
+    ngx_http_cart_redis_t       *redis;
+    ngx_http_cart_redis_conn_t  *rc = ac->data;
+    ngx_http_cart_redis_node_t  *node;
+
+    redis = rc->node->redis;
+
+    if (redis->exiting
+        || (uintptr_t) privdata != (uintptr_t) redis->refresh_id
+        || !redis->refreshing)
+    {
+        /* an answer given up on */
+        return;
+    }
+
+    redis->refreshing = 0;
+
+    if (redis->refresh.timer_set) {
+        ngx_del_timer(&redis->refresh);
+    }
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    if (ngx_http_cart_redis_slots_valid(r) != NGX_OK) {
+        /* the first failure of a series is an error, the retries are not */
+        level = redis->refresh_failed++ ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+        ngx_log_error(level, redis->log, 0,
+                      "cart redis: CLUSTER SLOTS on \"%V\" failed: %s",
+                      &rc->node->conf->url,
+                      r == NULL ? "no answer"
+                      : r->type == REDIS_REPLY_ERROR ? r->str
+                      : "unexpected answer");
+
+        ngx_add_timer(&redis->refresh, NGX_HTTP_CART_REDIS_REFRESH_RETRY);
+        return;
+    }
+
+    redis->refresh_failed = 0;
+
+    ngx_memzero(redis->slots,
+                NGX_HTTP_CART_SLOTS * sizeof(ngx_http_cart_redis_node_t *));
+
+    nodes = 0;
+
+    for (i = 0; i < r->elements; i++) {
+        e = r->element[i];
+        m = e->element[2];
+
+        host.data = (u_char *) m->element[0]->str;
+        host.len = m->element[0]->len;
+
+        if (host.len == 0 || (host.len == 1 && host.data[0] == '?')) {
+            /* the node asked */
+            host = rc->node->conf->host;
+        }
+
+        node = ngx_http_cart_redis_node_get(redis, &host,
+                                            m->element[1]->integer);
+        if (node == NULL) {
+            /* its slots go to any node, which answers MOVED */
+            continue;
+        }
+
+        nodes++;
+
+        last = e->element[1]->integer;
+
+        for (s = e->element[0]->integer; s <= last; s++) {
+            redis->slots[s] = node;
+        }
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "cart redis: cluster map from \"%V\": %ui ranges, "
+                   "%ui mapped", &rc->node->conf->url, r->elements, nodes);
+
+    ngx_add_timer(&redis->refresh, NGX_HTTP_CART_REDIS_REFRESH_EVERY);
+}
+
+
+static ngx_int_t
+ngx_http_cart_redis_slots_valid(redisReply *reply)
+{
+    size_t       i;
+    redisReply  *e, *m;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements == 0)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3
+            || e->element[0]->type != REDIS_REPLY_INTEGER
+            || e->element[1]->type != REDIS_REPLY_INTEGER
+            || e->element[0]->integer < 0
+            || e->element[0]->integer > e->element[1]->integer
+            || e->element[1]->integer >= NGX_HTTP_CART_SLOTS)
+        {
+            return NGX_ERROR;
+        }
+
+        m = e->element[2];
+
+        if (m->type != REDIS_REPLY_ARRAY || m->elements < 2
+            || m->element[0]->type != REDIS_REPLY_STRING
+            || m->element[1]->type != REDIS_REPLY_INTEGER
+            || m->element[1]->integer < 1
+            || m->element[1]->integer > 65535)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }

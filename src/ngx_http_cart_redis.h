@@ -1,6 +1,7 @@
 /*
  * Redis on nginx's event loop: per-worker nodes, each with a pool of
- * pipelined hiredis connections wrapped in ngx_connection_t.
+ * pipelined hiredis connections wrapped in ngx_connection_t; one node, or
+ * with cart_redis_cluster the masters of a Redis Cluster, routed by slot.
  *
  * Callers hand in a command and get exactly one call of their handler:
  * with the reply (NGX_OK), on failure (NGX_ERROR: no connection, or it
@@ -38,10 +39,11 @@ ngx_int_t ngx_http_cart_redis_init_worker(ngx_cycle_t *cycle,
 void ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf);
 
 /*
- * Sends one command. "key" is the key the command works on (it decides
- * the node once Redis Cluster routing exists). The command is written out
- * in RESP and copied into hiredis's output buffer before this returns, so
- * stack arrays are fine; a caller that may resend (the scripts layer, on
+ * Sends one command. "key" is the key the command works on: in a cluster
+ * its slot decides the node, and all keys of the command must share it.
+ * The command is written out in RESP into the request's pool before this
+ * returns (a MOVED or ASK resends those bytes), so stack arrays are fine;
+ * a caller that may resend with other arguments (the scripts layer, on
  * NOSCRIPT) keeps its own.
  */
 ngx_int_t ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (make test): installs what is missing, builds
-# the module and the daemon, starts a throw-away Redis, Kafka (the mock
-# cluster of tools/kafka-mock) and PostgreSQL, and runs the
-# Test::Nginx-style suite in t/ with prove. Exits with prove's status;
+# the module and the daemon, starts a throw-away Redis, a 3-master Redis
+# Cluster, Kafka (the mock cluster of tools/kafka-mock) and PostgreSQL, and
+# runs the Test::Nginx-style suite in t/ with prove. Exits with prove's status;
 # always stops what it started.
 #
 #   util/test.sh                     the whole suite
@@ -10,6 +10,8 @@
 #   VALGRIND=1 util/test.sh          every nginx under valgrind (make test-valgrind)
 #   HUP=1 util/test.sh               reload with SIGHUP between tests (make test-hup)
 #   TEST_NGINX_REDIS_PORT=N          Redis port (default 16379)
+#   TEST_NGINX_REDIS_CLUSTER_PORT=N  first of the 3 Redis Cluster masters'
+#                                    ports (default 17379; t/400-cluster.t)
 #   TEST_NGINX_KAFKA_PORT=N          first of the 3 mock brokers' ports (default 19092)
 #   TEST_NGINX_PG_PORT=N             PostgreSQL port (default 15432)
 set -eu
@@ -23,6 +25,8 @@ make build
 export TEST_NGINX_REDIS_PORT=${TEST_NGINX_REDIS_PORT:-16379}
 export TEST_NGINX_REDIS_DIR=$TOP/build/test/redis
 export TEST_NGINX_REDIS_CTL=$TOP/util/redis.sh
+export TEST_NGINX_REDIS_CLUSTER_PORT=${TEST_NGINX_REDIS_CLUSTER_PORT:-17379}
+export TEST_NGINX_REDIS_CLUSTER_DIR=$TOP/build/test/redis-cluster
 export TEST_NGINX_CART_SO=$TOP/build/nginx/ngx_http_cart_module.so
 export TEST_NGINX_BINARY=/usr/sbin/nginx
 export TEST_NGINX_KAFKA_PORT=${TEST_NGINX_KAFKA_PORT:-19092}
@@ -40,9 +44,10 @@ if [ "${HUP:-}" = 1 ]; then export TEST_NGINX_USE_HUP=1; fi
 redis() { "$TEST_NGINX_REDIS_CTL" "$1" "$TEST_NGINX_REDIS_PORT" "$TEST_NGINX_REDIS_DIR"; }
 kafka() { "$TEST_NGINX_KAFKA_CTL" "$1" "$TEST_NGINX_KAFKA_PORT" "$TEST_NGINX_KAFKA_DIR"; }
 pg() { util/pg.sh "$1" "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR"; }
+cluster() { util/redis-cluster.sh "$1" "$TEST_NGINX_REDIS_CLUSTER_PORT" "$TEST_NGINX_REDIS_CLUSTER_DIR"; }
 
 # EXIT runs on every way out; INT/TERM turn into an exit so that it does.
-trap 'redis stop; kafka stop; pg stop' EXIT
+trap 'redis stop; cluster stop; kafka stop; pg stop' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -51,6 +56,9 @@ trap 'exit 143' TERM
 redis stop
 rm -rf "$TEST_NGINX_REDIS_DIR"
 redis start
+cluster stop
+rm -rf "$TEST_NGINX_REDIS_CLUSTER_DIR"
+cluster start
 kafka stop
 kafka start
 pg stop
