@@ -8,6 +8,11 @@
 
 
 static void ngx_http_cart_json_tree_free(void *data);
+static uint64_t ngx_http_cart_json_abs(int64_t n);
+static u_char *ngx_http_cart_json_digits(u_char *last, uint64_t n,
+    ngx_uint_t width);
+static u_char *ngx_http_cart_json_ymd(u_char *p, ngx_tm_t *tm);
+static u_char *ngx_http_cart_json_two(u_char *p, ngx_uint_t n);
 static void *ngx_http_cart_json_malloc(void *ctx, size_t size);
 static void *ngx_http_cart_json_realloc(void *ctx, void *ptr, size_t size);
 static void ngx_http_cart_json_free(void *ctx, void *ptr);
@@ -201,25 +206,46 @@ ngx_http_cart_json_str(yajl_gen g, ngx_str_t *s)
 }
 
 
+/*
+ * Numbers and times are written digit by digit and handed to yajl as they
+ * are: yajl_gen_integer() goes through snprintf() and ngx_sprintf() through
+ * its format parser, and a cart view prints dozens of them.
+ */
+
 void
 ngx_http_cart_json_int(yajl_gen g, int64_t n)
 {
-    yajl_gen_integer(g, n);
+    u_char  buf[NGX_INT64_LEN], *p, *last;
+
+    last = buf + sizeof(buf);
+    p = ngx_http_cart_json_digits(last, ngx_http_cart_json_abs(n), 1);
+
+    if (n < 0) {
+        *--p = '-';
+    }
+
+    yajl_gen_number(g, (const char *) p, last - p);
 }
 
 
 void
 ngx_http_cart_json_amount(yajl_gen g, int64_t minor)
 {
-    u_char     buf[NGX_INT64_LEN + 4], *p;
-    uint64_t   abs;
+    u_char    buf[NGX_INT64_LEN + 2], *p, *last;
+    uint64_t  abs;
 
-    abs = minor < 0 ? (uint64_t) -minor : (uint64_t) minor;
+    abs = ngx_http_cart_json_abs(minor);
 
-    p = ngx_sprintf(buf, "%s%uL.%02uL", minor < 0 ? "-" : "",
-                    abs / 100, abs % 100);
+    last = buf + sizeof(buf);
+    p = ngx_http_cart_json_digits(last, abs % 100, 2);
+    *--p = '.';
+    p = ngx_http_cart_json_digits(p, abs / 100, 1);
 
-    yajl_gen_number(g, (const char *) buf, p - buf);
+    if (minor < 0) {
+        *--p = '-';
+    }
+
+    yajl_gen_number(g, (const char *) p, last - p);
 }
 
 
@@ -228,15 +254,94 @@ ngx_http_cart_json_amount(yajl_gen g, int64_t minor)
 void
 ngx_http_cart_json_time(yajl_gen g, time_t t)
 {
-    u_char    buf[sizeof("1970-01-01T00:00:00Z")], *p;
+    u_char    buf[NGX_TIME_T_LEN + sizeof("-01-01T00:00:00Z")], *p;
     ngx_tm_t  tm;
 
     ngx_gmtime(t, &tm);
-    p = ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02dZ",
-                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
-                    tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+
+    p = ngx_http_cart_json_ymd(buf, &tm);
+    *p++ = 'T';
+    p = ngx_http_cart_json_two(p, tm.ngx_tm_hour);
+    *p++ = ':';
+    p = ngx_http_cart_json_two(p, tm.ngx_tm_min);
+    *p++ = ':';
+    p = ngx_http_cart_json_two(p, tm.ngx_tm_sec);
+    *p++ = 'Z';
 
     yajl_gen_string(g, buf, p - buf);
+}
+
+
+/* "2026-03-14" */
+
+void
+ngx_http_cart_json_day(yajl_gen g, time_t t)
+{
+    u_char    buf[NGX_TIME_T_LEN + sizeof("-01-01")], *p;
+    ngx_tm_t  tm;
+
+    ngx_gmtime(t, &tm);
+
+    p = ngx_http_cart_json_ymd(buf, &tm);
+
+    yajl_gen_string(g, buf, p - buf);
+}
+
+
+/* a 64-bit magnitude, INT64_MIN included */
+
+static uint64_t
+ngx_http_cart_json_abs(int64_t n)
+{
+    return n < 0 ? (uint64_t) 0 - (uint64_t) n : (uint64_t) n;
+}
+
+
+/* the decimal digits of n, at least "width" of them, ending before "last" */
+
+static u_char *
+ngx_http_cart_json_digits(u_char *last, uint64_t n, ngx_uint_t width)
+{
+    u_char  *p;
+
+    p = last;
+
+    do {
+        *--p = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n || (ngx_uint_t) (last - p) < width);
+
+    return p;
+}
+
+
+/* "YYYY-MM-DD" as ngx_sprintf("%4d-%02d-%02d") wrote it: ngx_gmtime()
+ * gives years from 1970 on, so the year never needs padding */
+
+static u_char *
+ngx_http_cart_json_ymd(u_char *p, ngx_tm_t *tm)
+{
+    u_char  year[NGX_INT_T_LEN], *y, *last;
+
+    last = year + sizeof(year);
+    y = ngx_http_cart_json_digits(last, (ngx_uint_t) tm->ngx_tm_year, 4);
+
+    p = ngx_cpymem(p, y, last - y);
+    *p++ = '-';
+    p = ngx_http_cart_json_two(p, tm->ngx_tm_mon);
+    *p++ = '-';
+
+    return ngx_http_cart_json_two(p, tm->ngx_tm_mday);
+}
+
+
+static u_char *
+ngx_http_cart_json_two(u_char *p, ngx_uint_t n)
+{
+    *p++ = (u_char) ('0' + n / 10);
+    *p++ = (u_char) ('0' + n % 10);
+
+    return p;
 }
 
 

@@ -29,6 +29,7 @@ void ngx_http_cart_json_str(yajl_gen g, ngx_str_t *s);
 void ngx_http_cart_json_int(yajl_gen g, int64_t n);
 void ngx_http_cart_json_amount(yajl_gen g, int64_t minor);
 void ngx_http_cart_json_time(yajl_gen g, time_t t);
+void ngx_http_cart_json_day(yajl_gen g, time_t t);
 
 #define ngx_http_cart_json_key(g, k)                                          \
     yajl_gen_string(g, (const unsigned char *) k, sizeof(k) - 1)
