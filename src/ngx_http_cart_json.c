@@ -1,13 +1,19 @@
 /*
  * yajl glue. Parsed trees are malloc'ed by yajl and freed by a pool
- * cleanup; the generator allocates from the pool, so a response body is
- * built in place and sent without a copy.
+ * cleanup; the generator allocates from the pool and prints into a pool
+ * buffer of ours, so a response body is built in place and sent without
+ * a copy.
  */
 
 #include "ngx_http_cart_json.h"
 
 
+/* the first size of a generator's output buffer, doubled as it fills */
+#define NGX_HTTP_CART_JSON_OUT  1024
+
+
 static void ngx_http_cart_json_tree_free(void *data);
+static void ngx_http_cart_json_print(void *ctx, const char *str, size_t len);
 static uint64_t ngx_http_cart_json_abs(int64_t n);
 static u_char *ngx_http_cart_json_digits(u_char *last, uint64_t n,
     ngx_uint_t width);
@@ -185,17 +191,108 @@ ngx_http_cart_json_money(yajl_val v, int64_t *minor)
 }
 
 
-yajl_gen
+/*
+ * The generator prints through ngx_http_cart_json_print() into a buffer of
+ * ours, grown by doubling in the pool, instead of yajl's own yajl_buf,
+ * whose append was a fifth of a cart view's instructions; yajl still
+ * checks the structure and escapes the strings.
+ */
+
+ngx_http_cart_json_gen_t *
 ngx_http_cart_json_gen(ngx_pool_t *pool)
 {
-    yajl_alloc_funcs  funcs;
+    yajl_alloc_funcs           funcs;
+    ngx_http_cart_json_gen_t  *json;
+
+    json = ngx_pcalloc(pool, sizeof(ngx_http_cart_json_gen_t));
+    if (json == NULL) {
+        return NULL;
+    }
+
+    json->pool = pool;
 
     funcs.malloc = ngx_http_cart_json_malloc;
     funcs.realloc = ngx_http_cart_json_realloc;
     funcs.free = ngx_http_cart_json_free;
     funcs.ctx = pool;
 
-    return yajl_gen_alloc(&funcs);
+    json->g = yajl_gen_alloc(&funcs);
+    if (json->g == NULL) {
+        return NULL;
+    }
+
+    if (!yajl_gen_config(json->g, yajl_gen_print_callback,
+                         ngx_http_cart_json_print, json))
+    {
+        return NULL;
+    }
+
+    return json;
+}
+
+
+ngx_int_t
+ngx_http_cart_json_text(ngx_http_cart_json_gen_t *json, ngx_str_t *text)
+{
+    if (json->failed) {
+        return NGX_ERROR;
+    }
+
+    text->data = json->start;
+    text->len = json->pos - json->start;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cart_json_print(void *ctx, const char *str, size_t len)
+{
+    u_char                    *p;
+    size_t                     used, size;
+    ngx_http_cart_json_gen_t  *json = ctx;
+
+    if ((size_t) (json->end - json->pos) < len) {
+
+        if (json->failed) {
+            return;
+        }
+
+        used = json->pos - json->start;
+        size = ngx_max(2 * (size_t) (json->end - json->start),
+                       NGX_HTTP_CART_JSON_OUT);
+
+        while (size < used + len) {
+            size *= 2;
+        }
+
+        p = ngx_pnalloc(json->pool, size);
+        if (p == NULL) {
+            /* yajl's print cannot fail: ngx_http_cart_json_text() will */
+            json->failed = 1;
+            json->pos = json->start;
+            json->end = json->start;
+            return;
+        }
+
+        if (used) {
+            ngx_memcpy(p, json->start, used);
+
+            /* gives back an outgrown buffer that was a large allocation */
+            (void) ngx_pfree(json->pool, json->start);
+        }
+
+        json->start = p;
+        json->pos = p + used;
+        json->end = p + size;
+    }
+
+    if (len == 1) {
+        *json->pos++ = *str;
+        return;
+    }
+
+    json->pos = ngx_cpymem(json->pos, str, len);
 }
 
 
