@@ -14,6 +14,8 @@
 
 static void ngx_http_cart_json_tree_free(void *data);
 static void ngx_http_cart_json_print(void *ctx, const char *str, size_t len);
+static ngx_int_t ngx_http_cart_json_grow(ngx_http_cart_json_gen_t *json,
+    size_t len);
 static uint64_t ngx_http_cart_json_abs(int64_t n);
 static u_char *ngx_http_cart_json_digits(u_char *last, uint64_t n,
     ngx_uint_t width);
@@ -217,7 +219,7 @@ ngx_http_cart_json_gen(ngx_pool_t *pool)
     funcs.ctx = pool;
 
     json->g = yajl_gen_alloc(&funcs);
-    if (json->g == NULL) {
+    if (json->g == NULL || ngx_http_cart_json_grow(json, 0) != NGX_OK) {
         return NULL;
     }
 
@@ -245,54 +247,74 @@ ngx_http_cart_json_text(ngx_http_cart_json_gen_t *json, ngx_str_t *text)
 }
 
 
+/*
+ * yajl prints a view in some 500 pieces, most of one or a few bytes: the
+ * growth stays in its own function, out of the append's way
+ */
+
 static void
 ngx_http_cart_json_print(void *ctx, const char *str, size_t len)
 {
     u_char                    *p;
-    size_t                     used, size;
     ngx_http_cart_json_gen_t  *json = ctx;
 
-    if ((size_t) (json->end - json->pos) < len) {
-
-        if (json->failed) {
-            return;
-        }
-
-        used = json->pos - json->start;
-        size = ngx_max(2 * (size_t) (json->end - json->start),
-                       NGX_HTTP_CART_JSON_OUT);
-
-        while (size < used + len) {
-            size *= 2;
-        }
-
-        p = ngx_pnalloc(json->pool, size);
-        if (p == NULL) {
-            /* yajl's print cannot fail: ngx_http_cart_json_text() will */
-            json->failed = 1;
-            json->pos = json->start;
-            json->end = json->start;
-            return;
-        }
-
-        if (used) {
-            ngx_memcpy(p, json->start, used);
-
-            /* gives back an outgrown buffer that was a large allocation */
-            (void) ngx_pfree(json->pool, json->start);
-        }
-
-        json->start = p;
-        json->pos = p + used;
-        json->end = p + size;
-    }
-
-    if (len == 1) {
-        *json->pos++ = *str;
+    if ((size_t) (json->end - json->pos) < len
+        && ngx_http_cart_json_grow(json, len) != NGX_OK)
+    {
         return;
     }
 
-    json->pos = ngx_cpymem(json->pos, str, len);
+    p = json->pos;
+    json->pos += len;
+
+    if (len == 1) {
+        *p = *str;
+        return;
+    }
+
+    ngx_memcpy(p, str, len);
+}
+
+
+/* room for "len" more bytes: the buffer doubles as it fills */
+
+static ngx_int_t
+ngx_http_cart_json_grow(ngx_http_cart_json_gen_t *json, size_t len)
+{
+    u_char  *p;
+    size_t   used, size;
+
+    if (json->failed) {
+        return NGX_ERROR;
+    }
+
+    used = json->pos - json->start;
+    size = ngx_max(2 * (size_t) (json->end - json->start),
+                   NGX_HTTP_CART_JSON_OUT);
+
+    while (size < used + len) {
+        size *= 2;
+    }
+
+    p = ngx_pnalloc(json->pool, size);
+    if (p == NULL) {
+        /* yajl's print cannot fail: ngx_http_cart_json_text() will */
+        json->failed = 1;
+        return NGX_ERROR;
+    }
+
+    if (used) {
+        ngx_memcpy(p, json->start, used);
+
+        /* gives back an outgrown buffer that was a large allocation */
+        (void) ngx_pfree(json->pool, json->start);
+    }
+
+    json->start = p;
+    json->pos = p + used;
+    json->end = p + size;
+
+    return NGX_OK;
 }
 
 
