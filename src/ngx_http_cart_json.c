@@ -1,18 +1,57 @@
 /*
- * yajl glue. Parsed trees are malloc'ed by yajl and freed by a pool
- * cleanup; the generator allocates from the pool and prints into a pool
- * buffer of ours, so a response body is built in place and sent without
- * a copy.
+ * yajl glue. yajl's parser builds yajl_val trees in the pool; the
+ * generator allocates from the pool and prints into a pool buffer of ours,
+ * so a response body is built in place and sent without a copy.
  */
 
 #include "ngx_http_cart_json.h"
+#include <yajl/yajl_parse.h>
 
 
 /* the first size of a generator's output buffer, doubled as it fills */
 #define NGX_HTTP_CART_JSON_OUT  1024
 
+/* the first room for the members of an object or array, doubled */
+#define NGX_HTTP_CART_JSON_MEMBERS  8
 
-static void ngx_http_cart_json_tree_free(void *data);
+
+/* an object or array being parsed */
+typedef struct ngx_http_cart_json_level_s  ngx_http_cart_json_level_t;
+
+struct ngx_http_cart_json_level_s {
+    yajl_val                     value;
+    const char                  *key;       /* of the object's next value */
+    size_t                       size;      /* room in keys and values */
+    ngx_http_cart_json_level_t  *next;
+};
+
+
+typedef struct {
+    ngx_pool_t                  *pool;
+    yajl_val                     root;
+    ngx_http_cart_json_level_t  *stack;     /* the innermost open level */
+    ngx_http_cart_json_level_t  *free;      /* closed levels, for reuse */
+} ngx_http_cart_json_tree_t;
+
+
+static yajl_val ngx_http_cart_json_value(ngx_http_cart_json_tree_t *tree,
+    yajl_type type);
+static char *ngx_http_cart_json_copy(ngx_http_cart_json_tree_t *tree,
+    const void *s, size_t len);
+static int ngx_http_cart_json_add(ngx_http_cart_json_tree_t *tree,
+    yajl_val v);
+static int ngx_http_cart_json_open(ngx_http_cart_json_tree_t *tree,
+    yajl_type type);
+static int ngx_http_cart_json_close(void *ctx);
+static int ngx_http_cart_json_start_map(void *ctx);
+static int ngx_http_cart_json_start_array(void *ctx);
+static int ngx_http_cart_json_map_key(void *ctx, const unsigned char *key,
+    size_t len);
+static int ngx_http_cart_json_string(void *ctx, const unsigned char *s,
+    size_t len);
+static int ngx_http_cart_json_number(void *ctx, const char *s, size_t len);
+static int ngx_http_cart_json_null(void *ctx);
+static int ngx_http_cart_json_boolean(void *ctx, int b);
 static void ngx_http_cart_json_print(void *ctx, const char *str, size_t len);
 static ngx_int_t ngx_http_cart_json_grow(ngx_http_cart_json_gen_t *json,
     size_t len);
@@ -26,44 +65,351 @@ static void *ngx_http_cart_json_realloc(void *ctx, void *ptr, size_t size);
 static void ngx_http_cart_json_free(void *ctx, void *ptr);
 
 
+static yajl_callbacks  ngx_http_cart_json_callbacks = {
+    ngx_http_cart_json_null,
+    ngx_http_cart_json_boolean,
+    NULL,                               /* no yajl_integer nor yajl_double: */
+    NULL,                               /* numbers come as text */
+    ngx_http_cart_json_number,
+    ngx_http_cart_json_string,
+    ngx_http_cart_json_start_map,
+    ngx_http_cart_json_map_key,
+    ngx_http_cart_json_close,
+    ngx_http_cart_json_start_array,
+    ngx_http_cart_json_close
+};
+
+
+/*
+ * Bodies are parsed by yajl's callback parser into the yajl_val tree
+ * yajl_tree_parse() builds (the same types, number flags, duplicate keys
+ * kept in order, comments allowed), but in the pool: no copy of the text,
+ * no malloc() per value, no cleanup to free the tree. The parser's own
+ * blocks come from the pool too and stay until it goes, a few hundred
+ * bytes (2 KB more when a string has escapes: yajl's decode buffer).
+ */
+
 yajl_val
 ngx_http_cart_json_parse(ngx_pool_t *pool, u_char *data, size_t len)
 {
-    u_char              *text;
-    yajl_val             tree;
-    ngx_pool_cleanup_t  *cln;
+    yajl_handle                 h;
+    yajl_status                 rc;
+    yajl_alloc_funcs            funcs;
+    ngx_http_cart_json_tree_t   tree;
 
-    /* yajl wants a NUL-terminated text: an embedded NUL is malformed */
+    /* an embedded NUL is malformed, as yajl_tree_parse()'s C string made it */
 
     if (len == 0 || ngx_strlchr(data, data + len, '\0') != NULL) {
         return NULL;
     }
 
-    cln = ngx_pool_cleanup_add(pool, 0);
-    text = ngx_pnalloc(pool, len + 1);
-    if (cln == NULL || text == NULL) {
+    funcs.malloc = ngx_http_cart_json_malloc;
+    funcs.realloc = ngx_http_cart_json_realloc;
+    funcs.free = ngx_http_cart_json_free;
+    funcs.ctx = pool;
+
+    tree.pool = pool;
+    tree.root = NULL;
+    tree.stack = NULL;
+    tree.free = NULL;
+
+    h = yajl_alloc(&ngx_http_cart_json_callbacks, &funcs, &tree);
+    if (h == NULL) {
         return NULL;
     }
 
-    ngx_memcpy(text, data, len);
-    text[len] = '\0';
+    yajl_config(h, yajl_allow_comments, 1);
 
-    tree = yajl_tree_parse((const char *) text, NULL, 0);
-    if (tree == NULL) {
+    rc = yajl_parse(h, data, len);
+    if (rc == yajl_status_ok) {
+        rc = yajl_complete_parse(h);
+    }
+
+    yajl_free(h);
+
+    if (rc != yajl_status_ok) {
         return NULL;
     }
 
-    cln->handler = ngx_http_cart_json_tree_free;
-    cln->data = tree;
-
-    return tree;
+    return tree.root;
 }
 
 
-static void
-ngx_http_cart_json_tree_free(void *data)
+static yajl_val
+ngx_http_cart_json_value(ngx_http_cart_json_tree_t *tree, yajl_type type)
 {
-    yajl_tree_free(data);
+    yajl_val  v;
+
+    v = ngx_pcalloc(tree->pool, sizeof(struct yajl_val_s));
+    if (v == NULL) {
+        return NULL;
+    }
+
+    v->type = type;
+
+    return v;
+}
+
+
+static char *
+ngx_http_cart_json_copy(ngx_http_cart_json_tree_t *tree, const void *s,
+    size_t len)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(tree->pool, len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s, len);
+    p[len] = '\0';
+
+    return (char *) p;
+}
+
+
+/* a complete value goes to the open array or object, or is the root */
+
+static int
+ngx_http_cart_json_add(ngx_http_cart_json_tree_t *tree, yajl_val v)
+{
+    size_t                       n;
+    yajl_val                     parent, *values;
+    ngx_http_cart_json_level_t  *top;
+
+    if (v == NULL) {
+        return 0;
+    }
+
+    top = tree->stack;
+
+    if (top == NULL) {
+        tree->root = v;
+        return 1;
+    }
+
+    parent = top->value;
+
+    if (YAJL_IS_ARRAY(parent)) {
+        n = parent->u.array.len;
+
+        if (n == top->size) {
+            top->size = n ? 2 * n : NGX_HTTP_CART_JSON_MEMBERS;
+
+            values = ngx_palloc(tree->pool, top->size * sizeof(yajl_val));
+            if (values == NULL) {
+                return 0;
+            }
+
+            ngx_memcpy(values, parent->u.array.values, n * sizeof(yajl_val));
+            parent->u.array.values = values;
+        }
+
+        parent->u.array.values[n] = v;
+        parent->u.array.len++;
+
+        return 1;
+    }
+
+    n = parent->u.object.len;
+
+    if (n == top->size) {
+        top->size = n ? 2 * n : NGX_HTTP_CART_JSON_MEMBERS;
+
+        /* keys and values share a block */
+
+        values = ngx_palloc(tree->pool,
+                            top->size * (sizeof(yajl_val) + sizeof(char *)));
+        if (values == NULL) {
+            return 0;
+        }
+
+        ngx_memcpy(values, parent->u.object.values, n * sizeof(yajl_val));
+        parent->u.object.values = values;
+
+        values += top->size;
+        ngx_memcpy(values, parent->u.object.keys, n * sizeof(char *));
+        parent->u.object.keys = (const char **) values;
+    }
+
+    parent->u.object.keys[n] = top->key;
+    parent->u.object.values[n] = v;
+    parent->u.object.len++;
+
+    return 1;
+}
+
+
+static int
+ngx_http_cart_json_open(ngx_http_cart_json_tree_t *tree, yajl_type type)
+{
+    ngx_http_cart_json_level_t  *level;
+
+    level = tree->free;
+
+    if (level) {
+        tree->free = level->next;
+
+    } else {
+        level = ngx_palloc(tree->pool, sizeof(ngx_http_cart_json_level_t));
+        if (level == NULL) {
+            return 0;
+        }
+    }
+
+    level->value = ngx_http_cart_json_value(tree, type);
+    if (level->value == NULL) {
+        return 0;
+    }
+
+    level->key = NULL;
+    level->size = 0;
+    level->next = tree->stack;
+    tree->stack = level;
+
+    return 1;
+}
+
+
+static int
+ngx_http_cart_json_close(void *ctx)
+{
+    ngx_http_cart_json_tree_t   *tree = ctx;
+    ngx_http_cart_json_level_t  *level;
+
+    level = tree->stack;
+    tree->stack = level->next;
+
+    level->next = tree->free;
+    tree->free = level;
+
+    return ngx_http_cart_json_add(tree, level->value);
+}
+
+
+static int
+ngx_http_cart_json_start_map(void *ctx)
+{
+    return ngx_http_cart_json_open(ctx, yajl_t_object);
+}
+
+
+static int
+ngx_http_cart_json_start_array(void *ctx)
+{
+    return ngx_http_cart_json_open(ctx, yajl_t_array);
+}
+
+
+static int
+ngx_http_cart_json_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+    ngx_http_cart_json_tree_t  *tree = ctx;
+
+    tree->stack->key = ngx_http_cart_json_copy(tree, key, len);
+
+    return tree->stack->key != NULL;
+}
+
+
+static int
+ngx_http_cart_json_string(void *ctx, const unsigned char *s, size_t len)
+{
+    yajl_val                    v;
+    ngx_http_cart_json_tree_t  *tree = ctx;
+
+    v = ngx_http_cart_json_value(tree, yajl_t_string);
+    if (v == NULL) {
+        return 0;
+    }
+
+    v->u.string = ngx_http_cart_json_copy(tree, s, len);
+    if (v->u.string == NULL) {
+        return 0;
+    }
+
+    return ngx_http_cart_json_add(tree, v);
+}
+
+
+/*
+ * The number's text, with the flags yajl_tree_parse() gives: an integer
+ * when the text is all digits within -LLONG_MAX..LLONG_MAX (yajl's own
+ * reading refuses LLONG_MIN as well), a double when strtod() reads it all
+ * without a range error. A 64-bit integer converts to the double strtod()
+ * gives, both rounding to nearest, so strtod() is left for the rest.
+ */
+
+static int
+ngx_http_cart_json_number(void *ctx, const char *s, size_t len)
+{
+    char                       *end;
+    u_char                     *p, *last;
+    uint64_t                    n;
+    yajl_val                    v;
+    ngx_uint_t                  negative;
+    ngx_http_cart_json_tree_t  *tree = ctx;
+
+    v = ngx_http_cart_json_value(tree, yajl_t_number);
+    if (v == NULL) {
+        return 0;
+    }
+
+    v->u.number.r = ngx_http_cart_json_copy(tree, s, len);
+    if (v->u.number.r == NULL) {
+        return 0;
+    }
+
+    p = (u_char *) s;
+    last = p + len;
+
+    negative = (*p == '-');
+    p += negative;
+
+    for (n = 0; p < last && *p >= '0' && *p <= '9'; p++) {
+        if (n > ((uint64_t) LLONG_MAX - (uint64_t) (*p - '0')) / 10) {
+            break;
+        }
+
+        n = n * 10 + (*p - '0');
+    }
+
+    if (p == last) {
+        v->u.number.i = negative ? -(long long) n : (long long) n;
+        v->u.number.d = negative ? -(double) n : (double) n;
+        v->u.number.flags = YAJL_NUMBER_INT_VALID | YAJL_NUMBER_DOUBLE_VALID;
+
+        return ngx_http_cart_json_add(tree, v);
+    }
+
+    v->u.number.i = negative ? LLONG_MIN : LLONG_MAX;
+
+    errno = 0;
+    v->u.number.d = strtod(v->u.number.r, &end);
+
+    if (errno == 0 && *end == '\0') {
+        v->u.number.flags = YAJL_NUMBER_DOUBLE_VALID;
+    }
+
+    return ngx_http_cart_json_add(tree, v);
+}
+
+
+static int
+ngx_http_cart_json_null(void *ctx)
+{
+    return ngx_http_cart_json_add(ctx,
+                                  ngx_http_cart_json_value(ctx, yajl_t_null));
+}
+
+
+static int
+ngx_http_cart_json_boolean(void *ctx, int b)
+{
+    return ngx_http_cart_json_add(ctx,
+                        ngx_http_cart_json_value(ctx, b ? yajl_t_true
+                                                        : yajl_t_false));
 }
 
 
