@@ -36,14 +36,14 @@ static ngx_int_t ngx_http_cart_admin_not_found(ngx_http_request_t *r);
 ngx_int_t
 ngx_http_cart_admin_create(ngx_http_request_t *r)
 {
-    size_t                  len;
-    yajl_gen                g;
-    ngx_int_t               rc;
-    ngx_str_t               args[3];
-    const char             *msg;
-    ngx_http_cart_ctx_t    *ctx;
-    ngx_http_cart_promo_t   promo;
-    const unsigned char    *buf;
+    yajl_gen                   g;
+    ngx_int_t                  rc;
+    ngx_str_t                  args[3];
+    ngx_str_t                  text;
+    const char                *msg;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_promo_t      promo;
+    ngx_http_cart_json_gen_t  *json;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
@@ -60,14 +60,16 @@ ngx_http_cart_admin_create(ngx_http_request_t *r)
 
     promo.created_at = ngx_time();
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    g = json->g;
+
     ngx_http_cart_promo_render(g, &promo, -1);
 
-    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
+    if (ngx_http_cart_json_text(json, &text) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -75,8 +77,8 @@ ngx_http_cart_admin_create(ngx_http_request_t *r)
 
     ngx_str_set(&args[0], "create");
     args[1] = promo.code;
-    args[2].data = (u_char *) buf + 1;
-    args[2].len = len - 1;
+    args[2].data = text.data + 1;
+    args[2].len = text.len - 1;
 
     return ngx_http_cart_admin_script(r, args, 3);
 }
@@ -207,11 +209,12 @@ ngx_http_cart_admin_load(ngx_http_request_t *r, ngx_http_cart_resume_pt resume)
 static void
 ngx_http_cart_admin_listed(ngx_http_request_t *r)
 {
-    yajl_gen                 g;
-    ngx_uint_t               i;
-    ngx_http_cart_ctx_t     *ctx;
-    ngx_http_cart_admin_t   *st;
-    ngx_http_cart_promos_t  *set;
+    yajl_gen                   g;
+    ngx_uint_t                 i;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_admin_t     *st;
+    ngx_http_cart_promos_t    *set;
+    ngx_http_cart_json_gen_t  *json;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     st = ctx->data;
@@ -223,11 +226,13 @@ ngx_http_cart_admin_listed(ngx_http_request_t *r)
         return;
     }
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    g = json->g;
 
     yajl_gen_map_open(g);
     ngx_http_cart_json_key(g, "promotions");
@@ -240,7 +245,7 @@ ngx_http_cart_admin_listed(ngx_http_request_t *r)
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g, -1));
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json, -1));
 }
 
 
@@ -320,10 +325,11 @@ static void
 ngx_http_cart_admin_counted(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
-    off_t                   n;
-    yajl_gen                g;
-    ngx_http_cart_ctx_t    *ctx;
-    ngx_http_cart_admin_t  *st;
+    off_t                      n;
+    yajl_gen                   g;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_admin_t     *st;
+    ngx_http_cart_json_gen_t  *json;
 
     if (rc != NGX_OK
         || (reply->type != REDIS_REPLY_STRING
@@ -346,15 +352,17 @@ ngx_http_cart_admin_counted(ngx_http_request_t *r, void *data,
         }
     }
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
+    g = json->g;
+
     ngx_http_cart_promo_render(g, st->promo, n);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g, -1));
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json, -1));
 }
 
 

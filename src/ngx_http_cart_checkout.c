@@ -377,6 +377,7 @@ ngx_http_cart_checkout_refuse(ngx_http_request_t *r,
     ngx_http_cart_ctx_t          *ctx;
     ngx_http_cart_priced_t       *priced;
     ngx_http_cart_checkout_t     *st;
+    ngx_http_cart_json_gen_t     *json;
     ngx_http_cart_priced_line_t  *pl;
 
     if (answer->status != NGX_HTTP_CONFLICT) {
@@ -389,10 +390,12 @@ ngx_http_cart_checkout_refuse(ngx_http_request_t *r,
 
     ngx_http_cart_stored_release(r);
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    g = json->g;
 
     yajl_gen_map_open(g);
     ngx_http_cart_json_key(g, "error");
@@ -447,7 +450,7 @@ ngx_http_cart_checkout_refuse(ngx_http_request_t *r,
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
 
-    return ngx_http_cart_send(r, answer->status, g, -1);
+    return ngx_http_cart_send(r, answer->status, json, -1);
 }
 
 
@@ -675,33 +678,32 @@ ngx_http_cart_checkout_ignore(ngx_http_request_t *r, void *data,
 static ngx_int_t
 ngx_http_cart_checkout_commit(ngx_http_request_t *r)
 {
-    size_t                     len;
     u_char                    *p;
     yajl_gen                   g;
     ngx_str_t                  args[2];
     ngx_http_cart_ctx_t       *ctx;
     ngx_http_cart_checkout_t  *st;
-    const unsigned char       *buf;
+    ngx_http_cart_json_gen_t  *json;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     st = ctx->data;
 
-    g = ngx_http_cart_json_gen(r->pool);
+    json = ngx_http_cart_json_gen(r->pool);
     p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
-    if (g == NULL || p == NULL) {
+    if (json == NULL || p == NULL) {
         return NGX_ERROR;
     }
 
+    g = json->g;
+
     ngx_http_cart_checkout_render(r, g, st);
 
-    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
+    if (ngx_http_cart_json_text(json, &args[1]) != NGX_OK) {
         return NGX_ERROR;
     }
 
     args[0].data = p;
     args[0].len = ngx_sprintf(p, "%L", st->snap->version) - p;
-    args[1].data = (u_char *) buf;
-    args[1].len = len;
 
     if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_CHECKOUT, args, 2,
                                    ngx_http_cart_checkout_done)

@@ -258,27 +258,28 @@ ngx_http_cart_coupon_counted(ngx_http_request_t *r, void *data,
 static ngx_int_t
 ngx_http_cart_coupon_write(ngx_http_request_t *r)
 {
-    size_t                   len;
-    u_char                  *p;
-    yajl_gen                 g;
-    ngx_str_t                args[5];
-    ngx_http_cart_ctx_t     *ctx;
-    ngx_http_cart_coupon_t  *st;
-    const unsigned char     *buf;
+    u_char                    *p;
+    yajl_gen                   g;
+    ngx_str_t                  args[5];
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_coupon_t    *st;
+    ngx_http_cart_json_gen_t  *json;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     st = ctx->data;
 
-    g = ngx_http_cart_json_gen(r->pool);
+    json = ngx_http_cart_json_gen(r->pool);
     p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
-    if (g == NULL || p == NULL) {
+    if (json == NULL || p == NULL) {
         return NGX_ERROR;
     }
+
+    g = json->g;
 
     ngx_http_cart_render_view(r, g, st->snap, st->priced,
                               st->snap->version + 1);
 
-    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
+    if (ngx_http_cart_json_text(json, &args[4]) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -287,8 +288,6 @@ ngx_http_cart_coupon_write(ngx_http_request_t *r)
     args[2].data = p;
     args[2].len = ngx_sprintf(p, "%L", st->snap->version) - p;
     ngx_str_null(&args[3]);
-    args[4].data = (u_char *) buf;
-    args[4].len = len;
 
     if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_META, args, 5,
                                    ngx_http_cart_coupon_done)
@@ -392,12 +391,13 @@ static void
 ngx_http_cart_meta_done(ngx_http_request_t *r, void *data, redisReply *reply,
     ngx_int_t rc)
 {
-    int64_t                   version;
-    yajl_gen                  g;
-    ngx_str_t                 word;
-    ngx_uint_t                replay;
-    ngx_http_cart_ctx_t      *ctx;
-    ngx_http_cart_snapshot_t  snap;
+    int64_t                    version;
+    yajl_gen                   g;
+    ngx_str_t                  word;
+    ngx_uint_t                 replay;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_snapshot_t   snap;
+    ngx_http_cart_json_gen_t  *json;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
@@ -420,14 +420,16 @@ ngx_http_cart_meta_done(ngx_http_request_t *r, void *data, redisReply *reply,
         return;
     }
 
-    g = ngx_http_cart_json_gen(r->pool);
+    json = ngx_http_cart_json_gen(r->pool);
 
-    if (g == NULL || ngx_http_cart_reply_int(reply, 1, &version) != NGX_OK
+    if (json == NULL || ngx_http_cart_reply_int(reply, 1, &version) != NGX_OK
         || (replay && ngx_http_cart_stored_replayed(r) != NGX_OK))
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    g = json->g;
 
     yajl_gen_map_open(g);
     ngx_http_cart_json_cart_id(g, ctx);
@@ -451,7 +453,7 @@ ngx_http_cart_meta_done(ngx_http_request_t *r, void *data, redisReply *reply,
     ngx_http_cart_json_int(g, version);
     yajl_gen_map_close(g);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g,
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json,
                                                     version));
 }
 

@@ -77,13 +77,13 @@ ngx_http_cart_event(ngx_http_request_t *r, ngx_http_cart_event_t *ev)
     u_char                      cart_id[sizeof("cart:") - 1 + sizeof("user-")
                                         + NGX_HTTP_CART_MAX_USER_LEN];
     u_char                     *p;
-    size_t                      len;
     yajl_gen                    g;
     ngx_tm_t                    tm;
+    ngx_str_t                   text;
     ngx_time_t                 *tp;
     ngx_http_cart_ctx_t        *ctx;
+    ngx_http_cart_json_gen_t   *json;
     ngx_http_cart_main_conf_t  *cmcf;
-    const unsigned char        *buf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
@@ -98,12 +98,14 @@ ngx_http_cart_event(ngx_http_request_t *r, ngx_http_cart_event_t *ev)
     /* an event that cannot be built is lost like a dropped one: logged,
      * and the response goes on */
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "cart: no memory for a \"%s\" event", ev->type);
         return;
     }
+
+    g = json->g;
 
     ngx_sprintf(id, "%016xL%016xL", ngx_http_cart_event_prefix,
                 ++ngx_http_cart_event_seq);
@@ -152,7 +154,7 @@ ngx_http_cart_event(ngx_http_request_t *r, ngx_http_cart_event_t *ev)
     yajl_gen_string(g, ts, sizeof(ts) - 1);
     yajl_gen_map_close(g);
 
-    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
+    if (ngx_http_cart_json_text(json, &text) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "cart: cannot encode a \"%s\" event", ev->type);
         return;
@@ -163,6 +165,6 @@ ngx_http_cart_event(ngx_http_request_t *r, ngx_http_cart_event_t *ev)
                    ev->version);
 
     (void) ngx_http_cart_kafka_produce(cmcf->kafka, &ctx->owner,
-                                       (u_char *) buf, len,
+                                       text.data, text.len,
                                        r->connection->log);
 }

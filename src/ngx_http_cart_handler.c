@@ -765,17 +765,16 @@ ngx_http_cart_valid_id(ngx_str_t *s, size_t max)
 /* responses */
 
 ngx_int_t
-ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status, yajl_gen g,
-    int64_t version)
+ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_http_cart_json_gen_t *json, int64_t version)
 {
-    size_t                len;
-    const unsigned char  *buf;
+    ngx_str_t  text;
 
-    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
+    if (ngx_http_cart_json_text(json, &text) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_cart_send_body(r, status, (u_char *) buf, len, version);
+    return ngx_http_cart_send_body(r, status, text.data, text.len, version);
 }
 
 
@@ -870,12 +869,15 @@ ngx_int_t
 ngx_http_cart_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message)
 {
-    yajl_gen  g;
+    yajl_gen                   g;
+    ngx_http_cart_json_gen_t  *json;
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    g = json->g;
 
     yajl_gen_map_open(g);
     ngx_http_cart_json_key(g, "error");
@@ -887,7 +889,7 @@ ngx_http_cart_error(ngx_http_request_t *r, ngx_uint_t status,
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
 
-    return ngx_http_cart_send(r, status, g, -1);
+    return ngx_http_cart_send(r, status, json, -1);
 }
 
 

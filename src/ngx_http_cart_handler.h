@@ -26,7 +26,7 @@ ngx_int_t ngx_http_cart_handler(ngx_http_request_t *r);
 /* send a JSON body; version >= 0 adds the cart's ETag. Returns the rc to
  * finalize the request with. */
 ngx_int_t ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status,
-    yajl_gen g, int64_t version);
+    ngx_http_cart_json_gen_t *json, int64_t version);
 
 /* the same with a body already made (a stored answer) */
 ngx_int_t ngx_http_cart_send_body(ngx_http_request_t *r, ngx_uint_t status,

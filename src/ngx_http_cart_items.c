@@ -465,13 +465,14 @@ static void
 ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
-    int64_t                  version, count, qty, price;
-    yajl_gen                 g;
-    ngx_str_t                answer, sku, seller;
-    ngx_uint_t               replay;
-    ngx_table_elt_t         *h;
+    int64_t                        version, count, qty, price;
+    yajl_gen                       g;
+    ngx_str_t                      answer, sku, seller;
+    ngx_uint_t                     replay;
+    ngx_table_elt_t               *h;
     ngx_http_cart_ctx_t           *ctx;
     ngx_http_cart_event_t          event;
+    ngx_http_cart_json_gen_t      *json;
     const ngx_http_cart_answer_t  *a;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
@@ -546,11 +547,13 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
         ngx_str_set(&h->value, "true");
     }
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    g = json->g;
 
     yajl_gen_map_open(g);
     ngx_http_cart_json_cart_id(g, ctx);
@@ -571,7 +574,7 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
     ngx_http_cart_json_int(g, version);
     yajl_gen_map_close(g);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g,
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json,
                                                     version));
 }
 
@@ -647,21 +650,24 @@ ngx_http_cart_view_priced(ngx_http_request_t *r)
     ngx_http_cart_ctx_t       *ctx;
     ngx_http_cart_priced_t    *priced;
     ngx_http_cart_snapshot_t  *snap;
+    ngx_http_cart_json_gen_t  *json;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     snap = ctx->data;
 
-    g = ngx_http_cart_json_gen(r->pool);
+    json = ngx_http_cart_json_gen(r->pool);
     priced = ngx_http_cart_price(r, snap, &snap->coupon);
 
-    if (g == NULL || priced == NULL) {
+    if (json == NULL || priced == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
+    g = json->g;
+
     ngx_http_cart_render_view(r, g, snap, priced, snap->version);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g,
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json,
                                                     snap->version));
 }
 
@@ -695,8 +701,9 @@ static void
 ngx_http_cart_count_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
-    off_t     count;
-    yajl_gen  g;
+    off_t                      count;
+    yajl_gen                   g;
+    ngx_http_cart_json_gen_t  *json;
 
     if (rc != NGX_OK
         || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL))
@@ -715,16 +722,18 @@ ngx_http_cart_count_reply(ngx_http_request_t *r, void *data,
         }
     }
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    g = json->g;
 
     yajl_gen_map_open(g);
     ngx_http_cart_json_key(g, "item_count");
     ngx_http_cart_json_int(g, count);
     yajl_gen_map_close(g);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g, -1));
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json, -1));
 }

@@ -17,6 +17,17 @@
 #define NGX_HTTP_CART_MAX_AMOUNT  100000000000LL
 
 
+/* a generator and the text it prints, in a pool buffer */
+typedef struct {
+    yajl_gen                     g;
+    ngx_pool_t                  *pool;
+    u_char                      *start;
+    u_char                      *pos;
+    u_char                      *end;
+    ngx_uint_t                   failed;    /* out of memory: text cut */
+} ngx_http_cart_json_gen_t;
+
+
 yajl_val ngx_http_cart_json_parse(ngx_pool_t *pool, u_char *data, size_t len);
 yajl_val ngx_http_cart_json_field(yajl_val object, const char *name);
 
@@ -24,11 +35,15 @@ yajl_val ngx_http_cart_json_field(yajl_val object, const char *name);
 ngx_int_t ngx_http_cart_json_integer(yajl_val v, int64_t *n);
 ngx_int_t ngx_http_cart_json_money(yajl_val v, int64_t *minor);
 
-yajl_gen ngx_http_cart_json_gen(ngx_pool_t *pool);
+ngx_http_cart_json_gen_t *ngx_http_cart_json_gen(ngx_pool_t *pool);
+/* the text printed so far; NGX_ERROR when the pool ran out on the way */
+ngx_int_t ngx_http_cart_json_text(ngx_http_cart_json_gen_t *json,
+    ngx_str_t *text);
 void ngx_http_cart_json_str(yajl_gen g, ngx_str_t *s);
 void ngx_http_cart_json_int(yajl_gen g, int64_t n);
 void ngx_http_cart_json_amount(yajl_gen g, int64_t minor);
 void ngx_http_cart_json_time(yajl_gen g, time_t t);
+void ngx_http_cart_json_day(yajl_gen g, time_t t);
 
 #define ngx_http_cart_json_key(g, k)                                          \
     yajl_gen_string(g, (const unsigned char *) k, sizeof(k) - 1)

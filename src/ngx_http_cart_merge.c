@@ -412,6 +412,7 @@ ngx_http_cart_merge_answer(ngx_http_request_t *r)
     ngx_http_cart_merge_t     *m;
     ngx_http_cart_event_t      event;
     ngx_http_cart_loc_conf_t  *lcf;
+    ngx_http_cart_json_gen_t  *json;
     ngx_http_cart_main_conf_t *cmcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
@@ -440,11 +441,13 @@ ngx_http_cart_merge_answer(ngx_http_request_t *r)
         ngx_str_null(&ctx->set_cookie);
     }
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    g = json->g;
 
     yajl_gen_map_open(g);
     ngx_http_cart_json_cart_id(g, ctx);
@@ -459,7 +462,7 @@ ngx_http_cart_merge_answer(ngx_http_request_t *r)
     ngx_http_cart_json_int(g, m->result.version);
     yajl_gen_map_close(g);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g,
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json,
                                                     m->result.version));
 }
 

@@ -1093,8 +1093,6 @@ ngx_http_cart_render_view(ngx_http_request_t *r, yajl_gen g,
 static void
 ngx_http_cart_json_line(yajl_gen g, ngx_http_cart_priced_line_t *pl)
 {
-    u_char                buf[sizeof("1970-01-01T00:00:00Z")], *p;
-    ngx_tm_t              tm;
     ngx_http_cart_line_t  *line;
 
     line = pl->line;
@@ -1109,12 +1107,8 @@ ngx_http_cart_json_line(yajl_gen g, ngx_http_cart_priced_line_t *pl)
     ngx_http_cart_json_key(g, "seller_id");
     ngx_http_cart_json_str(g, &line->seller);
 
-    ngx_gmtime(line->added, &tm);
-    p = ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02dZ",
-                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
-                    tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
     ngx_http_cart_json_key(g, "added_at");
-    yajl_gen_string(g, buf, p - buf);
+    ngx_http_cart_json_time(g, line->added);
 
     if (pl->catalog == NGX_OK) {
         ngx_http_cart_json_key(g, "current_price");
@@ -1434,20 +1428,12 @@ ngx_http_cart_json_shipping(yajl_gen g, ngx_http_cart_priced_t *priced)
 void
 ngx_http_cart_json_date(yajl_gen g, time_t day, int64_t days)
 {
-    u_char    buf[sizeof("1970-01-01")], *p;
-    ngx_tm_t  tm;
-
     if (days < 0) {
         yajl_gen_null(g);
         return;
     }
 
-    ngx_gmtime(day + (time_t) days * 86400, &tm);
-
-    p = ngx_sprintf(buf, "%4d-%02d-%02d",
-                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday);
-
-    yajl_gen_string(g, buf, p - buf);
+    ngx_http_cart_json_day(g, day + (time_t) days * 86400);
 }
 
 

@@ -154,6 +154,7 @@ ngx_http_cart_saved_done(ngx_http_request_t *r, void *data,
     ngx_uint_t                     move, drop;
     ngx_http_cart_ctx_t           *ctx;
     ngx_http_cart_event_t          event;
+    ngx_http_cart_json_gen_t      *json;
     const ngx_http_cart_answer_t  *a;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
@@ -200,11 +201,13 @@ ngx_http_cart_saved_done(ngx_http_request_t *r, void *data,
         ngx_http_cart_event(r, &event);
     }
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    g = json->g;
 
     yajl_gen_map_open(g);
     ngx_http_cart_json_cart_id(g, ctx);
@@ -238,7 +241,7 @@ ngx_http_cart_saved_done(ngx_http_request_t *r, void *data,
     ngx_http_cart_json_int(g, version);
     yajl_gen_map_close(g);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g,
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json,
                                                     version));
 }
 
@@ -270,12 +273,13 @@ static void
 ngx_http_cart_saved_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
-    size_t                 i;
-    int64_t                count;
-    yajl_gen               g;
-    ngx_str_t              field, value;
-    ngx_uint_t             n, k;
-    ngx_http_cart_line_t  *lines;
+    size_t                     i;
+    int64_t                    count;
+    yajl_gen                   g;
+    ngx_str_t                  field, value;
+    ngx_uint_t                 n, k;
+    ngx_http_cart_line_t      *lines;
+    ngx_http_cart_json_gen_t  *json;
 
     if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY) {
         ngx_http_finalize_request(r,
@@ -285,12 +289,14 @@ ngx_http_cart_saved_reply(ngx_http_request_t *r, void *data,
 
     lines = ngx_palloc(r->pool, (reply->elements / 2 + 1)
                                 * sizeof(ngx_http_cart_line_t));
-    g = ngx_http_cart_json_gen(r->pool);
+    json = ngx_http_cart_json_gen(r->pool);
 
-    if (lines == NULL || g == NULL) {
+    if (lines == NULL || json == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    g = json->g;
 
     n = 0;
 
@@ -337,7 +343,7 @@ ngx_http_cart_saved_reply(ngx_http_request_t *r, void *data,
     ngx_http_cart_json_int(g, count);
     yajl_gen_map_close(g);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g, -1));
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json, -1));
 }
 
 

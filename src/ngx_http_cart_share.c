@@ -137,12 +137,13 @@ static void
 ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
-    u_char                 *p;
-    size_t                  len;
-    yajl_gen                g;
-    ngx_str_t               url, scheme, host;
-    ngx_http_cart_ctx_t    *ctx;
-    ngx_http_cart_share_t  *s;
+    u_char                    *p;
+    size_t                     len;
+    yajl_gen                   g;
+    ngx_str_t                  url, scheme, host;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_share_t     *s;
+    ngx_http_cart_json_gen_t  *json;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     s = ctx->data;
@@ -171,12 +172,14 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
           + r->uri.len + sizeof("d/") - 1 + s->token.len;
 
     p = ngx_pnalloc(r->pool, len);
-    g = ngx_http_cart_json_gen(r->pool);
+    json = ngx_http_cart_json_gen(r->pool);
 
-    if (p == NULL || g == NULL) {
+    if (p == NULL || json == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    g = json->g;
 
     url.data = p;
 
@@ -195,7 +198,7 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     ngx_http_cart_json_time(g, s->expires);
     yajl_gen_map_close(g);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_CREATED, g,
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_CREATED, json,
                                                     -1));
 }
 
@@ -465,17 +468,20 @@ ngx_http_cart_share_render(ngx_http_request_t *r)
     ngx_http_cart_line_t       *line;
     ngx_http_cart_share_t      *s;
     ngx_http_cart_product_t     product;
+    ngx_http_cart_json_gen_t   *json;
     ngx_http_cart_main_conf_t  *cmcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
     s = ctx->data;
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    g = json->g;
 
     count = 0;
     subtotal = 0;
@@ -537,7 +543,7 @@ ngx_http_cart_share_render(ngx_http_request_t *r)
     ngx_http_cart_json_time(g, s->expires);
     yajl_gen_map_close(g);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g, -1));
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json, -1));
 }
 
 
@@ -646,6 +652,7 @@ ngx_http_cart_share_copied(ngx_http_request_t *r, void *data,
     ngx_http_cart_ctx_t           *ctx;
     ngx_http_cart_share_t         *s;
     ngx_http_cart_event_t          event;
+    ngx_http_cart_json_gen_t      *json;
     ngx_http_cart_applied_line_t  *line;
     const ngx_http_cart_answer_t  *a;
 
@@ -687,11 +694,13 @@ ngx_http_cart_share_copied(ngx_http_request_t *r, void *data,
         }
     }
 
-    g = ngx_http_cart_json_gen(r->pool);
-    if (g == NULL) {
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    g = json->g;
 
     yajl_gen_map_open(g);
     ngx_http_cart_json_cart_id(g, ctx);
@@ -704,7 +713,7 @@ ngx_http_cart_share_copied(ngx_http_request_t *r, void *data,
     ngx_http_cart_json_int(g, s->result.version);
     yajl_gen_map_close(g);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, g,
+    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json,
                                                     s->result.version));
 }
 
