@@ -117,12 +117,19 @@ local function count_add(delta)
     return total
 end
 
+-- GET /stream: tells every worker of every node that follows this cart
+-- (channel cart_events:{owner}, the cart's hash tag) its version and count.
+local function publish(v, n)
+    redis.call('PUBLISH', 'cart_events:' .. string.sub(cart, 6), v .. ' ' .. n)
+end
+
 -- Bumps the version, refreshes the TTLs, stamps the activity index (the
 -- companion daemon finds idle carts there) and remembers the answer under
 -- the idempotency key. reply[2] and reply[3] receive version and count.
 local function commit(reply, delta)
     reply[2] = redis.call('HINCRBY', cart, '#v', 1)
     reply[3] = count_add(delta)
+    publish(reply[2], reply[3])
     redis.call('EXPIRE', cart, ttl)
     redis.call('EXPIRE', count, ttl)
     redis.call('ZADD', activity, now, string.sub(cart, 7, -2))
