@@ -781,11 +781,12 @@ ngx_http_cart_stream_fail(ngx_http_cart_stream_t *s)
 static void
 ngx_http_cart_stream_writer(ngx_http_request_t *r)
 {
-    ngx_int_t                rc;
-    ngx_event_t             *wev;
-    ngx_connection_t        *c;
-    ngx_http_cart_ctx_t     *ctx;
-    ngx_http_cart_stream_t  *s;
+    ngx_int_t                  rc;
+    ngx_event_t               *wev;
+    ngx_connection_t          *c;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_stream_t    *s;
+    ngx_http_core_loc_conf_t  *clcf;
 
     c = r->connection;
     wev = c->write;
@@ -818,7 +819,12 @@ ngx_http_cart_stream_writer(ngx_http_request_t *r)
     }
 
     if (c->buffered) {
-        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+        /* send_timeout counts from the last progress, as in ngx_http_writer */
+
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+        ngx_add_timer(wev, clcf->send_timeout);
+
+        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
             ngx_http_finalize_request(r, NGX_ERROR);
         }
 

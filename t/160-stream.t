@@ -11,6 +11,8 @@ use CartAuth;
 use CartClient;
 use IO::Select;
 use IO::Socket::INET;
+use IO::Handle;
+use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_aton);
 use Time::HiRes qw(time sleep);
 use Test::More ();
 
@@ -18,10 +20,11 @@ plan 'no_plan';
 no_shuffle();
 add_block_preprocessor(\&CartConf::default_config);
 
-# a block with "--- two_workers" runs a master and two workers
+# a block with "--- two_workers" runs a master and two workers (valgrind
+# mode runs one process: one worker then)
 add_block_preprocessor(sub {
     my ($block) = @_;
-    if (defined $block->two_workers) {
+    if (defined $block->two_workers && !$ENV{TEST_NGINX_USE_VALGRIND}) {
         master_on();
         workers(2);
     } else {
@@ -37,8 +40,19 @@ our $Slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 10 : 1;
 sub stream_open {
     my ($path, %headers) = @_;
     my $port = delete $headers{port} || $ENV{TEST_NGINX_PORT};
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                     Timeout => 10) or die "connect: $!";
+    my $rcvbuf = delete $headers{rcvbuf};
+    my $sock;
+    if ($rcvbuf) {
+        # a small receive window, set before connecting: a slow client
+        socket($sock, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+        setsockopt($sock, SOL_SOCKET, SO_RCVBUF, $rcvbuf) or die "SO_RCVBUF: $!";
+        connect($sock, pack_sockaddr_in($port, inet_aton('127.0.0.1')))
+            or die "connect: $!";
+        $sock->autoflush(1);
+    } else {
+        $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                      Timeout => 10) or die "connect: $!";
+    }
     my $req = "GET $path HTTP/1.1\r\nHost: localhost\r\n";
     $req .= "$_: $headers{$_}\r\n" for sort keys %headers;
     print {$sock} "$req\r\n";
@@ -128,6 +142,20 @@ sub numsub_is {
     return $now;
 }
 
+# publishes "<v> <v>" on the cart's channel for v in $from .. $to, as the
+# write scripts would, in one redis-cli run; $pause seconds between them
+sub publish_many {
+    my ($owner, $from, $to, $pause) = @_;
+    open my $cli, '|-', "redis-cli -h 127.0.0.1 -p $RedisPort >/dev/null"
+        or die "redis-cli: $!";
+    $cli->autoflush(1) if $pause;
+    for ($from .. $to) {
+        print {$cli} "PUBLISH cart_events:{$owner} \"$_ $_\"\n";
+        sleep $pause if $pause;
+    }
+    close $cli or die "redis-cli failed";
+}
+
 # one request on a new connection: (status, body, X-Pid)
 sub call {
     my ($method, $path, $headers, $body, $port) = @_;
@@ -138,8 +166,12 @@ sub call {
     $req .= "Content-Type: application/json\r\nContent-Length: " . length($body) . "\r\n"
         if defined $body;
     print {$sock} "$req\r\n" . ($body // '');
-    local $/;
-    my $resp = <$sock> // '';
+    my ($resp, $deadline) = ('', time + 10 * $Slow);
+    my $select = IO::Select->new($sock);
+    while (time < $deadline && $select->can_read($deadline - time)) {
+        sysread($sock, my $buf, 65536) or last;
+        $resp .= $buf;
+    }
     my ($status) = $resp =~ m{^HTTP/1\.1 (\d+)};
     my ($pid) = $resp =~ m{^X-Pid: (\d+)}mi;
     my (undef, $payload) = split /\r\n\r\n/, $resp, 2;
@@ -392,3 +424,52 @@ GET /nocatalog/count
 --- more_headers
 X-User-Id: s8
 --- response_body_like: ^\{"item_count":\d+\}$
+
+
+
+=== TEST 9: a slow client holds one event at most: it gets the newest state, not every step; one that reads nothing is closed
+--- http_config eval
+"server {
+    listen 127.0.0.1:" . ($ENV{TEST_NGINX_PORT} + 3) . " sndbuf=4k;
+    send_timeout " . ($ENV{TEST_NGINX_USE_VALGRIND} ? 5 : 1) . "s;
+    location /nocatalog {
+        cart_api;
+        cart_user \$http_x_user_id;
+    }
+}"
+--- init
+CartClient::seed('s9');
+my $port = $ENV{TEST_NGINX_PORT} + 3;
+my $st = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's9', port => $port,
+                           rcvbuf => 2048);
+Test::More::is(main::stream_next($st, 3), '5 5 2', 'the current state');
+Test::More::is(main::numsub_is('user-s9', 1), 1, 'subscribed');
+# 3000 changes while the client reads nothing: far more than the sockets hold
+main::publish_many('user-s9', 6, 3005);
+my @got;
+while (defined(my $e = main::stream_next($st, 3))) {
+    push @got, $e;
+    last if $e eq '3005 3005 3005';
+}
+Test::More::is($got[-1], '3005 3005 3005', 'the newest state arrives');
+my @v = map { (split ' ')[1] } @got;
+Test::More::ok(!grep({ $v[$_] <= $v[$_ - 1] } 1 .. $#v), 'versions only grow');
+Test::More::cmp_ok(scalar @got, '<', 3000, 'steps were skipped while the client lagged: '
+                   . scalar(@got) . ' events');
+
+# this client never reads: closed after send_timeout, its subscription gone
+# (changes spaced out, so that each is written until the sockets are full)
+my $stuck = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's9', port => $port,
+                              rcvbuf => 2048);
+Test::More::is($stuck->{status}, 200, 'a second stream');
+close $st->{sock};
+main::publish_many('user-s9', 3006, 3605, 0.002 * $main::Slow);
+Test::More::is(main::numsub_is('user-s9', 0), 0, 'the stuck stream was closed');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s9
+--- response_body: {"item_count":2}
+--- error_log
+cart stream: client too slow, closing
+--- timeout: 30
