@@ -748,7 +748,7 @@ ngx_http_cart_stream_send(ngx_http_cart_stream_t *s, size_t len)
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    if (!c->write->timer_set) {
+    if (!c->write->timer_set && !c->write->delayed) {
         ngx_add_timer(c->write, clcf->send_timeout);
     }
 
@@ -819,10 +819,14 @@ ngx_http_cart_stream_writer(ngx_http_request_t *r)
     }
 
     if (c->buffered) {
-        /* send_timeout counts from the last progress, as in ngx_http_writer */
+        /* send_timeout counts from the last progress, as in ngx_http_writer;
+         * a write delayed by limit_rate has its own timer */
 
         clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-        ngx_add_timer(wev, clcf->send_timeout);
+
+        if (!wev->delayed) {
+            ngx_add_timer(wev, clcf->send_timeout);
+        }
 
         if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
             ngx_http_finalize_request(r, NGX_ERROR);
@@ -831,7 +835,7 @@ ngx_http_cart_stream_writer(ngx_http_request_t *r)
         return;
     }
 
-    if (wev->timer_set) {
+    if (wev->timer_set && !wev->delayed) {
         ngx_del_timer(wev);
     }
 
