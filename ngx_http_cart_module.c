@@ -16,6 +16,7 @@
 #include "ngx_http_cart_status.h"
 #include "ngx_http_cart_redis.h"
 #include "ngx_http_cart_scripts.h"
+#include "ngx_http_cart_stream.h"
 #include "ngx_http_cart_subrequest.h"
 
 
@@ -52,6 +53,10 @@ static ngx_conf_num_bounds_t  ngx_http_cart_lines_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_cart_quantity_bounds = {
     ngx_conf_check_num_bounds, 1, 1000000
+};
+
+static ngx_conf_num_bounds_t  ngx_http_cart_streams_bounds = {
+    ngx_conf_check_num_bounds, 0, 1000000
 };
 
 
@@ -175,6 +180,20 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       ngx_http_cart_kafka_property,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("cart_stream_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, stream_max),
+      &ngx_http_cart_streams_bounds },
+
+    { ngx_string("cart_stream_heartbeat"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, stream_heartbeat),
       NULL },
 
     { ngx_string("cart_api"),
@@ -351,6 +370,8 @@ ngx_http_cart_create_main_conf(ngx_conf_t *cf)
     cmcf->saved_ttl = NGX_CONF_UNSET;
     cmcf->share_ttl = NGX_CONF_UNSET;
     cmcf->merge_strategy = NGX_CONF_UNSET_UINT;
+    cmcf->stream_max = NGX_CONF_UNSET_UINT;
+    cmcf->stream_heartbeat = NGX_CONF_UNSET_MSEC;
 
     return cmcf;
 }
@@ -372,6 +393,14 @@ ngx_http_cart_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(cmcf->saved_ttl, 90 * 86400);
     ngx_conf_init_value(cmcf->share_ttl, 7 * 86400);
     ngx_conf_init_uint_value(cmcf->merge_strategy, NGX_HTTP_CART_MERGE_MAX);
+    ngx_conf_init_uint_value(cmcf->stream_max, 512);
+    ngx_conf_init_msec_value(cmcf->stream_heartbeat, 20000);
+
+    if (cmcf->stream_heartbeat < 100) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cart_stream_heartbeat\" must be at least 100ms");
+        return NGX_CONF_ERROR;
+    }
 
     if (cmcf->currency.data == NULL) {
         ngx_str_set(&cmcf->currency, "USD");
@@ -643,6 +672,10 @@ ngx_http_cart_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_cart_stream_init_worker(cycle, cmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_cart_events_init_worker(cycle, cmcf);
 }
 
@@ -657,6 +690,8 @@ ngx_http_cart_exit_process(ngx_cycle_t *cycle)
     ngx_http_cart_promos_exit();
 
     if (cmcf) {
+        /* the streams first: their cleanup still talks to the subscriber */
+        ngx_http_cart_stream_exit_worker(cmcf);
         ngx_http_cart_events_exit_worker(cmcf);
         ngx_http_cart_redis_exit_worker(cmcf);
     }

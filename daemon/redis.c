@@ -470,6 +470,8 @@ static const char  cartd_restore_lua[] =
     "redis.call('EXPIRE', KEYS[1], ARGV[2])\n"
     "redis.call('SET', KEYS[2], total, 'EX', ARGV[2])\n"
     "redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])\n"
+    "redis.call('PUBLISH', 'cart_events:' .. string.sub(KEYS[1], 6),\n"
+    "           ARGV[1] .. ' ' .. total)\n"
     "return 1\n";
 
 

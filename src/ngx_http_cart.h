@@ -26,6 +26,7 @@ typedef struct ngx_http_cart_redis_s  ngx_http_cart_redis_t;
 typedef struct ngx_http_cart_jwt_s    ngx_http_cart_jwt_t;
 typedef struct ngx_http_cart_cookie_s  ngx_http_cart_cookie_t;
 typedef struct ngx_http_cart_kafka_s  ngx_http_cart_kafka_t;
+typedef struct ngx_http_cart_streams_s  ngx_http_cart_streams_t;
 
 
 /* one Redis node as written in cart_redis, resolved at configuration time */
@@ -68,9 +69,13 @@ typedef struct {
 
     ngx_shm_zone_t                *status_zone;      /* the metrics */
 
+    ngx_uint_t                     stream_max;       /* per worker */
+    ngx_msec_t                     stream_heartbeat;
+
     /* per worker, created in init_process */
     ngx_http_cart_redis_t         *redis;
     ngx_http_cart_kafka_t         *kafka;
+    ngx_http_cart_streams_t       *streams;
 } ngx_http_cart_main_conf_t;
 
 

@@ -13,6 +13,7 @@
 #include "ngx_http_cart_coupons.h"
 #include "ngx_http_cart_checkout.h"
 #include "ngx_http_cart_admin.h"
+#include "ngx_http_cart_stream.h"
 
 
 #define NGX_HTTP_CART_BODY      1   /* the route takes a JSON body */
@@ -33,6 +34,7 @@ typedef struct {
 static ngx_http_cart_route_t  ngx_http_cart_routes[] = {
     { NGX_HTTP_GET, ngx_string("/"), 0, ngx_http_cart_view },
     { NGX_HTTP_GET, ngx_string("/count"), 0, ngx_http_cart_count },
+    { NGX_HTTP_GET, ngx_string("/stream"), 0, ngx_http_cart_stream },
     { NGX_HTTP_POST, ngx_string("/items"), NGX_HTTP_CART_BODY,
       ngx_http_cart_items_add },
     { NGX_HTTP_PUT, ngx_string("/items/*"), NGX_HTTP_CART_BODY,
@@ -146,8 +148,6 @@ static const ngx_http_cart_answer_t *ngx_http_cart_write_headers(
     ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx);
 static ngx_int_t ngx_http_cart_read_body(ngx_http_request_t *r);
 static void ngx_http_cart_body_handler(ngx_http_request_t *r);
-static ngx_str_t *ngx_http_cart_header(ngx_http_request_t *r,
-    const char *name, size_t len);
 
 
 ngx_int_t
@@ -677,7 +677,7 @@ ngx_http_cart_body_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_str_t *
+ngx_str_t *
 ngx_http_cart_header(ngx_http_request_t *r, const char *name, size_t len)
 {
     ngx_uint_t        i;

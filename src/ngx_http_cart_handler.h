@@ -57,6 +57,10 @@ const ngx_http_cart_answer_t *ngx_http_cart_script_answer(
     ((w)->len == sizeof(s) - 1                                                \
      && ngx_strncmp((w)->data, s, sizeof(s) - 1) == 0)
 
+/* the value of request header "name" (lower case, len bytes), or NULL */
+ngx_str_t *ngx_http_cart_header(ngx_http_request_t *r, const char *name,
+    size_t len);
+
 /* "prefix{owner}" or "prefix{owner}:suffix" in pool memory, or NULL */
 ngx_str_t *ngx_http_cart_key(ngx_pool_t *pool, ngx_str_t *dst,
     const char *prefix, ngx_str_t *owner, ngx_str_t *suffix);

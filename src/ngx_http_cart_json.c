@@ -593,6 +593,18 @@ ngx_http_cart_json_text(ngx_http_cart_json_gen_t *json, ngx_str_t *text)
 }
 
 
+/* a generator used again (a stream's events): its buffer is kept */
+
+void
+ngx_http_cart_json_reset(ngx_http_cart_json_gen_t *json)
+{
+    yajl_gen_reset(json->g, NULL);
+
+    json->pos = json->start;
+    json->failed = 0;
+}
+
+
 /*
  * yajl prints a view in some 500 pieces, most of one or a few bytes: the
  * growth stays in its own function, out of the append's way

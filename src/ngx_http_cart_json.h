@@ -39,6 +39,8 @@ ngx_http_cart_json_gen_t *ngx_http_cart_json_gen(ngx_pool_t *pool);
 /* the text printed so far; NGX_ERROR when the pool ran out on the way */
 ngx_int_t ngx_http_cart_json_text(ngx_http_cart_json_gen_t *json,
     ngx_str_t *text);
+/* starts a new text in the same buffer */
+void ngx_http_cart_json_reset(ngx_http_cart_json_gen_t *json);
 void ngx_http_cart_json_str(yajl_gen g, ngx_str_t *s);
 void ngx_http_cart_json_int(yajl_gen g, int64_t n);
 void ngx_http_cart_json_amount(yajl_gen g, int64_t minor);

@@ -55,4 +55,38 @@ ngx_int_t ngx_http_cart_redis_read(ngx_http_request_t *r, const char *cmd,
     ngx_str_t *key, ngx_http_cart_redis_handler_pt handler, void *data);
 
 
+/*
+ * Pub/sub: one subscriber connection per worker, started by the first
+ * call of ngx_http_cart_redis_subscriber() (NGX_OK: connected now,
+ * NGX_AGAIN: connecting). Its handler hears, with the worker's data:
+ *
+ *   SUB_UP            connected (again): subscribe to what you follow
+ *   SUB_DOWN          the connection is gone, and every subscription with
+ *                     it; it reconnects with backoff (no command here)
+ *   SUB_SUBSCRIBED    "channel": SUBSCRIBE is confirmed, messages flow
+ *   SUB_UNSUBSCRIBED  "channel": UNSUBSCRIBE is confirmed
+ *   SUB_MESSAGE       "message" was published on "channel"
+ *
+ * ngx_http_cart_redis_subscribe() sends SUBSCRIBE (on) or UNSUBSCRIBE:
+ * NGX_OK, NGX_DECLINED when the subscriber is not connected (SUB_UP will
+ * come), NGX_ERROR.
+ */
+
+typedef enum {
+    NGX_HTTP_CART_REDIS_SUB_UP = 0,
+    NGX_HTTP_CART_REDIS_SUB_DOWN,
+    NGX_HTTP_CART_REDIS_SUB_SUBSCRIBED,
+    NGX_HTTP_CART_REDIS_SUB_UNSUBSCRIBED,
+    NGX_HTTP_CART_REDIS_SUB_MESSAGE
+} ngx_http_cart_redis_sub_event_e;
+
+typedef void (*ngx_http_cart_redis_sub_pt)(void *data, ngx_uint_t event,
+    ngx_str_t *channel, ngx_str_t *message);
+
+ngx_int_t ngx_http_cart_redis_subscriber(ngx_http_cart_redis_t *redis,
+    ngx_http_cart_redis_sub_pt handler, void *data);
+ngx_int_t ngx_http_cart_redis_subscribe(ngx_http_cart_redis_t *redis,
+    ngx_str_t *channel, ngx_uint_t on);
+
+
 #endif /* _NGX_HTTP_CART_REDIS_H_INCLUDED_ */

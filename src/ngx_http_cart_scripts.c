@@ -46,6 +46,7 @@ static ngx_http_cart_redis_script_t  ngx_http_cart_script_text[] = {
     { ngx_http_cart_lua_checkout, sizeof(ngx_http_cart_lua_checkout) - 1 },
     { ngx_http_cart_lua_redeem, sizeof(ngx_http_cart_lua_redeem) - 1 },
     { ngx_http_cart_lua_promo, sizeof(ngx_http_cart_lua_promo) - 1 },
+    { ngx_http_cart_lua_stream, sizeof(ngx_http_cart_lua_stream) - 1 },
 };
 
 static u_char  ngx_http_cart_script_sha[NGX_HTTP_CART_SCRIPT_N][40];

@@ -164,10 +164,19 @@ local function count_add(delta)
     return total
 end
 
+-- GET /stream: tells every worker of every node that follows this cart
+-- (channel cart_events:{owner}, the cart's hash tag) its version and count.
+local function publish(v, n)
+    redis.call('PUBLISH', 'cart_events:' .. string.sub(cart, 6),
+               int(v) .. ' ' .. int(n))
+end
+
 -- Counter, TTLs, the activity index (the companion daemon finds idle
--- carts there) and the answer remembered under the idempotency key.
+-- carts there), the stream's message and the answer remembered under the
+-- idempotency key.
 local function finish(reply, delta)
     reply[3] = count_add(delta)
+    publish(reply[2], reply[3])
     redis.call('EXPIRE', cart, ttl)
     redis.call('EXPIRE', count, ttl)
     redis.call('ZADD', activity, now, string.sub(cart, 7, -2))

@@ -31,6 +31,7 @@ if redis.call('EXISTS', claim) == 0 then
     redis.call('DEL', count)
     redis.call('HSET', claim, '#to', to, '#id', id)
     redis.call('EXPIRE', claim, ttl)
+    publish(0, 0)  -- the guest's cart is gone, version and all
 elseif redis.call('HGET', claim, '#to') ~= to then
     return {'merge_conflict'}
 end

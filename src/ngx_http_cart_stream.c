@@ -1,0 +1,993 @@
+/*
+ * GET /stream: Server-Sent Events, one per change of the caller's cart.
+ *
+ * Every write script publishes "<version> <count>" on the channel
+ * cart_events:{owner} (commit() in src/lua/_lib.lua). Each worker keeps one
+ * subscriber connection to Redis (ngx_http_cart_redis_subscriber) and is
+ * subscribed to an owner's channel while it serves at least one stream of
+ * that owner: a worker-local rbtree maps the channel to its streams.
+ *
+ * - Order: a stream reads the cart's state (stream.lua) only once its
+ *   channel is subscribed, so no change falls between the read and the
+ *   first message. Versions only grow, so a state older than the one sent
+ *   (a message overtaken by a read, or the reverse) is dropped; the first
+ *   read, and the first after an outage, is sent whenever it differs, as a
+ *   cart Redis lost starts again from version 0.
+ * - Redis away: the subscriber reconnects with backoff; the streams stay
+ *   open (heartbeats go on). Back, it subscribes again and every stream
+ *   reads the state again: no change made meanwhile is missed.
+ * - Slow clients: an event is written only when the previous one has left
+ *   the socket; meanwhile only the newest state is kept, and sent when the
+ *   socket drains. A stream holds one event at most, and one that does not
+ *   drain within send_timeout is closed.
+ * - Streams are closed when the worker exits (reload, shutdown): the last
+ *   chunk tells EventSource to reconnect, to a new worker.
+ */
+
+#include "ngx_http_cart_stream.h"
+#include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_scripts.h"
+
+
+/* "event: cart\nid: <v>\ndata: {"version":<v>,"item_count":<n>}\n\n" */
+#define NGX_HTTP_CART_STREAM_TEXT_LEN   (3 * NGX_INT64_LEN + 64)
+
+#define NGX_HTTP_CART_STREAM_RETRY      500   /* a failed read, again in ms */
+
+
+typedef enum {
+    NGX_HTTP_CART_CHANNEL_IDLE = 0,          /* not subscribed */
+    NGX_HTTP_CART_CHANNEL_SUBSCRIBING,
+    NGX_HTTP_CART_CHANNEL_SUBSCRIBED,
+    NGX_HTTP_CART_CHANNEL_UNSUBSCRIBING
+} ngx_http_cart_channel_state_e;
+
+
+typedef struct {
+    ngx_str_node_t                 sn;       /* key: cart_events:{owner} */
+    ngx_queue_t                    queue;    /* in the worker's channels */
+    ngx_queue_t                    streams;
+    ngx_http_cart_channel_state_e  state;
+} ngx_http_cart_channel_t;
+
+
+struct ngx_http_cart_streams_s {
+    ngx_rbtree_t                   tree;     /* of ngx_http_cart_channel_t */
+    ngx_rbtree_node_t              sentinel;
+    ngx_queue_t                    channels;
+    ngx_queue_t                    all;      /* every stream */
+    ngx_uint_t                     n;
+    ngx_event_t                    heartbeat;
+    ngx_event_t                    retry;    /* reads that failed */
+    ngx_http_cart_main_conf_t     *cmcf;
+    unsigned                       up:1;     /* the subscriber is connected */
+    unsigned                       exiting:1;
+};
+
+
+typedef struct {
+    ngx_queue_t                    link;     /* in its channel */
+    ngx_queue_t                    queue;    /* in the worker's streams */
+    ngx_http_request_t            *request;
+    ngx_http_cart_channel_t       *channel;  /* NULL: nothing to follow */
+    ngx_http_cart_streams_t       *streams;
+
+    int64_t                        version;  /* sent or waiting; -1: none */
+    int64_t                        count;
+
+    ngx_http_cart_json_gen_t      *json;
+    ngx_buf_t                      buf;
+    ngx_chain_t                    out;
+    u_char                         text[NGX_HTTP_CART_STREAM_TEXT_LEN];
+
+    unsigned                       linked:1;
+    unsigned                       busy:1;     /* buf has not left yet */
+    unsigned                       pending:1;  /* version waits for buf */
+    unsigned                       reading:1;  /* a state read in flight */
+    unsigned                       reread:1;   /* read again after it */
+    unsigned                       stale:1;    /* the read failed */
+    unsigned                       exact:1;    /* send the next read's state
+                                                  if it differs at all */
+    unsigned                       heard:1;    /* a message came meanwhile */
+} ngx_http_cart_stream_t;
+
+
+static ngx_int_t ngx_http_cart_stream_headers(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cart_stream_follow(ngx_http_cart_stream_t *s,
+    ngx_str_t *name);
+static void ngx_http_cart_stream_cleanup(void *data);
+static void ngx_http_cart_stream_subscribe(ngx_http_cart_streams_t *streams,
+    ngx_http_cart_channel_t *ch);
+static void ngx_http_cart_stream_channel_free(
+    ngx_http_cart_streams_t *streams, ngx_http_cart_channel_t *ch);
+static ngx_http_cart_channel_t *ngx_http_cart_stream_lookup(
+    ngx_http_cart_streams_t *streams, ngx_str_t *name);
+static void ngx_http_cart_stream_sub_handler(void *data, ngx_uint_t event,
+    ngx_str_t *channel, ngx_str_t *message);
+static void ngx_http_cart_stream_read(ngx_http_cart_stream_t *s);
+static void ngx_http_cart_stream_read_reply(ngx_http_request_t *r,
+    void *data, redisReply *reply, ngx_int_t rc);
+static void ngx_http_cart_stream_update(ngx_http_cart_stream_t *s,
+    int64_t version, int64_t count, ngx_uint_t exact);
+static ngx_int_t ngx_http_cart_stream_event(ngx_http_cart_stream_t *s);
+static ngx_int_t ngx_http_cart_stream_send(ngx_http_cart_stream_t *s,
+    size_t len);
+static void ngx_http_cart_stream_fail(ngx_http_cart_stream_t *s);
+static void ngx_http_cart_stream_writer(ngx_http_request_t *r);
+static void ngx_http_cart_stream_heartbeat(ngx_event_t *ev);
+static void ngx_http_cart_stream_retry(ngx_event_t *ev);
+
+
+/* GET /stream */
+
+ngx_int_t
+ngx_http_cart_stream(ngx_http_request_t *r)
+{
+    int64_t                     id;
+    ngx_int_t                   rc;
+    ngx_str_t                   name, *last;
+    ngx_http_cleanup_t         *cln;
+    ngx_http_cart_ctx_t        *ctx;
+    ngx_http_cart_stream_t     *s;
+    ngx_http_cart_streams_t    *streams;
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
+
+    streams = cmcf->streams;
+
+    if (streams == NULL || streams->exiting || r != r->main) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (streams->n >= cmcf->stream_max) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "cart stream: %ui streams open, cart_stream_max "
+                      "reached", streams->n);
+
+        return ngx_http_cart_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "too_many_streams",
+                                   "too many open streams, retry later");
+    }
+
+    s = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_stream_t));
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_cart_stream_cleanup;
+    cln->data = s;
+
+    s->json = ngx_http_cart_json_gen(r->pool);
+    if (s->json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->request = r;
+    s->streams = streams;
+    s->version = -1;
+    s->exact = 1;
+    ctx->data = s;
+
+    /* a client that has the current version already is not sent it again */
+
+    last = ngx_http_cart_header(r, "last-event-id",
+                                sizeof("last-event-id") - 1);
+    if (last) {
+        id = ngx_atoof(last->data, last->len);
+        if (id != NGX_ERROR) {
+            s->version = id;
+        }
+    }
+
+    rc = ngx_http_cart_stream_headers(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    ngx_queue_insert_tail(&streams->all, &s->queue);
+    streams->n++;
+    s->linked = 1;
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_cart_stream_writer;
+
+    if (!streams->heartbeat.timer_set) {
+        ngx_add_timer(&streams->heartbeat, cmcf->stream_heartbeat);
+    }
+
+    /* the headers leave now: the client knows at once it is connected */
+
+    if (ngx_http_cart_stream_send(s, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->new_guest) {
+        /* a session made for this request: nobody can write to its cart */
+        ngx_http_cart_stream_update(s, 0, 0, 1);
+        return NGX_DONE;
+    }
+
+    if (ngx_http_cart_key(r->pool, &name, "cart_events:", &ctx->owner, NULL)
+        == NULL
+        || ngx_http_cart_stream_follow(s, &name) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_cart_stream_headers(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    ngx_str_set(&r->headers_out.content_type, "text/event-stream");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    ngx_http_clear_content_length(r);
+    ngx_http_clear_accept_ranges(r);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-cache");
+
+    /* a proxy in front (nginx itself, too) must pass each event at once */
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "X-Accel-Buffering");
+    ngx_str_set(&h->value, "no");
+
+    return ngx_http_send_header(r);
+}
+
+
+/* joins the channel of the stream's cart, subscribing on the first join */
+
+static ngx_int_t
+ngx_http_cart_stream_follow(ngx_http_cart_stream_t *s, ngx_str_t *name)
+{
+    ngx_int_t                 rc;
+    ngx_http_cart_channel_t  *ch;
+    ngx_http_cart_streams_t  *streams;
+
+    streams = s->streams;
+
+    rc = ngx_http_cart_redis_subscriber(streams->cmcf->redis,
+                                        ngx_http_cart_stream_sub_handler,
+                                        streams);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    ch = ngx_http_cart_stream_lookup(streams, name);
+
+    if (ch == NULL) {
+        ch = ngx_alloc(sizeof(ngx_http_cart_channel_t) + name->len,
+                       streams->heartbeat.log);
+        if (ch == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(ch, sizeof(ngx_http_cart_channel_t));
+
+        ch->sn.str.data = (u_char *) ch + sizeof(ngx_http_cart_channel_t);
+        ch->sn.str.len = name->len;
+        ngx_memcpy(ch->sn.str.data, name->data, name->len);
+        ch->sn.node.key = ngx_crc32_long(name->data, name->len);
+
+        ngx_rbtree_insert(&streams->tree, &ch->sn.node);
+        ngx_queue_insert_tail(&streams->channels, &ch->queue);
+        ngx_queue_init(&ch->streams);
+    }
+
+    ngx_queue_insert_tail(&ch->streams, &s->link);
+    s->channel = ch;
+
+    switch (ch->state) {
+
+    case NGX_HTTP_CART_CHANNEL_IDLE:
+        ngx_http_cart_stream_subscribe(streams, ch);
+        break;
+
+    case NGX_HTTP_CART_CHANNEL_SUBSCRIBED:
+        ngx_http_cart_stream_read(s);
+        break;
+
+    default:
+        /* the confirmation to come starts the read */
+        break;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cart_stream_cleanup(void *data)
+{
+    ngx_http_cart_stream_t  *s = data;
+
+    ngx_http_cart_channel_t  *ch;
+    ngx_http_cart_streams_t  *streams;
+
+    if (!s->linked) {
+        return;
+    }
+
+    streams = s->streams;
+
+    s->linked = 0;
+    ngx_queue_remove(&s->queue);
+    streams->n--;
+
+    ch = s->channel;
+    if (ch == NULL) {
+        return;
+    }
+
+    s->channel = NULL;
+    ngx_queue_remove(&s->link);
+
+    if (!ngx_queue_empty(&ch->streams)) {
+        return;
+    }
+
+    /* the worker's last stream of this cart: unsubscribe */
+
+    switch (ch->state) {
+
+    case NGX_HTTP_CART_CHANNEL_SUBSCRIBING:
+    case NGX_HTTP_CART_CHANNEL_SUBSCRIBED:
+        if (!streams->exiting
+            && ngx_http_cart_redis_subscribe(streams->cmcf->redis,
+                                             &ch->sn.str, 0)
+               == NGX_OK)
+        {
+            ch->state = NGX_HTTP_CART_CHANNEL_UNSUBSCRIBING;
+            return;
+        }
+
+        ngx_http_cart_stream_channel_free(streams, ch);
+        return;
+
+    case NGX_HTTP_CART_CHANNEL_IDLE:
+        ngx_http_cart_stream_channel_free(streams, ch);
+        return;
+
+    default:
+        /* the confirmation to come frees it */
+        return;
+    }
+}
+
+
+static void
+ngx_http_cart_stream_subscribe(ngx_http_cart_streams_t *streams,
+    ngx_http_cart_channel_t *ch)
+{
+    if (streams->up
+        && ngx_http_cart_redis_subscribe(streams->cmcf->redis, &ch->sn.str, 1)
+           == NGX_OK)
+    {
+        ch->state = NGX_HTTP_CART_CHANNEL_SUBSCRIBING;
+        return;
+    }
+
+    /* SUB_UP subscribes it */
+    ch->state = NGX_HTTP_CART_CHANNEL_IDLE;
+}
+
+
+static void
+ngx_http_cart_stream_channel_free(ngx_http_cart_streams_t *streams,
+    ngx_http_cart_channel_t *ch)
+{
+    ngx_rbtree_delete(&streams->tree, &ch->sn.node);
+    ngx_queue_remove(&ch->queue);
+    ngx_free(ch);
+}
+
+
+static ngx_http_cart_channel_t *
+ngx_http_cart_stream_lookup(ngx_http_cart_streams_t *streams, ngx_str_t *name)
+{
+    ngx_str_node_t  *sn;
+
+    sn = ngx_str_rbtree_lookup(&streams->tree, name,
+                               ngx_crc32_long(name->data, name->len));
+
+    return sn ? (ngx_http_cart_channel_t *) sn : NULL;
+}
+
+
+/* what the subscriber connection hears */
+
+static void
+ngx_http_cart_stream_sub_handler(void *data, ngx_uint_t event,
+    ngx_str_t *channel, ngx_str_t *message)
+{
+    ngx_http_cart_streams_t  *streams = data;
+
+    u_char                   *sp;
+    int64_t                   version, count;
+    ngx_queue_t              *q, *sq, *next;
+    ngx_http_cart_stream_t   *s;
+    ngx_http_cart_channel_t  *ch;
+
+    switch (event) {
+
+    case NGX_HTTP_CART_REDIS_SUB_UP:
+        streams->up = 1;
+
+        for (q = ngx_queue_head(&streams->channels);
+             q != ngx_queue_sentinel(&streams->channels);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            ch = ngx_queue_data(q, ngx_http_cart_channel_t, queue);
+
+            if (ngx_queue_empty(&ch->streams)) {
+                ngx_http_cart_stream_channel_free(streams, ch);
+                continue;
+            }
+
+            ngx_http_cart_stream_subscribe(streams, ch);
+        }
+
+        return;
+
+    case NGX_HTTP_CART_REDIS_SUB_DOWN:
+        ngx_log_error(NGX_LOG_WARN, streams->heartbeat.log, 0,
+                      "cart stream: subscriber connection lost, %ui "
+                      "streams wait for it", streams->n);
+
+        streams->up = 0;
+
+        for (q = ngx_queue_head(&streams->channels);
+             q != ngx_queue_sentinel(&streams->channels);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            ch = ngx_queue_data(q, ngx_http_cart_channel_t, queue);
+
+            if (ngx_queue_empty(&ch->streams)) {
+                ngx_http_cart_stream_channel_free(streams, ch);
+                continue;
+            }
+
+            ch->state = NGX_HTTP_CART_CHANNEL_IDLE;
+
+            /* Redis may come back without the cart: trust the next read */
+
+            for (sq = ngx_queue_head(&ch->streams);
+                 sq != ngx_queue_sentinel(&ch->streams);
+                 sq = ngx_queue_next(sq))
+            {
+                s = ngx_queue_data(sq, ngx_http_cart_stream_t, link);
+                s->exact = 1;
+            }
+        }
+
+        return;
+    }
+
+    ch = ngx_http_cart_stream_lookup(streams, channel);
+    if (ch == NULL) {
+        return;
+    }
+
+    switch (event) {
+
+    case NGX_HTTP_CART_REDIS_SUB_SUBSCRIBED:
+        if (ch->state != NGX_HTTP_CART_CHANNEL_SUBSCRIBING) {
+            return;
+        }
+
+        ch->state = NGX_HTTP_CART_CHANNEL_SUBSCRIBED;
+
+        for (q = ngx_queue_head(&ch->streams);
+             q != ngx_queue_sentinel(&ch->streams);
+             q = ngx_queue_next(q))
+        {
+            s = ngx_queue_data(q, ngx_http_cart_stream_t, link);
+            ngx_http_cart_stream_read(s);
+        }
+
+        return;
+
+    case NGX_HTTP_CART_REDIS_SUB_UNSUBSCRIBED:
+        if (ch->state != NGX_HTTP_CART_CHANNEL_UNSUBSCRIBING) {
+            return;
+        }
+
+        if (ngx_queue_empty(&ch->streams)) {
+            ngx_http_cart_stream_channel_free(streams, ch);
+            return;
+        }
+
+        /* a stream came while it was leaving */
+        ngx_http_cart_stream_subscribe(streams, ch);
+        return;
+
+    default: /* NGX_HTTP_CART_REDIS_SUB_MESSAGE: "<version> <count>" */
+        sp = ngx_strlchr(message->data, message->data + message->len, ' ');
+        if (sp == NULL) {
+            return;
+        }
+
+        version = ngx_atoof(message->data, sp - message->data);
+        count = ngx_atoof(sp + 1, message->data + message->len - sp - 1);
+
+        if (version == NGX_ERROR || count == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_WARN, streams->heartbeat.log, 0,
+                          "cart stream: malformed message \"%V\" on "
+                          "\"%V\"", message, channel);
+            return;
+        }
+
+        for (q = ngx_queue_head(&ch->streams);
+             q != ngx_queue_sentinel(&ch->streams);
+             q = ngx_queue_next(q))
+        {
+            s = ngx_queue_data(q, ngx_http_cart_stream_t, link);
+
+            s->heard = 1;
+
+            /* version 0: the cart is gone (a merge claimed a guest cart) */
+            ngx_http_cart_stream_update(s, version, count, version == 0);
+        }
+
+        return;
+    }
+}
+
+
+/* the state of the cart, from Redis */
+
+static void
+ngx_http_cart_stream_read(ngx_http_cart_stream_t *s)
+{
+    ngx_str_t                   keys[2];
+    ngx_http_cart_ctx_t        *ctx;
+    ngx_http_cart_streams_t    *streams;
+
+    if (s->reading) {
+        s->reread = 1;
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(s->request, ngx_http_cart_module);
+
+    keys[0] = ctx->cart_key;
+    keys[1] = ctx->count_key;
+
+    s->heard = 0;
+    s->stale = 0;
+
+    if (ngx_http_cart_script_run(s->request, NGX_HTTP_CART_SCRIPT_STREAM,
+                                 keys, 2, NULL, 0,
+                                 ngx_http_cart_stream_read_reply, s)
+        == NGX_OK)
+    {
+        s->reading = 1;
+        return;
+    }
+
+    /* no connection to Redis right now: again soon */
+
+    s->stale = 1;
+    streams = s->streams;
+
+    if (!streams->retry.timer_set && !streams->exiting) {
+        ngx_add_timer(&streams->retry, NGX_HTTP_CART_STREAM_RETRY);
+    }
+}
+
+
+static void
+ngx_http_cart_stream_read_reply(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc)
+{
+    ngx_http_cart_stream_t  *s = data;
+
+    int64_t                   version, count;
+    ngx_http_cart_streams_t  *streams;
+
+    s->reading = 0;
+
+    if (rc != NGX_OK
+        || ngx_http_cart_reply_int(reply, 0, &version) != NGX_OK
+        || ngx_http_cart_reply_int(reply, 1, &count) != NGX_OK)
+    {
+        if (rc == NGX_OK && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "cart redis: error reply: %*s",
+                          (size_t) reply->len, reply->str);
+        }
+
+        s->stale = 1;
+        streams = s->streams;
+
+        if (!streams->retry.timer_set && !streams->exiting) {
+            ngx_add_timer(&streams->retry, NGX_HTTP_CART_STREAM_RETRY);
+        }
+
+        return;
+    }
+
+    /* a message that came meanwhile may be newer than what was read */
+
+    ngx_http_cart_stream_update(s, version, count, s->exact && !s->heard);
+    s->exact = 0;
+
+    if (s->reread) {
+        s->reread = 0;
+        ngx_http_cart_stream_read(s);
+    }
+}
+
+
+/* a state to send: only a newer one, or any other one when "exact" */
+
+static void
+ngx_http_cart_stream_update(ngx_http_cart_stream_t *s, int64_t version,
+    int64_t count, ngx_uint_t exact)
+{
+    if (version == s->version || (version < s->version && !exact)) {
+        return;
+    }
+
+    s->version = version;
+    s->count = count;
+    s->pending = 1;
+
+    if (!s->busy && ngx_http_cart_stream_event(s) != NGX_OK) {
+        ngx_http_cart_stream_fail(s);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_cart_stream_event(ngx_http_cart_stream_t *s)
+{
+    u_char     *p;
+    yajl_gen    g;
+    ngx_str_t   json;
+
+    s->pending = 0;
+
+    ngx_http_cart_json_reset(s->json);
+    g = s->json->g;
+
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_key(g, "version");
+    ngx_http_cart_json_int(g, s->version);
+    ngx_http_cart_json_key(g, "item_count");
+    ngx_http_cart_json_int(g, s->count);
+    yajl_gen_map_close(g);
+
+    if (ngx_http_cart_json_text(s->json, &json) != NGX_OK
+        || json.len > NGX_HTTP_CART_STREAM_TEXT_LEN - NGX_INT64_LEN - 32)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(s->text, "event: cart\nid: %L\ndata: %V\n\n",
+                    s->version, &json);
+
+    return ngx_http_cart_stream_send(s, p - s->text);
+}
+
+
+/* writes s->text; len 0 only flushes (the headers) */
+
+static ngx_int_t
+ngx_http_cart_stream_send(ngx_http_cart_stream_t *s, size_t len)
+{
+    ngx_int_t                  rc;
+    ngx_buf_t                 *b;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    r = s->request;
+    c = r->connection;
+
+    if (c->error) {
+        return NGX_ERROR;
+    }
+
+    b = &s->buf;
+    ngx_memzero(b, sizeof(ngx_buf_t));
+
+    b->start = s->text;
+    b->pos = s->text;
+    b->last = s->text + len;
+    b->end = s->text + NGX_HTTP_CART_STREAM_TEXT_LEN;
+    b->memory = len ? 1 : 0;
+    b->flush = 1;
+
+    s->out.buf = b;
+    s->out.next = NULL;
+
+    rc = ngx_http_output_filter(r, &s->out);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (!c->buffered) {
+        s->busy = 0;
+        return NGX_OK;
+    }
+
+    /* the client does not keep up: wait for the socket, send_timeout long */
+
+    s->busy = 1;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (!c->write->timer_set && !c->write->delayed) {
+        ngx_add_timer(c->write, clcf->send_timeout);
+    }
+
+    if (ngx_handle_write_event(c->write, clcf->send_lowat) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Called outside the request's own events (a message, a timer): the
+ * request is finalized from its write event, where nginx expects it, and
+ * the lists being walked stay intact.
+ */
+
+static void
+ngx_http_cart_stream_fail(ngx_http_cart_stream_t *s)
+{
+    ngx_connection_t  *c;
+
+    c = s->request->connection;
+    c->error = 1;
+
+    ngx_post_event(c->write, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_cart_stream_writer(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_event_t               *wev;
+    ngx_connection_t          *c;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_stream_t    *s;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = r->connection;
+    wev = c->write;
+
+    if (c->error) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "cart stream: client too slow, closing");
+        c->timedout = 1;
+        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    s = ctx->data;
+
+    if (!s->busy) {
+        return;
+    }
+
+    rc = ngx_http_output_filter(r, NULL);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    if (c->buffered) {
+        /* send_timeout counts from the last progress, as in ngx_http_writer;
+         * a write delayed by limit_rate has its own timer */
+
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (!wev->delayed) {
+            ngx_add_timer(wev, clcf->send_timeout);
+        }
+
+        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_ERROR);
+        }
+
+        return;
+    }
+
+    if (wev->timer_set && !wev->delayed) {
+        ngx_del_timer(wev);
+    }
+
+    s->busy = 0;
+
+    /* the newest state that waited for the socket */
+
+    if (s->pending && ngx_http_cart_stream_event(s) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+    }
+}
+
+
+/* ": ping" keeps proxies and load balancers from closing idle streams */
+
+static void
+ngx_http_cart_stream_heartbeat(ngx_event_t *ev)
+{
+    ngx_queue_t              *q;
+    ngx_http_cart_stream_t   *s;
+    ngx_http_cart_streams_t  *streams = ev->data;
+
+    for (q = ngx_queue_head(&streams->all);
+         q != ngx_queue_sentinel(&streams->all);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_cart_stream_t, queue);
+
+        if (s->busy) {
+            continue;
+        }
+
+        ngx_memcpy(s->text, ": ping\n\n", sizeof(": ping\n\n") - 1);
+
+        if (ngx_http_cart_stream_send(s, sizeof(": ping\n\n") - 1) != NGX_OK)
+        {
+            ngx_http_cart_stream_fail(s);
+        }
+    }
+
+    if (streams->n) {
+        ngx_add_timer(ev, streams->cmcf->stream_heartbeat);
+    }
+}
+
+
+static void
+ngx_http_cart_stream_retry(ngx_event_t *ev)
+{
+    ngx_queue_t              *q;
+    ngx_http_cart_stream_t   *s;
+    ngx_http_cart_streams_t  *streams = ev->data;
+
+    for (q = ngx_queue_head(&streams->all);
+         q != ngx_queue_sentinel(&streams->all);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_cart_stream_t, queue);
+
+        if (s->stale && s->channel
+            && s->channel->state == NGX_HTTP_CART_CHANNEL_SUBSCRIBED)
+        {
+            ngx_http_cart_stream_read(s);
+        }
+    }
+}
+
+
+/* worker life cycle */
+
+ngx_int_t
+ngx_http_cart_stream_init_worker(ngx_cycle_t *cycle,
+    ngx_http_cart_main_conf_t *cmcf)
+{
+    ngx_http_cart_streams_t  *streams;
+
+    streams = ngx_pcalloc(cycle->pool, sizeof(ngx_http_cart_streams_t));
+    if (streams == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_rbtree_init(&streams->tree, &streams->sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&streams->channels);
+    ngx_queue_init(&streams->all);
+
+    streams->cmcf = cmcf;
+
+    /* cancelable: an idle stream does not hold a worker that shuts down */
+
+    streams->heartbeat.handler = ngx_http_cart_stream_heartbeat;
+    streams->heartbeat.data = streams;
+    streams->heartbeat.log = cycle->log;
+    streams->heartbeat.cancelable = 1;
+
+    streams->retry.handler = ngx_http_cart_stream_retry;
+    streams->retry.data = streams;
+    streams->retry.log = cycle->log;
+    streams->retry.cancelable = 1;
+
+    cmcf->streams = streams;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_cart_stream_exit_worker(ngx_http_cart_main_conf_t *cmcf)
+{
+    ngx_queue_t              *q;
+    ngx_connection_t         *c;
+    ngx_http_request_t       *r;
+    ngx_http_cart_stream_t   *s;
+    ngx_http_cart_channel_t  *ch;
+    ngx_http_cart_streams_t  *streams;
+
+    streams = cmcf->streams;
+    if (streams == NULL) {
+        return;
+    }
+
+    streams->exiting = 1;
+
+    if (streams->heartbeat.timer_set) {
+        ngx_del_timer(&streams->heartbeat);
+    }
+
+    if (streams->retry.timer_set) {
+        ngx_del_timer(&streams->retry);
+    }
+
+    /* the last chunk ends each stream cleanly: EventSource reconnects */
+
+    while (!ngx_queue_empty(&streams->all)) {
+        q = ngx_queue_head(&streams->all);
+        s = ngx_queue_data(q, ngx_http_cart_stream_t, queue);
+        r = s->request;
+        c = r->connection;
+
+        if (!s->busy && !c->error) {
+            (void) ngx_http_send_special(r, NGX_HTTP_LAST);
+        }
+
+        ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+        ngx_http_run_posted_requests(c);
+    }
+
+    while (!ngx_queue_empty(&streams->channels)) {
+        q = ngx_queue_head(&streams->channels);
+        ch = ngx_queue_data(q, ngx_http_cart_channel_t, queue);
+        ngx_http_cart_stream_channel_free(streams, ch);
+    }
+
+    cmcf->streams = NULL;
+}

@@ -1,0 +1,475 @@
+# GET /stream: Server-Sent Events, one per change of the caller's cart,
+# through Redis pub/sub (cart_events:{owner}) to every worker; the first
+# event is the current state; Last-Event-ID; heartbeats; a guest; the
+# subscription leaves with the last stream; Redis restarted under an open
+# stream; the cap of cart_stream_max.
+
+use lib 't/lib';
+use CartTest;
+use CartConf;
+use CartAuth;
+use CartClient;
+use IO::Select;
+use IO::Socket::INET;
+use IO::Handle;
+use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_aton);
+use Time::HiRes qw(time sleep);
+use Test::More ();
+
+plan 'no_plan';
+no_shuffle();
+add_block_preprocessor(\&CartConf::default_config);
+
+# a block with "--- two_workers" runs a master and two workers (valgrind
+# mode runs one process: one worker then)
+add_block_preprocessor(sub {
+    my ($block) = @_;
+    if (defined $block->two_workers && !$ENV{TEST_NGINX_USE_VALGRIND}) {
+        master_on();
+        workers(2);
+    } else {
+        master_off();
+        workers(1);
+    }
+});
+
+our $Slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 10 : 1;
+
+# Opens GET $path with these headers; returns the stream, its status and
+# headers read.
+sub stream_open {
+    my ($path, %headers) = @_;
+    my $port = delete $headers{port} || $ENV{TEST_NGINX_PORT};
+    my $rcvbuf = delete $headers{rcvbuf};
+    my $sock;
+    if ($rcvbuf) {
+        # a small receive window, set before connecting: a slow client
+        socket($sock, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+        setsockopt($sock, SOL_SOCKET, SO_RCVBUF, $rcvbuf) or die "SO_RCVBUF: $!";
+        connect($sock, pack_sockaddr_in($port, inet_aton('127.0.0.1')))
+            or die "connect: $!";
+        $sock->autoflush(1);
+    } else {
+        $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                      Timeout => 10) or die "connect: $!";
+    }
+    my $req = "GET $path HTTP/1.1\r\nHost: localhost\r\n";
+    $req .= "$_: $headers{$_}\r\n" for sort keys %headers;
+    print {$sock} "$req\r\n";
+    my $st = { sock => $sock, raw => '', body => '', status => 0, headers => {} };
+    my $deadline = time + 5 * $Slow;
+    stream_fill($st, $deadline - time) while !$st->{head} && !$st->{closed} && time < $deadline;
+    return $st;
+}
+
+# Reads what has come, up to $timeout seconds; false when nothing did.
+sub stream_fill {
+    my ($st, $timeout) = @_;
+    return 0 if $st->{closed};
+    return 0 unless IO::Select->new($st->{sock})->can_read($timeout);
+    my $n = sysread $st->{sock}, my $buf, 65536;
+    if (!$n) {
+        $st->{closed} = 1;
+        return 0;
+    }
+    $st->{raw} .= $buf;
+    if (!$st->{head}) {
+        my $end = index $st->{raw}, "\r\n\r\n";
+        return 1 if $end < 0;
+        my ($line, @lines) = split /\r\n/, substr($st->{raw}, 0, $end);
+        ($st->{status}) = $line =~ m{^HTTP/1\.\d (\d+)};
+        for (@lines) {
+            my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
+            $st->{headers}{lc $k} = $v;
+        }
+        $st->{head} = 1;
+        $st->{raw} = substr $st->{raw}, $end + 4;
+    }
+    if (($st->{headers}{'transfer-encoding'} // '') !~ /chunked/) {
+        $st->{body} .= $st->{raw};
+        $st->{raw} = '';
+        return 1;
+    }
+    while ($st->{raw} =~ /^([0-9a-fA-F]+)\r\n/) {
+        my ($size, $hl) = (hex $1, length($1) + 2);
+        last if length($st->{raw}) < $hl + $size + 2;
+        $st->{body} .= substr $st->{raw}, $hl, $size;
+        substr($st->{raw}, 0, $hl + $size + 2) = '';
+        $st->{ended} = 1 if $size == 0;
+    }
+    return 1;
+}
+
+# The next event as "id version item_count", or a comment as ": text", or
+# undef after $timeout seconds without one. Comments are skipped unless
+# $comments.
+sub stream_next {
+    my ($st, $timeout, $comments) = @_;
+    my $deadline = time + $timeout * $Slow;
+    while (1) {
+        while ($st->{body} =~ s/^(.*?)\n\n//s) {
+            my $block = $1;
+            if ($block =~ /^:/) {
+                return $block if $comments;
+                next;
+            }
+            my %f = map { /^(\w+): ?(.*)$/ ? ($1, $2) : () } split /\n/, $block;
+            my ($v, $n) = ($f{data} // '') =~ /^\{"version":(-?\d+),"item_count":(-?\d+)\}$/
+                or return "malformed: $block";
+            return "bad event name: $block" if ($f{event} // '') ne 'cart';
+            return "$f{id} $v $n";
+        }
+        my $left = $deadline - time;
+        return undef if $left <= 0 || $st->{closed};
+        stream_fill($st, $left);
+    }
+}
+
+sub numsub {
+    my ($owner) = @_;
+    my (undef, $n) = split /\n/, redis_cmd('PUBSUB', 'NUMSUB', "cart_events:{$owner}");
+    return $n;
+}
+
+# waits until numsub($owner) is $n; returns the last value seen
+sub numsub_is {
+    my ($owner, $n) = @_;
+    my $deadline = time + 5 * $Slow;
+    my $now;
+    while (($now = numsub($owner)) != $n && time < $deadline) {
+        sleep 0.05;
+    }
+    return $now;
+}
+
+# publishes "<v> <v>" on the cart's channel for v in $from .. $to, as the
+# write scripts would, in one redis-cli run; $pause seconds between them
+sub publish_many {
+    my ($owner, $from, $to, $pause) = @_;
+    open my $cli, '|-', "redis-cli -h 127.0.0.1 -p $RedisPort >/dev/null"
+        or die "redis-cli: $!";
+    $cli->autoflush(1) if $pause;
+    for ($from .. $to) {
+        print {$cli} "PUBLISH cart_events:{$owner} \"$_ $_\"\n";
+        sleep $pause if $pause;
+    }
+    close $cli or die "redis-cli failed";
+}
+
+# one request on a new connection: (status, body, X-Pid)
+sub call {
+    my ($method, $path, $headers, $body, $port) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $port || $ENV{TEST_NGINX_PORT},
+                                     Timeout => 10) or die "connect: $!";
+    my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n$headers";
+    $req .= "Content-Type: application/json\r\nContent-Length: " . length($body) . "\r\n"
+        if defined $body;
+    print {$sock} "$req\r\n" . ($body // '');
+    my ($resp, $deadline) = ('', time + 10 * $Slow);
+    my $select = IO::Select->new($sock);
+    while (time < $deadline && $select->can_read($deadline - time)) {
+        sysread($sock, my $buf, 65536) or last;
+        $resp .= $buf;
+    }
+    my ($status) = $resp =~ m{^HTTP/1\.1 (\d+)};
+    my ($pid) = $resp =~ m{^X-Pid: (\d+)}mi;
+    my (undef, $payload) = split /\r\n\r\n/, $resp, 2;
+    return ($status // 0, $payload // '', $pid);
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a user's stream: the current state at once, then one event per change, in order
+--- init
+CartClient::seed('s1');
+my $st = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's1');
+Test::More::is($st->{status}, 200, 'the stream opens');
+Test::More::is($st->{headers}{'content-type'}, 'text/event-stream', 'text/event-stream');
+Test::More::is($st->{headers}{'cache-control'}, 'no-cache', 'not cached');
+Test::More::is($st->{headers}{'x-accel-buffering'}, 'no', 'not buffered by a proxy');
+Test::More::is($st->{headers}{'transfer-encoding'}, 'chunked', 'chunked');
+Test::More::is(main::stream_next($st, 3), '5 5 2', 'first: the current state (id, version, count)');
+Test::More::is(main::numsub_is('user-s1', 1), 1, 'the worker subscribed to the cart');
+
+my @writes = (['POST', '/nocatalog/items', '{"sku_id":"SKU-2","quantity":3}'],
+              ['PUT', '/nocatalog/items/SKU-1', '{"quantity":4}'],
+              ['DELETE', '/nocatalog/items/SKU-2', undef]);
+for my $w (@writes) {
+    my ($status) = main::call($w->[0], $w->[1], "X-User-Id: s1\r\n", $w->[2]);
+    Test::More::is($status, 200, "$w->[0] $w->[1]");
+}
+Test::More::is(main::stream_next($st, 3), '6 6 5', 'add: version 6, 5 items');
+Test::More::is(main::stream_next($st, 3), '7 7 7', 'update: version 7, 7 items');
+Test::More::is(main::stream_next($st, 3), '8 8 4', 'remove: version 8, 4 items');
+
+# a write that changes nothing else still publishes one event; another
+# owner's write none
+main::call('POST', '/nocatalog/items', "X-User-Id: s1-other\r\n", '{"sku_id":"SKU-1","quantity":1}');
+Test::More::is(main::stream_next($st, 0.5), undef, "another cart's change is not sent");
+
+close $st->{sock};
+Test::More::is(main::numsub_is('user-s1', 0), 0, 'the last stream gone: unsubscribed');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s1
+--- response_body: {"item_count":4}
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 2: Last-Event-ID: a client that has the current version is not sent it again
+--- init
+CartClient::seed('s2');
+my $st = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's2', 'Last-Event-ID' => '5');
+Test::More::is($st->{status}, 200, 'the stream opens');
+Test::More::is(main::numsub_is('user-s2', 1), 1, 'subscribed');
+Test::More::is(main::stream_next($st, 0.5), undef, 'version 5 is not sent again');
+main::call('PUT', '/nocatalog/items/SKU-1', "X-User-Id: s2\r\n", '{"quantity":3}');
+Test::More::is(main::stream_next($st, 3), '6 6 3', 'the next change is');
+
+# an older (or any other) id gets the current state
+my $old = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's2', 'Last-Event-ID' => '2');
+Test::More::is(main::stream_next($old, 3), '6 6 3', 'an older id gets the current state');
+my $two = main::numsub('user-s2');
+Test::More::is($two, 1, 'two streams of one cart in a worker: one subscription');
+close $st->{sock};
+sleep 0.2 * $main::Slow;
+Test::More::is(main::numsub('user-s2'), 1, 'one stream left: still subscribed');
+main::call('DELETE', '/nocatalog/items/SKU-1', "X-User-Id: s2\r\n");
+Test::More::is(main::stream_next($old, 3), '7 7 0', 'the stream left still hears changes');
+close $old->{sock};
+Test::More::is(main::numsub_is('user-s2', 0), 0, 'unsubscribed');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s2
+--- response_body: {"item_count":0}
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: no identity: 401 in the API's JSON shape
+--- request
+GET /api/v1/cart/stream
+--- error_code: 401
+--- response_body_like: ^\{"error":\{"code":"unauthorized","message":"[^"]+"\}\}$
+
+
+
+=== TEST 4: a guest's stream follows the guest's cart (cookie), a merge empties it
+--- config eval: $CartAuth::Config
+--- init
+my $s = CartAuth::session('stream-g1');
+my $cookie = 'cart_guest=' . CartAuth::guest_cookie($s);
+redis_cmd('DEL', "cart:{guest-$s}", "cart_count:{guest-$s}", "merge:{guest-$s}");
+redis_cmd('DEL', 'cart:{user-s4}', 'cart_count:{user-s4}');
+my $st = main::stream_open('/nocatalog/stream', Cookie => $cookie);
+Test::More::is($st->{status}, 200, 'the stream opens');
+Test::More::is(main::stream_next($st, 3), '0 0 0', 'no cart yet: version 0');
+Test::More::is(main::numsub_is("guest-$s", 1), 1, "subscribed to the guest's cart");
+my ($status) = main::call('POST', '/nocatalog/items', "Cookie: $cookie\r\n",
+                          '{"sku_id":"SKU-3","quantity":2}');
+Test::More::is($status, 200, 'the guest adds');
+Test::More::is(main::stream_next($st, 3), '1 1 2', 'the guest stream hears it');
+($status) = main::call('POST', '/nocatalog/merge', "Cookie: $cookie\r\nX-User-Id: s4\r\n",
+                       qq({"guest_session_id":"$s"}));
+Test::More::is($status, 200, 'signed in, the guest cart is merged');
+Test::More::is(main::stream_next($st, 3), '0 0 0', 'the guest cart is gone: version 0');
+
+# a client without a cookie follows nothing: its session was made for it
+my $fresh = main::stream_open('/nocatalog/stream');
+Test::More::is($fresh->{status}, 200, 'a new guest opens a stream');
+Test::More::is(main::stream_next($fresh, 3), '0 0 0', 'an empty cart');
+close $fresh->{sock};
+close $st->{sock};
+Test::More::is(main::numsub_is("guest-$s", 0), 0, 'unsubscribed');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s4
+--- response_body: {"item_count":2}
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: heartbeats: a ": ping" comment every cart_stream_heartbeat
+--- http_config
+cart_stream_heartbeat 300ms;
+--- init
+CartClient::seed('s5');
+my $st = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's5');
+Test::More::is(main::stream_next($st, 3), '5 5 2', 'the current state');
+Test::More::is(main::stream_next($st, 2, 1), ': ping', 'a heartbeat');
+Test::More::is(main::stream_next($st, 2, 1), ': ping', 'and another');
+close $st->{sock};
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s5
+--- response_body: {"item_count":2}
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: over cart_stream_max: 503 with Retry-After; a stream closed makes room
+--- http_config
+cart_stream_max 2;
+--- init
+CartClient::seed('s6');
+our @Held = map { main::stream_open('/nocatalog/stream', 'X-User-Id' => 's6') } 1 .. 2;
+Test::More::is(main::stream_next($_, 3), '5 5 2', 'a stream under the cap') for @Held;
+my $over = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's6');
+Test::More::is($over->{status}, 503, 'the third: 503');
+Test::More::is($over->{headers}{'retry-after'}, '1', 'with Retry-After');
+Test::More::like($over->{headers}{'content-type'}, qr{^application/json}, 'in JSON');
+close((shift @Held)->{sock});
+sleep 0.2 * $main::Slow;
+my $again = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's6');
+Test::More::is($again->{status}, 200, 'room again once one closed');
+push @Held, $again;
+--- request
+GET /nocatalog/stream
+--- more_headers
+X-User-Id: s6
+--- error_code: 503
+--- response_headers
+Retry-After: 1
+--- response_body_like: ^\{"error":\{"code":"too_many_streams","message":"[^"]+"\}\}$
+--- error_log
+cart_stream_max reached
+
+
+
+=== TEST 7: Redis restarted under an open stream: it stays open and gets the change made after
+--- init
+CartClient::seed('s7');
+my $st = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's7');
+Test::More::is(main::stream_next($st, 3), '5 5 2', 'the current state');
+Test::More::is(main::numsub_is('user-s7', 1), 1, 'subscribed');
+CartClient::redis_ctl('stop');
+sleep 0.3;
+CartClient::redis_ctl('start');
+# Redis came back empty: wait until nginx writes again
+my ($status, $deadline) = (0, time + 10 * $main::Slow);
+while ($status != 200 && time < $deadline) {
+    ($status) = main::call('POST', '/nocatalog/items', "X-User-Id: s7\r\n",
+                           '{"sku_id":"SKU-2","quantity":4}');
+    sleep 0.1 if $status != 200;
+}
+Test::More::is($status, 200, 'a write after the restart');
+my @got;
+while (defined(my $e = main::stream_next($st, 3))) {
+    push @got, $e;
+    last if $e eq '1 1 4';
+}
+Test::More::is($got[-1], '1 1 4', "the change made after recovery is sent (@got)");
+Test::More::ok(!$st->{closed}, 'the stream stayed open');
+Test::More::is(main::numsub_is('user-s7', 1), 1, 'subscribed again');
+close $st->{sock};
+Test::More::is(main::numsub_is('user-s7', 0), 0, 'and unsubscribed');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s7
+--- response_body: {"item_count":4}
+--- timeout: 20
+
+
+
+=== TEST 8: two workers: a write served by the other worker reaches the stream
+--- two_workers
+--- http_config eval
+"server {
+    listen 127.0.0.1:" . ($ENV{TEST_NGINX_PORT} + 2) . " reuseport;
+    location /nocatalog {
+        cart_api;
+        cart_user \$http_x_user_id;
+        add_header X-Pid \$pid always;
+    }
+}"
+--- init
+CartClient::seed('s8');
+my $port = $ENV{TEST_NGINX_PORT} + 2;
+my $st = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's8', port => $port);
+my $mine = $st->{headers}{'x-pid'};
+Test::More::is(main::stream_next($st, 3), '5 5 2', 'the current state');
+my ($n, %pids) = (2);
+for my $i (1 .. 40) {
+    my ($status, undef, $pid) = main::call('POST', '/nocatalog/items', "X-User-Id: s8\r\n",
+                                           '{"sku_id":"SKU-1","quantity":1}', $port);
+    $n++;
+    $pids{$pid}++;
+    last if $pid != $mine && $i >= 3;
+}
+my $other = grep { $_ != $mine } keys %pids;
+Test::More::ok($other || $ENV{TEST_NGINX_USE_VALGRIND},
+               'some write was served by the other worker');
+my @got;
+push @got, main::stream_next($st, 3) for 6 .. 5 + ($n - 2);
+my @want = map { "$_ $_ " . ($_ - 3) } 6 .. 5 + ($n - 2);
+Test::More::is("@got", "@want", 'every write reached the stream, in order');
+close $st->{sock};
+Test::More::is(main::numsub_is('user-s8', 0), 0, 'unsubscribed');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s8
+--- response_body_like: ^\{"item_count":\d+\}$
+
+
+
+=== TEST 9: a slow client holds one event at most: it gets the newest state, not every step; one that reads nothing is closed
+--- http_config eval
+"server {
+    listen 127.0.0.1:" . ($ENV{TEST_NGINX_PORT} + 3) . " sndbuf=4k;
+    send_timeout " . ($ENV{TEST_NGINX_USE_VALGRIND} ? 5 : 1) . "s;
+    location /nocatalog {
+        cart_api;
+        cart_user \$http_x_user_id;
+    }
+}"
+--- init
+CartClient::seed('s9');
+my $port = $ENV{TEST_NGINX_PORT} + 3;
+my $st = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's9', port => $port,
+                           rcvbuf => 2048);
+Test::More::is(main::stream_next($st, 3), '5 5 2', 'the current state');
+Test::More::is(main::numsub_is('user-s9', 1), 1, 'subscribed');
+# 3000 changes while the client reads nothing: far more than the sockets hold
+main::publish_many('user-s9', 6, 3005);
+my @got;
+while (defined(my $e = main::stream_next($st, 3))) {
+    push @got, $e;
+    last if $e eq '3005 3005 3005';
+}
+Test::More::is($got[-1], '3005 3005 3005', 'the newest state arrives');
+my @v = map { (split ' ')[1] } @got;
+Test::More::ok(!grep({ $v[$_] <= $v[$_ - 1] } 1 .. $#v), 'versions only grow');
+Test::More::cmp_ok(scalar @got, '<', 3000, 'steps were skipped while the client lagged: '
+                   . scalar(@got) . ' events');
+
+# this client never reads: closed after send_timeout, its subscription gone
+# (changes spaced out, so that each is written until the sockets are full)
+my $stuck = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's9', port => $port,
+                              rcvbuf => 2048);
+Test::More::is($stuck->{status}, 200, 'a second stream');
+close $st->{sock};
+main::publish_many('user-s9', 3006, 3605, 0.002 * $main::Slow);
+Test::More::is(main::numsub_is('user-s9', 0), 0, 'the stuck stream was closed');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s9
+--- response_body: {"item_count":2}
+--- error_log
+cart stream: client too slow, closing
+--- timeout: 30
