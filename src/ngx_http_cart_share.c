@@ -35,6 +35,7 @@ typedef struct {
     ngx_uint_t                 nlines;
     ngx_http_cart_resume_pt    next;
     ngx_http_cart_apply_answer_t    result;
+    ngx_str_t                  answer;     /* POST /share's, to be kept */
 } ngx_http_cart_share_t;
 
 
@@ -57,8 +58,14 @@ static void ngx_http_cart_share_got(ngx_http_request_t *r, void *data,
 static void ngx_http_cart_share_lines(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_share_render(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cart_share_insert(ngx_http_request_t *r);
+static void ngx_http_cart_share_create_reserved(ngx_http_request_t *r,
+    void *data, redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
+static void ngx_http_cart_share_kept(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc);
+static void ngx_http_cart_share_release(ngx_http_request_t *r);
 static void ngx_http_cart_share_reserved(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_share_priced(ngx_http_request_t *r);
@@ -72,10 +79,92 @@ static ngx_http_cart_share_t *ngx_http_cart_share_state(
     ngx_http_request_t *r, ngx_str_t *token);
 
 
-/* POST /share -> 201 {"token","url","expires_at"} */
+/*
+ * POST /share -> 201 {"token","url","expires_at"}
+ *
+ * The link lives on its token's slot, the Idempotency-Key on the owner's:
+ * with a key, the key is reserved first (a replay answers the stored
+ * answer), the link is made, and its answer is kept under the key last.
+ */
 
 ngx_int_t
 ngx_http_cart_share_create(ngx_http_request_t *r)
+{
+    ngx_str_t             arg;
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (ctx->idem_key.len == 0) {
+        return ngx_http_cart_share_insert(r);
+    }
+
+    ngx_str_set(&arg, "reserve");
+
+    if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg, 1,
+                                   ngx_http_cart_share_create_reserved)
+        != NGX_OK)
+    {
+        return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_cart_share_create_reserved(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc)
+{
+    ngx_int_t                      n;
+    ngx_str_t                      word, body;
+    ngx_http_cart_ctx_t           *ctx;
+    const ngx_http_cart_answer_t  *a;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    a = ngx_http_cart_script_answer(r, reply, rc, NULL, &word);
+    if (a) {
+        ngx_http_finalize_request(r, ngx_http_cart_fail(r, a));
+        return;
+    }
+
+    if (ngx_http_cart_word_is(&word, "reserved")) {
+        ctx->reserved = 1;
+
+        n = ngx_http_cart_share_insert(r);
+        if (n != NGX_DONE) {
+            ngx_http_cart_share_release(r);
+            ngx_http_finalize_request(r, n);
+        }
+
+        return;
+    }
+
+    /* "replay": the first answer, as share_kept stored it */
+
+    if (ngx_http_cart_reply_str(reply, 3, &body) != NGX_OK || body.len == 0) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "cart: malformed script reply");
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* the reply dies with its callback */
+    body.data = ngx_pstrdup(r->pool, &body);
+    if (body.data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_cart_send_body(r, NGX_HTTP_CREATED,
+                                                         body.data, body.len,
+                                                         -1));
+}
+
+
+static ngx_int_t
+ngx_http_cart_share_insert(ngx_http_request_t *r)
 {
     u_char                     *p;
     ngx_str_t                   token, value;
@@ -140,7 +229,7 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     u_char                    *p;
     size_t                     len;
     yajl_gen                   g;
-    ngx_str_t                  url, scheme, host;
+    ngx_str_t                  url, scheme, host, args[2];
     ngx_http_cart_ctx_t       *ctx;
     ngx_http_cart_share_t     *s;
     ngx_http_cart_json_gen_t  *json;
@@ -150,6 +239,7 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
 
     if (rc != NGX_OK || reply->type != REDIS_REPLY_STATUS) {
         /* a nil reply would be a token drawn twice: never, but not OK */
+        ngx_http_cart_share_release(r);
         ngx_http_finalize_request(r,
                                   ngx_http_cart_store_error(r, reply, rc));
         return;
@@ -175,6 +265,7 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     json = ngx_http_cart_json_gen(r->pool);
 
     if (p == NULL || json == NULL) {
+        ngx_http_cart_share_release(r);
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -198,8 +289,57 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     ngx_http_cart_json_time(g, s->expires);
     yajl_gen_map_close(g);
 
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_CREATED, json,
-                                                    -1));
+    if (!ctx->reserved) {
+        ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_CREATED,
+                                                        json, -1));
+        return;
+    }
+
+    /* the link exists: its answer is kept under the Idempotency-Key */
+
+    if (ngx_http_cart_json_text(json, &s->answer) != NGX_OK) {
+        ngx_http_cart_share_release(r);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    args[0] = (ngx_str_t) ngx_string("store");
+    args[1] = s->answer;
+
+    if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, args, 2,
+                                   ngx_http_cart_share_kept)
+        != NGX_OK)
+    {
+        ngx_http_cart_share_kept(r, NULL, NULL, NGX_ERROR);
+    }
+}
+
+
+/*
+ * Answers the link once its answer is kept. If that failed, the link is
+ * still made: it is answered all the same, and the key's reservation runs
+ * out (a retry meanwhile is 409, later it makes a second link).
+ */
+
+static void
+ngx_http_cart_share_kept(ngx_http_request_t *r, void *data,
+    redisReply *reply, ngx_int_t rc)
+{
+    ngx_http_cart_ctx_t    *ctx;
+    ngx_http_cart_share_t  *s;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    s = ctx->data;
+
+    if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "cart: the share link's answer was not kept under "
+                      "its Idempotency-Key");
+    }
+
+    ngx_http_finalize_request(r, ngx_http_cart_send_body(r, NGX_HTTP_CREATED,
+                                                         s->answer.data,
+                                                         s->answer.len, -1));
 }
 
 
@@ -727,17 +867,7 @@ static void
 ngx_http_cart_share_fail(ngx_http_request_t *r,
     const ngx_http_cart_answer_t *answer)
 {
-    ngx_str_t             arg;
-    ngx_http_cart_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-
-    if (ctx->reserved) {
-        ngx_str_set(&arg, "release");
-
-        (void) ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg,
-                                          1, ngx_http_cart_share_ignore);
-    }
+    ngx_http_cart_share_release(r);
 
     if (answer == NULL) {
         ngx_http_finalize_request(r,
@@ -746,6 +876,26 @@ ngx_http_cart_share_fail(ngx_http_request_t *r,
     }
 
     ngx_http_finalize_request(r, ngx_http_cart_fail(r, answer));
+}
+
+
+/* an Idempotency-Key reserved by this request is given back */
+
+static void
+ngx_http_cart_share_release(ngx_http_request_t *r)
+{
+    ngx_str_t             arg;
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (ctx->reserved) {
+        ctx->reserved = 0;
+        ngx_str_set(&arg, "release");
+
+        (void) ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg,
+                                          1, ngx_http_cart_share_ignore);
+    }
 }
 
 

@@ -73,6 +73,53 @@ X-User-Id: sh2
 
 
 
+=== TEST 2b: POST /share with an Idempotency-Key: a retry gets the same link, replayed; a new key a new link
+--- init
+CartClient::seed('sh2b');
+redis_cmd('DEL', 'idem:{user-sh2b}:share-1', 'idem:{user-sh2b}:share-2', 'idem:{user-sh2b}:share-3');
+# another request holds share-3 (in flight), with the same fingerprint
+redis_cmd('SET', 'idem:{user-sh2b}:share-3', "POST /api/v1/cart/share\n", 'EX', 30);
+--- request eval
+["POST /api/v1/cart/share", "POST /api/v1/cart/share", "POST /api/v1/cart/share",
+ "POST /api/v1/cart/share", "POST /api/v1/cart/share"]
+--- more_headers eval
+["X-User-Id: sh2b\nIdempotency-Key: share-1", "X-User-Id: sh2b\nIdempotency-Key: share-1",
+ "X-User-Id: sh2b\nIdempotency-Key: share-2", "X-User-Id: sh2b\nIdempotency-Key: share-3",
+ "X-User-Id: sh2b-other\nIdempotency-Key: share-1"]
+--- error_code eval
+[201, 201, 201, 409, 201]
+--- response_headers eval
+[{'Idempotent-Replayed' => ''}, {'Idempotent-Replayed' => 'true'}, {'Idempotent-Replayed' => ''},
+ {}, {'Idempotent-Replayed' => ''}]
+--- response_body_like eval
+['^\{"token":"[A-Za-z0-9_-]{32}"', '^\{"token":"[A-Za-z0-9_-]{32}"', '^\{"token":"[A-Za-z0-9_-]{32}"',
+ '"code":"idempotency_in_flight"', '^\{"token":"[A-Za-z0-9_-]{32}"']
+
+
+
+=== TEST 2c: (checks of TEST 2b) one link per key, the replay is the first answer byte for byte
+--- init
+my $first = redis_cmd('GET', 'idem:{user-sh2b}:share-1');
+Test::More::like($first, qr/^POST \/api\/v1\/cart\/share\n\["ok",-1,0,"\{\\"token\\":\\"([A-Za-z0-9_-]{32})/,
+                 'the answer is kept under the key');
+my ($token) = $first =~ /token\\":\\"([A-Za-z0-9_-]{32})/;
+Test::More::like(redis_cmd('GET', "share:{$token}"), qr/\|user-sh2b$/, 'its link exists');
+my @links = grep { redis_cmd('GET', $_) =~ /\|user-sh2b$/ }
+            split /\n/, redis_cmd('--scan', '--pattern', 'share:*');
+Test::More::is(scalar @links, 2, 'two links for keys share-1 and share-2, none for the retry or share-3');
+my ($status, $body) = CartClient::request('POST', '/api/v1/cart/share', 'sh2b', undef,
+                                          'Idempotency-Key' => 'share-1');
+Test::More::is($status, 201, 'replayed again');
+Test::More::like($body, qr/"token":"$token"/, 'the same token');
+--- request
+GET /api/v1/cart/count
+--- more_headers
+X-User-Id: sh2b
+--- response_body chomp
+{"item_count":2}
+
+
+
 === TEST 3: the shared view: current prices, no owner id, no internal field, and live
 --- init
 main::share('sh3', $main::T);
