@@ -18,6 +18,7 @@
 #include "ngx_http_cart_items.h"
 #include "ngx_http_cart_merge.h"
 #include "ngx_http_cart_scripts.h"
+#include "ngx_http_cart_stored.h"
 #include "ngx_http_cart_subrequest.h"
 
 
@@ -117,7 +118,7 @@ ngx_http_cart_share_create_reserved(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
     ngx_int_t                      n;
-    ngx_str_t                      word, body;
+    ngx_str_t                      word;
     ngx_http_cart_ctx_t           *ctx;
     const ngx_http_cart_answer_t  *a;
 
@@ -141,25 +142,12 @@ ngx_http_cart_share_create_reserved(ngx_http_request_t *r, void *data,
         return;
     }
 
-    /* "replay": the first answer, as share_kept stored it */
+    /* "replay" (its header is set): the first answer, as share_kept kept
+     * it, without a version */
 
-    if (ngx_http_cart_reply_str(reply, 3, &body) != NGX_OK || body.len == 0) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "cart: malformed script reply");
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    /* the reply dies with its callback */
-    body.data = ngx_pstrdup(r->pool, &body);
-    if (body.data == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_finalize_request(r, ngx_http_cart_send_body(r, NGX_HTTP_CREATED,
-                                                         body.data, body.len,
-                                                         -1));
+    ngx_http_finalize_request(r, ngx_http_cart_stored_send(r, reply,
+                                                           NGX_HTTP_CREATED,
+                                                           0));
 }
 
 

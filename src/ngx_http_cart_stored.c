@@ -104,7 +104,7 @@ ngx_http_cart_stored_word(ngx_http_request_t *r, redisReply *reply,
         && ngx_http_cart_reply_str(reply, 3, &body) == NGX_OK
         && body.len)
     {
-        *rc = ngx_http_cart_stored_send(r, reply, 1);
+        *rc = ngx_http_cart_stored_send(r, reply, NGX_HTTP_OK, 1);
         return NGX_DONE;
     }
 
@@ -172,7 +172,7 @@ ngx_http_cart_stored_ignore(ngx_http_request_t *r, void *data,
 
 ngx_int_t
 ngx_http_cart_stored_send(ngx_http_request_t *r, redisReply *reply,
-    ngx_uint_t replay)
+    ngx_uint_t status, ngx_uint_t replay)
 {
     int64_t    version;
     ngx_str_t  body;
@@ -196,8 +196,7 @@ ngx_http_cart_stored_send(ngx_http_request_t *r, redisReply *reply,
         return NGX_ERROR;
     }
 
-    return ngx_http_cart_send_body(r, NGX_HTTP_OK, body.data, body.len,
-                                   version);
+    return ngx_http_cart_send_body(r, status, body.data, body.len, version);
 }
 
 

@@ -46,9 +46,10 @@ ngx_int_t ngx_http_cart_stored_fail(ngx_http_request_t *r,
     const ngx_http_cart_answer_t *answer);
 void ngx_http_cart_stored_release(ngx_http_request_t *r);
 
-/* the body a script stored (element 4), version element 2 */
+/* the body a script stored (element 4) with "status", version element 2
+ * (-1: no ETag) */
 ngx_int_t ngx_http_cart_stored_send(ngx_http_request_t *r, redisReply *reply,
-    ngx_uint_t replay);
+    ngx_uint_t status, ngx_uint_t replay);
 
 /* "Idempotent-Replayed: true" */
 ngx_int_t ngx_http_cart_stored_replayed(ngx_http_request_t *r);
