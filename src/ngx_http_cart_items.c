@@ -587,6 +587,29 @@ static redisReply  ngx_http_cart_no_lines = { .type = REDIS_REPLY_ARRAY };
 static redisReply  ngx_http_cart_no_count = { .type = REDIS_REPLY_NIL };
 
 
+/* a read of one of the caller's keys, or "none" for a new guest */
+
+static ngx_int_t
+ngx_http_cart_own_read(ngx_http_request_t *r, const char *cmd,
+    ngx_str_t *key, ngx_http_cart_redis_handler_pt handler, redisReply *none)
+{
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (ctx->new_guest) {
+        handler(r, NULL, none, NGX_OK);
+        return NGX_DONE;
+    }
+
+    if (ngx_http_cart_redis_read(r, cmd, key, handler, NULL) != NGX_OK) {
+        return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
+    }
+
+    return NGX_DONE;
+}
+
+
 /* GET / */
 
 ngx_int_t
@@ -596,19 +619,9 @@ ngx_http_cart_view(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (ctx->new_guest) {
-        ngx_http_cart_view_reply(r, NULL, &ngx_http_cart_no_lines, NGX_OK);
-        return NGX_DONE;
-    }
-
-    if (ngx_http_cart_redis_read(r, "HGETALL", &ctx->cart_key,
-                                 ngx_http_cart_view_reply, NULL)
-        != NGX_OK)
-    {
-        return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
-    }
-
-    return NGX_DONE;
+    return ngx_http_cart_own_read(r, "HGETALL", &ctx->cart_key,
+                                  ngx_http_cart_view_reply,
+                                  &ngx_http_cart_no_lines);
 }
 
 
@@ -681,19 +694,9 @@ ngx_http_cart_count(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (ctx->new_guest) {
-        ngx_http_cart_count_reply(r, NULL, &ngx_http_cart_no_count, NGX_OK);
-        return NGX_DONE;
-    }
-
-    if (ngx_http_cart_redis_read(r, "GET", &ctx->count_key,
-                                 ngx_http_cart_count_reply, NULL)
-        != NGX_OK)
-    {
-        return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
-    }
-
-    return NGX_DONE;
+    return ngx_http_cart_own_read(r, "GET", &ctx->count_key,
+                                  ngx_http_cart_count_reply,
+                                  &ngx_http_cart_no_count);
 }
 
 
