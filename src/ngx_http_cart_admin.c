@@ -6,7 +6,7 @@
  */
 
 #include "ngx_http_cart_admin.h"
-#include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_promo.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_subrequest.h"

@@ -20,6 +20,7 @@
 #include "ngx_http_cart_checkout.h"
 #include "ngx_http_cart_events.h"
 #include "ngx_http_cart_pricing.h"
+#include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_stored.h"
 #include "ngx_http_cart_subrequest.h"

@@ -11,6 +11,7 @@
 #include "ngx_http_cart_coupons.h"
 #include "ngx_http_cart_events.h"
 #include "ngx_http_cart_pricing.h"
+#include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_stored.h"
 

@@ -1,6 +1,6 @@
 /*
- * The dispatcher of the cart API and what every resource shares:
- * identity, preconditions, idempotency keys, JSON responses and errors.
+ * The dispatcher of the cart API: routes, identity, preconditions
+ * (If-Match, Idempotency-Key) and the JSON request body.
  */
 
 #ifndef _NGX_HTTP_CART_HANDLER_H_INCLUDED_
@@ -8,65 +8,9 @@
 
 
 #include "ngx_http_cart.h"
-#include "ngx_http_cart_json.h"
-#include "ngx_http_cart_redis.h"
-
-
-/* an error answer: checks return one (NULL when all is well), and the
- * caller sends it with ngx_http_cart_fail() */
-typedef struct {
-    ngx_uint_t                status;
-    const char               *code;
-    const char               *message;
-} ngx_http_cart_answer_t;
 
 
 ngx_int_t ngx_http_cart_handler(ngx_http_request_t *r);
-
-/* send a JSON body; version >= 0 adds the cart's ETag. Returns the rc to
- * finalize the request with. */
-ngx_int_t ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_http_cart_json_gen_t *json, int64_t version);
-
-/* the same with a body already made (a stored answer) */
-ngx_int_t ngx_http_cart_send_body(ngx_http_request_t *r, ngx_uint_t status,
-    u_char *buf, size_t len, int64_t version);
-
-/* {"error":{"code","message"}}; both return the rc to finalize with */
-ngx_int_t ngx_http_cart_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message);
-ngx_int_t ngx_http_cart_fail(ngx_http_request_t *r,
-    const ngx_http_cart_answer_t *answer);
-
-/* Redis failed (rc != NGX_OK or an error reply): 503 with Retry-After */
-ngx_int_t ngx_http_cart_store_error(ngx_http_request_t *r, redisReply *reply,
-    ngx_int_t rc);
-
-/*
- * The first word of a write script's answer, in "word". NULL when it is not
- * an error: "ok", a word of the resource's own, or "replay" (then the
- * Idempotent-Replayed header is set). Else the answer to fail with: the
- * word's in "answers" (may be NULL) or in the shared ones (If-Match,
- * Idempotency-Key), or 503 when Redis failed.
- */
-const ngx_http_cart_answer_t *ngx_http_cart_script_answer(
-    ngx_http_request_t *r, redisReply *reply, ngx_int_t rc,
-    const ngx_http_cart_answer_t *answers, ngx_str_t *word);
-
-#define ngx_http_cart_word_is(w, s)                                          \
-    ((w)->len == sizeof(s) - 1                                                \
-     && ngx_strncmp((w)->data, s, sizeof(s) - 1) == 0)
-
-/* the value of request header "name" (lower case, len bytes), or NULL */
-ngx_str_t *ngx_http_cart_header(ngx_http_request_t *r, const char *name,
-    size_t len);
-
-/* "prefix{owner}" or "prefix{owner}:suffix" in pool memory, or NULL */
-ngx_str_t *ngx_http_cart_key(ngx_pool_t *pool, ngx_str_t *dst,
-    const char *prefix, ngx_str_t *owner, ngx_str_t *suffix);
-
-/* ids that become parts of Redis keys and lines: [A-Za-z0-9._:-]{1,max} */
-ngx_int_t ngx_http_cart_valid_id(ngx_str_t *s, size_t max);
 
 
 #endif /* _NGX_HTTP_CART_HANDLER_H_INCLUDED_ */

@@ -11,7 +11,7 @@
 
 #include "ngx_http_cart_items.h"
 #include "ngx_http_cart_events.h"
-#include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_pricing.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_subrequest.h"

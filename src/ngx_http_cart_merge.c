@@ -25,7 +25,7 @@
 
 #include "ngx_http_cart_merge.h"
 #include "ngx_http_cart_events.h"
-#include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_identity.h"
 #include "ngx_http_cart_items.h"
 #include "ngx_http_cart_scripts.h"
@@ -406,14 +406,12 @@ ngx_http_cart_merge_finished(ngx_http_request_t *r, void *data,
 static void
 ngx_http_cart_merge_answer(ngx_http_request_t *r)
 {
-    yajl_gen                   g;
-    ngx_str_t                  none;
-    ngx_http_cart_ctx_t       *ctx;
-    ngx_http_cart_merge_t     *m;
-    ngx_http_cart_event_t      event;
-    ngx_http_cart_loc_conf_t  *lcf;
-    ngx_http_cart_json_gen_t  *json;
-    ngx_http_cart_main_conf_t *cmcf;
+    ngx_str_t                   none;
+    ngx_http_cart_ctx_t        *ctx;
+    ngx_http_cart_merge_t      *m;
+    ngx_http_cart_event_t       event;
+    ngx_http_cart_loc_conf_t   *lcf;
+    ngx_http_cart_main_conf_t  *cmcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
@@ -441,29 +439,7 @@ ngx_http_cart_merge_answer(ngx_http_request_t *r)
         ngx_str_null(&ctx->set_cookie);
     }
 
-    json = ngx_http_cart_json_gen(r->pool);
-    if (json == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    g = json->g;
-
-    yajl_gen_map_open(g);
-    ngx_http_cart_json_cart_id(g, ctx);
-    ngx_http_cart_json_key(g, "merged_items");
-    ngx_http_cart_json_int(g, m->result.applied);
-    ngx_http_cart_json_key(g, "conflicts_resolved");
-    ngx_http_cart_json_int(g, m->result.conflicts);
-    ngx_http_cart_json_adjusted(g, m->result.adjusted);
-    ngx_http_cart_json_key(g, "item_count");
-    ngx_http_cart_json_int(g, m->result.count);
-    ngx_http_cart_json_key(g, "version");
-    ngx_http_cart_json_int(g, m->result.version);
-    yajl_gen_map_close(g);
-
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json,
-                                                    m->result.version));
+    ngx_http_finalize_request(r, ngx_http_cart_applied_send(r, &m->result, 1));
 }
 
 
@@ -588,18 +564,48 @@ ngx_http_cart_applied(ngx_http_request_t *r, redisReply *reply,
 }
 
 
-void
-ngx_http_cart_json_adjusted(yajl_gen g, ngx_array_t *adjusted)
+/* {"cart_id", "merged_items" and "conflicts_resolved" | "copied_items",
+ * "adjusted", "item_count", "version"} */
+
+ngx_int_t
+ngx_http_cart_applied_send(ngx_http_request_t *r,
+    ngx_http_cart_apply_answer_t *a, ngx_uint_t merge)
 {
+    yajl_gen                   g;
     ngx_uint_t                 i;
+    ngx_http_cart_ctx_t       *ctx;
     ngx_http_cart_adjusted_t  *adj;
+    ngx_http_cart_json_gen_t  *json;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    g = json->g;
+
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_cart_id(g, ctx);
+
+    if (merge) {
+        ngx_http_cart_json_key(g, "merged_items");
+        ngx_http_cart_json_int(g, a->applied);
+        ngx_http_cart_json_key(g, "conflicts_resolved");
+        ngx_http_cart_json_int(g, a->conflicts);
+
+    } else {
+        ngx_http_cart_json_key(g, "copied_items");
+        ngx_http_cart_json_int(g, a->applied);
+    }
 
     ngx_http_cart_json_key(g, "adjusted");
     yajl_gen_array_open(g);
 
-    adj = adjusted ? adjusted->elts : NULL;
+    adj = a->adjusted ? a->adjusted->elts : NULL;
 
-    for (i = 0; adjusted && i < adjusted->nelts; i++) {
+    for (i = 0; a->adjusted && i < a->adjusted->nelts; i++) {
         yajl_gen_map_open(g);
         ngx_http_cart_json_key(g, "sku_id");
         ngx_http_cart_json_str(g, &adj[i].sku);
@@ -613,6 +619,14 @@ ngx_http_cart_json_adjusted(yajl_gen g, ngx_array_t *adjusted)
     }
 
     yajl_gen_array_close(g);
+
+    ngx_http_cart_json_key(g, "item_count");
+    ngx_http_cart_json_int(g, a->count);
+    ngx_http_cart_json_key(g, "version");
+    ngx_http_cart_json_int(g, a->version);
+    yajl_gen_map_close(g);
+
+    return ngx_http_cart_send(r, NGX_HTTP_OK, json, a->version);
 }
 
 

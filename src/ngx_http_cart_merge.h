@@ -59,8 +59,9 @@ ngx_int_t ngx_http_cart_apply(ngx_http_request_t *r, ngx_uint_t check,
 ngx_int_t ngx_http_cart_applied(ngx_http_request_t *r, redisReply *reply,
     ngx_http_cart_apply_answer_t *a);
 
-/* "adjusted":[{"sku_id","requested","quantity","reason"}, ...] */
-void ngx_http_cart_json_adjusted(yajl_gen g, ngx_array_t *adjusted);
+/* sends the answer of a merge (merge: 1) or of a copy */
+ngx_int_t ngx_http_cart_applied_send(ngx_http_request_t *r,
+    ngx_http_cart_apply_answer_t *a, ngx_uint_t merge);
 
 
 #endif /* _NGX_HTTP_CART_MERGE_H_INCLUDED_ */

@@ -7,7 +7,7 @@
 
 #include "ngx_http_cart_saved.h"
 #include "ngx_http_cart_events.h"
-#include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_items.h"
 #include "ngx_http_cart_scripts.h"
 

@@ -13,7 +13,7 @@
 
 #include "ngx_http_cart_share.h"
 #include "ngx_http_cart_events.h"
-#include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_identity.h"
 #include "ngx_http_cart_items.h"
 #include "ngx_http_cart_merge.h"
@@ -774,13 +774,11 @@ static void
 ngx_http_cart_share_copied(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
-    yajl_gen                       g;
     ngx_str_t                      word;
     ngx_uint_t                     i;
     ngx_http_cart_ctx_t           *ctx;
     ngx_http_cart_share_t         *s;
     ngx_http_cart_event_t          event;
-    ngx_http_cart_json_gen_t      *json;
     ngx_http_cart_applied_line_t  *line;
     const ngx_http_cart_answer_t  *a;
 
@@ -822,27 +820,7 @@ ngx_http_cart_share_copied(ngx_http_request_t *r, void *data,
         }
     }
 
-    json = ngx_http_cart_json_gen(r->pool);
-    if (json == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    g = json->g;
-
-    yajl_gen_map_open(g);
-    ngx_http_cart_json_cart_id(g, ctx);
-    ngx_http_cart_json_key(g, "copied_items");
-    ngx_http_cart_json_int(g, s->result.applied);
-    ngx_http_cart_json_adjusted(g, s->result.adjusted);
-    ngx_http_cart_json_key(g, "item_count");
-    ngx_http_cart_json_int(g, s->result.count);
-    ngx_http_cart_json_key(g, "version");
-    ngx_http_cart_json_int(g, s->result.version);
-    yajl_gen_map_close(g);
-
-    ngx_http_finalize_request(r, ngx_http_cart_send(r, NGX_HTTP_OK, json,
-                                                    s->result.version));
+    ngx_http_finalize_request(r, ngx_http_cart_applied_send(r, &s->result, 0));
 }
 
 

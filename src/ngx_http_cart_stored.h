@@ -9,7 +9,7 @@
 #define _NGX_HTTP_CART_STORED_H_INCLUDED_
 
 
-#include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_pricing.h"
 
 

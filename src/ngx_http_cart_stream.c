@@ -25,7 +25,7 @@
  */
 
 #include "ngx_http_cart_stream.h"
-#include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_scripts.h"
 
 
@@ -620,11 +620,7 @@ ngx_http_cart_stream_read_reply(ngx_http_request_t *r, void *data,
         || ngx_http_cart_reply_int(reply, 0, &version) != NGX_OK
         || ngx_http_cart_reply_int(reply, 1, &count) != NGX_OK)
     {
-        if (rc == NGX_OK && reply->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "cart redis: error reply: %*s",
-                          (size_t) reply->len, reply->str);
-        }
+        ngx_http_cart_store_log(r->connection->log, reply, rc);
 
         s->stale = 1;
         streams = s->streams;

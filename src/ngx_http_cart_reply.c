@@ -1,0 +1,322 @@
+/*
+ * The response toolkit: see ngx_http_cart_reply.h.
+ */
+
+#include "ngx_http_cart_reply.h"
+#include "ngx_http_cart_scripts.h"
+
+
+const ngx_http_cart_answer_t  ngx_http_cart_internal =
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "internal error" };
+
+static const ngx_http_cart_answer_t  ngx_http_cart_store_unavailable =
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
+      "the cart store is unavailable, retry later" };
+static const ngx_http_cart_answer_t  ngx_http_cart_store_timeout =
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "store_timeout",
+      "the cart store is unavailable, retry later" };
+
+/* what any write script may answer instead of success (src/lua/_lib.lua) */
+static const ngx_http_cart_answer_t  ngx_http_cart_script_answers[] = {
+    { NGX_HTTP_PRECONDITION_FAILED, "precondition_failed",
+      "If-Match does not match the cart's version" },
+    { 422, "idempotency_mismatch",
+      "this Idempotency-Key was used for a different request" },
+    { NGX_HTTP_CONFLICT, "idempotency_in_flight",
+      "a request with this Idempotency-Key is still in progress" },
+    { 0, NULL, NULL }
+};
+
+
+ngx_str_t *
+ngx_http_cart_header(ngx_http_request_t *r, const char *name, size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].lowcase_key, (u_char *) name, len) == 0)
+        {
+            return &h[i].value;
+        }
+    }
+}
+
+
+/* prefix{owner}[:suffix] — the braces are the Redis Cluster hash tag */
+
+ngx_str_t *
+ngx_http_cart_key(ngx_pool_t *pool, ngx_str_t *dst, const char *prefix,
+    ngx_str_t *owner, ngx_str_t *suffix)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = ngx_strlen(prefix) + owner->len + 2;
+    if (suffix) {
+        len += suffix->len + 1;
+    }
+
+    dst->data = ngx_pnalloc(pool, len);
+    if (dst->data == NULL) {
+        return NULL;
+    }
+
+    p = ngx_sprintf(dst->data, "%s{%V}", prefix, owner);
+    if (suffix) {
+        p = ngx_sprintf(p, ":%V", suffix);
+    }
+
+    dst->len = p - dst->data;
+
+    return dst;
+}
+
+
+ngx_int_t
+ngx_http_cart_valid_id(ngx_str_t *s, size_t max)
+{
+    u_char  *p, *last;
+
+    if (s->len == 0 || s->len > max) {
+        return NGX_ERROR;
+    }
+
+    for (p = s->data, last = p + s->len; p < last; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+            || (*p >= '0' && *p <= '9')
+            || *p == '.' || *p == '_' || *p == ':' || *p == '-')
+        {
+            continue;
+        }
+
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* responses */
+
+ngx_int_t
+ngx_http_cart_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_http_cart_json_gen_t *json, int64_t version)
+{
+    ngx_str_t  text;
+
+    if (ngx_http_cart_json_text(json, &text) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_cart_send_body(r, status, text.data, text.len, version);
+}
+
+
+ngx_int_t
+ngx_http_cart_send_body(ngx_http_request_t *r, ngx_uint_t status, u_char *buf,
+    size_t len, int64_t version)
+{
+    ngx_int_t             rc;
+    ngx_buf_t            *b;
+    ngx_chain_t           out;
+    ngx_table_elt_t      *h;
+    ngx_http_cart_ctx_t  *ctx;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+
+    if (status == 422) {
+        /* nginx has no reason phrase of its own for 422 */
+        ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Entity");
+    }
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (ctx && ctx->set_cookie.len && status >= 200 && status < 300) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Set-Cookie");
+        h->value = ctx->set_cookie;
+    }
+
+    if (version >= 0) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "ETag");
+        h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN + 2);
+        if (h->value.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->value.len = ngx_sprintf(h->value.data, "\"%L\"", version)
+                       - h->value.data;
+        r->headers_out.etag = h;
+    }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "1");
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = buf;
+    b->last = buf + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_cart_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    yajl_gen                   g;
+    ngx_http_cart_json_gen_t  *json;
+
+    json = ngx_http_cart_json_gen(r->pool);
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    g = json->g;
+
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_key(g, "error");
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_key(g, "code");
+    yajl_gen_string(g, (const unsigned char *) code, ngx_strlen(code));
+    ngx_http_cart_json_key(g, "message");
+    yajl_gen_string(g, (const unsigned char *) message, ngx_strlen(message));
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+
+    return ngx_http_cart_send(r, status, json, -1);
+}
+
+
+ngx_int_t
+ngx_http_cart_fail(ngx_http_request_t *r, const ngx_http_cart_answer_t *answer)
+{
+    return ngx_http_cart_error(r, answer->status, answer->code,
+                               answer->message);
+}
+
+
+const ngx_http_cart_answer_t *
+ngx_http_cart_script_answer(ngx_http_request_t *r, redisReply *reply,
+    ngx_int_t rc, const ngx_http_cart_answer_t *answers, ngx_str_t *word)
+{
+    ngx_table_elt_t               *h;
+    const ngx_http_cart_answer_t  *a;
+
+    if (rc != NGX_OK || ngx_http_cart_reply_str(reply, 0, word) != NGX_OK) {
+        ngx_http_cart_store_log(r->connection->log, reply, rc);
+
+        return rc == NGX_AGAIN ? &ngx_http_cart_store_timeout
+                               : &ngx_http_cart_store_unavailable;
+    }
+
+    if (word->len == 6 && ngx_strncmp(word->data, "replay", 6) == 0) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return &ngx_http_cart_internal;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Idempotent-Replayed");
+        ngx_str_set(&h->value, "true");
+
+        return NULL;
+    }
+
+    for (a = answers; a && a->code; a++) {
+        if (word->len == ngx_strlen(a->code)
+            && ngx_strncmp(word->data, a->code, word->len) == 0)
+        {
+            return a;
+        }
+    }
+
+    for (a = ngx_http_cart_script_answers; a->code; a++) {
+        if (word->len == ngx_strlen(a->code)
+            && ngx_strncmp(word->data, a->code, word->len) == 0)
+        {
+            return a;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_cart_store_error(ngx_http_request_t *r, redisReply *reply,
+    ngx_int_t rc)
+{
+    ngx_http_cart_store_log(r->connection->log, reply, rc);
+
+    return ngx_http_cart_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                               rc == NGX_AGAIN ? "store_timeout"
+                                               : "store_unavailable",
+                               "the cart store is unavailable, retry later");
+}
+
+
+void
+ngx_http_cart_store_log(ngx_log_t *log, redisReply *reply, ngx_int_t rc)
+{
+    if (rc == NGX_OK && reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "cart redis: error reply: %*s",
+                      (size_t) reply->len, reply->str);
+    }
+}
