@@ -98,6 +98,13 @@ ngx_http_cart_valid_id(ngx_str_t *s, size_t max)
         return NGX_ERROR;
     }
 
+    /* "." and ".." would be path segments in an upstream URI */
+    if (s->data[0] == '.'
+        && (s->len == 1 || (s->len == 2 && s->data[1] == '.')))
+    {
+        return NGX_ERROR;
+    }
+
     for (p = s->data, last = p + s->len; p < last; p++) {
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
             || (*p >= '0' && *p <= '9')
@@ -147,6 +154,17 @@ ngx_http_cart_send_body(ngx_http_request_t *r, ngx_uint_t status, u_char *buf,
         ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Entity");
     }
     ngx_str_set(&r->headers_out.content_type, "application/json");
+
+    /* an answer cached at an edge would be someone else's cart */
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
