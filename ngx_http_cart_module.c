@@ -1,9 +1,6 @@
 /*
- * ngx_http_cart_module: shopping carts served from the nginx worker,
- * stored in Redis.
- *
- * This file is the map of the module: directives, configuration create and
- * merge, and the worker life cycle. The API itself starts in
+ * ngx_http_cart_module: shopping carts served by nginx, stored in Redis.
+ * Directives, configuration and the worker life cycle; requests start in
  * src/ngx_http_cart_handler.c.
  */
 

@@ -1,14 +1,6 @@
 /*
  * Cart change events (contract section 6): one JSON document per change,
- * keyed by the cart's owner, handed to the worker's Kafka producer.
- *
- *   {"event_id","type","cart_id","user_id","sku_id"?,"quantity"?,
- *    "price"?,"seller_id"?,"version","ts"}
- *
- * user_id is the owner as the cart key names it ("user-123",
- * "guest-<session>"), as in the seed's cart:{user_id}; version is the
- * cart's version after the change, the per-cart sequence number that lets
- * a consumer order events from several workers.
+ * keyed by the cart's owner; "version" orders a cart's events across workers.
  */
 
 #include "ngx_http_cart_events.h"
@@ -95,8 +87,7 @@ ngx_http_cart_event(ngx_http_request_t *r, ngx_http_cart_event_t *ev)
         return;
     }
 
-    /* an event that cannot be built is lost like a dropped one: logged,
-     * and the response goes on */
+    /* an event that cannot be built is logged and lost; the response goes on */
 
     json = ngx_http_cart_json_gen(r->pool);
     if (json == NULL) {

@@ -1,8 +1,7 @@
 /*
- * Cart change events (contract section 6). Every successful write calls
- * ngx_http_cart_event() once per change, after Redis answered and before
- * the response is sent; the call never blocks and never fails the request.
- * Events are off until cart_kafka_brokers is configured.
+ * Cart change events (contract section 6), off without cart_kafka_brokers.
+ * A write calls ngx_http_cart_event() once per change, after Redis answered
+ * and before the response; it never blocks and never fails the request.
  */
 
 #ifndef _NGX_HTTP_CART_EVENTS_H_INCLUDED_

@@ -350,10 +350,8 @@ ngx_http_cart_allow(ngx_http_request_t *r, ngx_uint_t methods)
 
 
 /*
- * Who is calling, in this order: a bearer JWT (cart_jwt_key; a token that
- * does not verify is 401, never a guest), the trusted cart_user value, and
- * else a guest (cart_guest_cookie). A guest without a valid cookie gets a
- * fresh session; a write issues its cookie, a read issues nothing.
+ * A bearer JWT (one that does not verify is 401, never a guest), else
+ * cart_user, else a guest, new without a valid cookie; writes set the cookie.
  */
 
 static const ngx_http_cart_answer_t *

@@ -1,14 +1,8 @@
 /*
- * JWT verification, signed guest cookies and random ids over OpenSSL's
- * libcrypto.
- *
- * Why not libjwt: Debian 12 ships libjwt 1.10.2, whose jwt_decode() takes
- * the algorithm from the token's own header and verifies with it. With an
- * RS256 public key configured, a token saying "HS256" is checked as an
- * HMAC keyed with the public key's PEM text, which anyone can compute (the
- * classic algorithm confusion); "none" passes when no key is given; exp and
- * nbf are not checked. Here the algorithm is the configured one, decided
- * before any signature is looked at, and a token naming another is refused.
+ * JWT verification, signed guest cookies and random ids over libcrypto.
+ * Not libjwt: its jwt_decode() takes the algorithm from the token (algorithm
+ * confusion); here it is the configured one and a token naming another is
+ * refused before any signature is checked.
  */
 
 #include "ngx_http_cart_identity.h"
@@ -667,8 +661,7 @@ ngx_http_cart_jwt_signature(ngx_http_cart_jwt_t *jwt, ngx_str_t *data,
     EVP_MD_CTX_free(md);
     OPENSSL_free(der);
 
-    /* a failed verification leaves errors behind; nginx's SSL code would
-     * report them on an unrelated connection later */
+    /* else nginx's SSL code reports them on an unrelated connection */
     ERR_clear_error();
 
     return rc;
@@ -843,11 +836,9 @@ ngx_http_cart_hmac(ngx_str_t *key, ngx_str_t *data, u_char *out)
 
 
 /*
- * Guest cookies: "<session>.<expires>.<tag>", where session is 32 hex
- * characters (128 random bits), expires the unix time it stops being
- * honoured, and tag the base64url HMAC-SHA256 of both under the secret.
- * Several cookies of that name (a sibling domain may set one) are each
- * checked; the first valid one wins.
+ * "<session>.<expires>.<tag>": 32 hex characters, a unix time, and the
+ * base64url HMAC-SHA256 of both. A sibling domain may set a cookie of the
+ * same name: each is checked, the first valid one wins.
  */
 
 ngx_int_t

@@ -1,10 +1,7 @@
 /*
- * Who is calling: JWTs verified with OpenSSL's libcrypto (HS256, RS256,
- * ES256, one algorithm per key, fixed by the configuration), signed guest
- * session cookies (HMAC-SHA256), and random ids from OpenSSL's CSPRNG.
- *
- * A foundation: it knows nothing of carts. OpenSSL stays inside
- * ngx_http_cart_identity.c; the key and cookie types are opaque here.
+ * Who is calling: JWTs (HS256, RS256, ES256, the algorithm fixed by the
+ * configuration), signed guest cookies, and random ids. Knows nothing of
+ * carts; OpenSSL stays in the .c file, the key and cookie types are opaque.
  */
 
 #ifndef _NGX_HTTP_CART_IDENTITY_H_INCLUDED_
@@ -25,10 +22,8 @@ char *ngx_http_cart_guest_cookie_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 /*
- * The "Authorization: Bearer" token of the request: NGX_OK with its "sub"
- * (pool memory), NGX_DECLINED when the request carries no bearer token,
- * NGX_ERROR when it carries one that does not verify (the reason is logged
- * at "info").
+ * NGX_OK with the bearer token's "sub" (pool memory), NGX_DECLINED without
+ * a bearer token, NGX_ERROR when it does not verify (logged at "info").
  */
 ngx_int_t ngx_http_cart_jwt_verify(ngx_http_request_t *r,
     ngx_http_cart_jwt_t *jwt, ngx_str_t *sub);

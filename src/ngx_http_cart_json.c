@@ -1,7 +1,6 @@
 /*
- * yajl glue. yajl's parser builds yajl_val trees in the pool; the
- * generator allocates from the pool and prints into a pool buffer of ours,
- * so a response body is built in place and sent without a copy.
+ * yajl glue: parse trees and generator output live in the request pool, so
+ * a response body is built in place and sent without a copy.
  */
 
 #include "ngx_http_cart_json.h"
@@ -81,12 +80,8 @@ static yajl_callbacks  ngx_http_cart_json_callbacks = {
 
 
 /*
- * Bodies are parsed by yajl's callback parser into the yajl_val tree
- * yajl_tree_parse() builds (the same types, number flags, duplicate keys
- * kept in order, comments allowed), but in the pool: no copy of the text,
- * no malloc() per value, no cleanup to free the tree. The parser's own
- * blocks come from the pool too and stay until it goes, a few hundred
- * bytes (2 KB more when a string has escapes: yajl's decode buffer).
+ * The tree yajl_tree_parse() would build, but in the pool: no malloc() per
+ * value and no cleanup to free it.
  */
 
 yajl_val
@@ -97,7 +92,7 @@ ngx_http_cart_json_parse(ngx_pool_t *pool, u_char *data, size_t len)
     yajl_alloc_funcs            funcs;
     ngx_http_cart_json_tree_t   tree;
 
-    /* an embedded NUL is malformed, as yajl_tree_parse()'s C string made it */
+    /* an embedded NUL is malformed, as for yajl_tree_parse() */
 
     if (len == 0 || ngx_strlchr(data, data + len, '\0') != NULL) {
         return NULL;
@@ -334,11 +329,9 @@ ngx_http_cart_json_string(void *ctx, const unsigned char *s, size_t len)
 
 
 /*
- * The number's text, with the flags yajl_tree_parse() gives: an integer
- * when the text is all digits within -LLONG_MAX..LLONG_MAX (yajl's own
- * reading refuses LLONG_MIN as well), a double when strtod() reads it all
- * without a range error. A 64-bit integer converts to the double strtod()
- * gives, both rounding to nearest, so strtod() is left for the rest.
+ * Flags as yajl_tree_parse() sets them: an integer when all digits within
+ * -LLONG_MAX..LLONG_MAX ((double) n rounds as strtod() would), a double
+ * when strtod() reads it all without a range error.
  */
 
 static int
@@ -462,9 +455,8 @@ ngx_http_cart_json_integer(yajl_val v, int64_t *n)
 
 
 /*
- * Amounts are read from the number's text, never through a double:
- * "29.99" is 2999 exactly. More than two decimals is only accepted when
- * the extra digits are zeros; exponents are refused.
+ * Read from the text, never through a double: "29.99" is 2999 exactly.
+ * Decimals past two must be zeros; exponents are refused.
  */
 
 ngx_int_t
@@ -540,10 +532,8 @@ ngx_http_cart_json_money(yajl_val v, int64_t *minor)
 
 
 /*
- * The generator prints through ngx_http_cart_json_print() into a buffer of
- * ours, grown by doubling in the pool, instead of yajl's own yajl_buf,
- * whose append was a fifth of a cart view's instructions; yajl still
- * checks the structure and escapes the strings.
+ * yajl prints into our pool buffer rather than its slower yajl_buf; it
+ * still checks the structure and escapes the strings.
  */
 
 ngx_http_cart_json_gen_t *
@@ -605,10 +595,7 @@ ngx_http_cart_json_reset(ngx_http_cart_json_gen_t *json)
 }
 
 
-/*
- * yajl prints a view in some 500 pieces, most of one or a few bytes: the
- * growth stays in its own function, out of the append's way
- */
+/* called per token, mostly a byte or a few: growth is kept out of line */
 
 static void
 ngx_http_cart_json_print(void *ctx, const char *str, size_t len)
@@ -683,11 +670,7 @@ ngx_http_cart_json_str(yajl_gen g, ngx_str_t *s)
 }
 
 
-/*
- * Numbers and times are written digit by digit and handed to yajl as they
- * are: yajl_gen_integer() goes through snprintf() and ngx_sprintf() through
- * its format parser, and a cart view prints dozens of them.
- */
+/* digits by hand: cheaper than yajl_gen_integer()'s snprintf() */
 
 void
 ngx_http_cart_json_int(yajl_gen g, int64_t n)
@@ -792,8 +775,7 @@ ngx_http_cart_json_digits(u_char *last, uint64_t n, ngx_uint_t width)
 }
 
 
-/* "YYYY-MM-DD" as ngx_sprintf("%4d-%02d-%02d") wrote it: ngx_gmtime()
- * gives years from 1970 on, so the year never needs padding */
+/* "YYYY-MM-DD"; ngx_gmtime() years start at 1970 */
 
 static u_char *
 ngx_http_cart_json_ymd(u_char *p, ngx_tm_t *tm)

@@ -1,12 +1,7 @@
 /*
- * librdkafka producer driven by nginx's event loop.
- *
- * Wake-ups: librdkafka writes a byte to a non-blocking pipe whenever its
- * main queue (delivery reports, errors, log lines) becomes non-empty. The
- * pipe's read end is an ngx_connection_t; its read handler drains the
- * pipe and serves the queue with rd_kafka_poll(rk, 0). A slow, cancelable
- * safety timer polls as well, so a lost wake-up delays reports by at most
- * a second and never holds up a graceful shutdown.
+ * librdkafka producer driven by nginx's event loop: librdkafka writes to a
+ * pipe, wrapped as a connection, when its main queue becomes non-empty; a
+ * slow, cancelable timer polls too, in case a wake-up is lost.
  */
 
 #include "ngx_http_cart_kafka.h"
@@ -388,8 +383,7 @@ ngx_http_cart_kafka_produce(ngx_http_cart_kafka_t *kafka, ngx_str_t *key,
     (void) ngx_atomic_fetch_add(&kafka->stats->dropped, 1);
     kafka->drops++;
 
-    /* a full queue drops every event until the brokers come back: one line
-     * per second tells how many, not one line per event */
+    /* one line per second, not one per event, while the queue is full */
 
     if (kafka->drop_logged != ngx_time()) {
         ngx_log_error(NGX_LOG_ERR, log, 0,

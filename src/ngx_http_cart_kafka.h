@@ -1,17 +1,7 @@
 /*
- * A librdkafka producer on nginx's event loop, one per worker.
- *
- * Knows Kafka, not carts: the events layer (ngx_http_cart_events.c) hands
- * in a key and a payload. Only ngx_http_cart_kafka.c includes rdkafka.h.
- *
- * - Created in init_process (never in the master: librdkafka's threads do
- *   not survive fork), destroyed in exit_process after a bounded flush.
- * - produce() is a non-blocking enqueue; a full local queue drops the
- *   message (counted and logged) instead of waiting.
- * - Delivery reports, errors and librdkafka's own log lines come back on
- *   the main queue, which wakes nginx through a pipe wrapped as a
- *   connection; they are handled in the worker's thread, never on
- *   librdkafka's threads.
+ * A librdkafka producer on nginx's event loop, one per worker; it knows
+ * Kafka, not carts. Create it in init_process: librdkafka's threads do not
+ * survive fork. Reports and log lines are handled in the worker's thread.
  */
 
 #ifndef _NGX_HTTP_CART_KAFKA_H_INCLUDED_
@@ -24,8 +14,7 @@
 typedef struct ngx_http_cart_kafka_s  ngx_http_cart_kafka_t;
 
 
-/* what happened to the messages; the caller may share one set of counters
- * between workers (shared memory): they are updated atomically */
+/* updated atomically: may be shared between workers */
 typedef struct {
     ngx_atomic_t        enqueued;    /* accepted by librdkafka */
     ngx_atomic_t        delivered;   /* acknowledged by the brokers */
@@ -46,7 +35,8 @@ ngx_http_cart_kafka_t *ngx_http_cart_kafka_create(ngx_cycle_t *cycle,
     ngx_http_cart_kafka_stats_t *stats);
 void ngx_http_cart_kafka_destroy(ngx_http_cart_kafka_t *kafka);
 
-/* NGX_OK when enqueued, NGX_DECLINED when dropped (logged and counted) */
+/* never blocks: NGX_OK when enqueued, NGX_DECLINED when dropped (queue
+ * full; logged and counted) */
 ngx_int_t ngx_http_cart_kafka_produce(ngx_http_cart_kafka_t *kafka,
     ngx_str_t *key, u_char *value, size_t len, ngx_log_t *log);
 

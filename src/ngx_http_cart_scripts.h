@@ -34,9 +34,8 @@ ngx_int_t ngx_http_cart_scripts_init(ngx_conf_t *cf);
 ngx_http_cart_redis_script_t *ngx_http_cart_scripts(ngx_uint_t *n);
 
 /*
- * Runs a write script of the cart in ctx: KEYS are the cart, its counter
- * and (when the request has an Idempotency-Key) the idempotency key; the
- * shared ARGV prefix of src/lua/_lib.lua is filled from ctx, "args" follow.
+ * Runs a write script on the cart in ctx: the KEYS and ARGV prefix of
+ * src/lua/_lib.lua are filled from ctx, "args" follow.
  */
 ngx_int_t ngx_http_cart_script_write(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
@@ -56,11 +55,7 @@ ngx_int_t ngx_http_cart_script_write_data(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *args, ngx_uint_t nargs,
     ngx_http_cart_redis_handler_pt handler, void *data);
 
-/*
- * Runs any script with exactly these KEYS and ARGV (merge claims,
- * promotions, redemptions): keys[0] routes the command; data goes to
- * the handler.
- */
+/* any script with exactly these KEYS and ARGV; keys[0] routes the command */
 ngx_int_t ngx_http_cart_script_run(ngx_http_request_t *r,
     ngx_http_cart_script_e script, ngx_str_t *keys, ngx_uint_t nkeys,
     ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler,

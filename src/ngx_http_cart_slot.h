@@ -1,14 +1,10 @@
 /*
- * Redis Cluster key slots, and one hash tag per slot.
+ * Redis Cluster key slots, and one hash tag per slot. Plain C: the daemon
+ * compiles this file too, so both name the activity index keys alike.
  *
- * Plain C (no nginx types): the module and the companion daemon compile
- * the same file, so both name the activity index keys alike.
- *
- * The activity index is one sorted set per cluster slot,
- * "cart_activity:{TAG}" where TAG hashes to that slot. A write script
- * updates the set of its own cart's slot, so it still touches one slot;
- * the load spreads over 16384 keys (no hot key), and the daemon finds
- * idle carts by a range query on each set instead of a scan of all carts.
+ * The activity index is one sorted set per slot, "cart_activity:{TAG}": a
+ * write script stays within its cart's slot, no key is hot, and the daemon
+ * finds idle carts by a range query per set instead of a scan.
  */
 
 #ifndef _NGX_HTTP_CART_SLOT_H_INCLUDED_

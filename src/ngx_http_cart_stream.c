@@ -1,27 +1,11 @@
 /*
  * GET /stream: Server-Sent Events, one per change of the caller's cart.
  *
- * Every write script publishes "<version> <count>" on the channel
- * cart_events:{owner} (commit() in src/lua/_lib.lua). Each worker keeps one
- * subscriber connection to Redis (ngx_http_cart_redis_subscriber) and is
- * subscribed to an owner's channel while it serves at least one stream of
- * that owner: a worker-local rbtree maps the channel to its streams.
- *
- * - Order: a stream reads the cart's state (stream.lua) only once its
- *   channel is subscribed, so no change falls between the read and the
- *   first message. Versions only grow, so a state older than the one sent
- *   (a message overtaken by a read, or the reverse) is dropped; the first
- *   read, and the first after an outage, is sent whenever it differs, as a
- *   cart Redis lost starts again from version 0.
- * - Redis away: the subscriber reconnects with backoff; the streams stay
- *   open (heartbeats go on). Back, it subscribes again and every stream
- *   reads the state again: no change made meanwhile is missed.
- * - Slow clients: an event is written only when the previous one has left
- *   the socket; meanwhile only the newest state is kept, and sent when the
- *   socket drains. A stream holds one event at most, and one that does not
- *   drain within send_timeout is closed.
- * - Streams are closed when the worker exits (reload, shutdown): the last
- *   chunk tells EventSource to reconnect, to a new worker.
+ * Write scripts publish "<version> <count>" on cart_events:{owner}; a worker
+ * is subscribed to a channel while it serves a stream of that owner. The
+ * state is read only once the channel is subscribed, so no change is missed;
+ * an older version than the one sent is dropped, except on the first read
+ * (and the first after Redis was away), as a lost cart restarts at 0.
  */
 
 #include "ngx_http_cart_stream.h"
@@ -757,9 +741,8 @@ ngx_http_cart_stream_send(ngx_http_cart_stream_t *s, size_t len)
 
 
 /*
- * Called outside the request's own events (a message, a timer): the
- * request is finalized from its write event, where nginx expects it, and
- * the lists being walked stay intact.
+ * Called from a message or a timer: the request is finalized from its write
+ * event, as nginx expects, and the lists being walked stay intact.
  */
 
 static void
