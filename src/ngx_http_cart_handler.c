@@ -613,19 +613,24 @@ ngx_http_cart_body_handler(ngx_http_request_t *r)
     len = 0;
 
     for (cl = rb ? rb->bufs : NULL; cl; cl = cl->next) {
-        if (!ngx_buf_in_memory(cl->buf)) {
+        if (cl->buf->in_file) {
             /* over client_body_buffer_size: nginx spilled it to a file */
             ngx_http_finalize_request(r,
                              ngx_http_cart_fail(r, &ngx_http_cart_too_large));
             return;
         }
 
-        len += cl->buf->last - cl->buf->pos;
+        /* a chunked body ends with an empty last_buf, not in memory */
+        if (ngx_buf_in_memory(cl->buf)) {
+            len += cl->buf->last - cl->buf->pos;
+        }
     }
 
     /* the part read with the headers and the rest may be two buffers */
 
-    if (rb && rb->bufs && rb->bufs->next == NULL) {
+    if (rb && rb->bufs && rb->bufs->next == NULL
+        && ngx_buf_in_memory(rb->bufs->buf))
+    {
         data = rb->bufs->buf->pos;
 
     } else {
@@ -637,7 +642,9 @@ ngx_http_cart_body_handler(ngx_http_request_t *r)
 
         p = data;
         for (cl = rb ? rb->bufs : NULL; cl; cl = cl->next) {
-            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+            if (ngx_buf_in_memory(cl->buf)) {
+                p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+            }
         }
     }
 

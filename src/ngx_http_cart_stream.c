@@ -229,7 +229,7 @@ ngx_http_cart_stream_headers(ngx_http_request_t *r)
 
     h->hash = 1;
     ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-cache");
+    ngx_str_set(&h->value, "no-store");
 
     /* a proxy in front (nginx itself, too) must pass each event at once */
 

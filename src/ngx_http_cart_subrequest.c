@@ -32,6 +32,8 @@ static ngx_int_t ngx_http_cart_batch_done(ngx_http_request_t *r, void *data,
     ngx_int_t rc);
 static ngx_int_t ngx_http_cart_fetch_result(ngx_http_request_t *r,
     ngx_int_t rc, ngx_int_t *status, ngx_str_t *body);
+static ngx_int_t ngx_http_cart_fetch_headers(ngx_http_request_t *r,
+    ngx_http_request_t *sr);
 static void ngx_http_cart_fetch_wake(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_cart_fetch_is_batch(ngx_http_complex_value_t *uri);
 static ngx_int_t ngx_http_cart_variable(ngx_http_request_t *r,
@@ -276,6 +278,10 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     sr->request_body = NULL;
     sr->header_only = 0;
 
+    if (ngx_http_cart_fetch_headers(r, sr) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (sku) {
         sctx->sku = *sku;
     }
@@ -289,6 +295,100 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     ngx_http_set_ctx(sr, sctx, ngx_http_cart_module);
 
     ctx->pending++;
+
+    return NGX_OK;
+}
+
+
+/* request headers that describe the client's body, its credentials or
+ * its preconditions: none of them is the lookup's */
+
+static ngx_str_t  ngx_http_cart_fetch_hidden[] = {
+    ngx_string("content-length"),
+    ngx_string("transfer-encoding"),
+    ngx_string("content-type"),
+    ngx_string("expect"),
+    ngx_string("cookie"),
+    ngx_string("authorization"),
+    ngx_string("proxy-authorization"),
+    ngx_string("idempotency-key"),
+    ngx_string("if-match"),
+    ngx_string("if-none-match"),
+    ngx_string("if-modified-since"),
+    ngx_string("if-unmodified-since"),
+    ngx_string("if-range"),
+    ngx_string("range"),
+    ngx_null_string
+};
+
+
+static ngx_int_t
+ngx_http_cart_fetch_headers(ngx_http_request_t *r, ngx_http_request_t *sr)
+{
+    ngx_str_t               *name;
+    ngx_uint_t               i, n;
+    ngx_list_part_t         *part;
+    ngx_table_elt_t         *h, *copy;
+    ngx_http_headers_in_t   *in;
+
+    in = &sr->headers_in;
+
+    n = 0;
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        n += part->nelts;
+    }
+
+    if (ngx_list_init(&in->headers, r->pool, n ? n : 1,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+
+            for (name = ngx_http_cart_fetch_hidden; name->len; name++) {
+                if (h[i].key.len == name->len
+                    && ngx_strncmp(h[i].lowcase_key, name->data, name->len)
+                       == 0)
+                {
+                    break;
+                }
+            }
+
+            if (name->len) {
+                continue;
+            }
+
+            copy = ngx_list_push(&in->headers);
+            if (copy == NULL) {
+                return NGX_ERROR;
+            }
+
+            *copy = h[i];
+        }
+    }
+
+    in->content_length = NULL;
+    in->content_type = NULL;
+    in->transfer_encoding = NULL;
+    in->expect = NULL;
+    in->authorization = NULL;
+    in->if_match = NULL;
+    in->if_none_match = NULL;
+    in->if_modified_since = NULL;
+    in->if_unmodified_since = NULL;
+    in->if_range = NULL;
+    in->range = NULL;
+    in->cookies.nelts = 0;
+    ngx_str_null(&in->user);
+    ngx_str_null(&in->passwd);
+
+    in->content_length_n = -1;
+    in->chunked = 0;
 
     return NGX_OK;
 }

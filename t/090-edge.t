@@ -52,3 +52,91 @@ Idempotency-Key: e2-key
  '^\{"item_count":0\}$']
 --- no_error_log
 [error]
+
+
+
+=== TEST 3: chunked request bodies are read on every write endpoint
+--- init
+CartShop::reset_promotions();
+CartShop::cart('e3', [['A-1', 1, 2999, 'seller-a']]);
+--- request eval
+sub chunked { my ($line, $body) = @_;
+              "$line\n" . sprintf("%x\r\n%s\r\n0\r\n\r\n", length($body), $body) }
+[chunked("POST /api/v1/cart/items", '{"sku_id":"A-2","quantity":2}'),
+ chunked("PUT /api/v1/cart/items/A-2", '{"quantity":1}'),
+ chunked("PUT /api/v1/cart/shipping-address", '{"country":"US","postal_code":"94107"}'),
+ chunked("POST /admin/cart/promotions", '{"type":"percent","value":10,"code":"EDGE10"}'),
+ chunked("POST /api/v1/cart/coupons", '{"code":"EDGE10"}'),
+ chunked("POST /api/v1/cart/checkout", '{"accept_price_increase":true}')]
+--- more_headers
+X-User-Id: e3
+Content-Type: application/json
+Transfer-Encoding: chunked
+--- error_code eval
+[200, 200, 200, 201, 200, 200]
+--- response_body_like eval
+['"item":\{"sku_id":"A-2","quantity":2,', '"item":\{"sku_id":"A-2","quantity":1,',
+ '"shipping_address":\{"country":"US","postal_code":"94107"\}', '"code":"EDGE10"',
+ '"coupon":\{"code":"EDGE10","applied":true', '"checkout_id":"[0-9a-f]+"']
+
+
+
+=== TEST 4: an empty body is 400 invalid_json, with Content-Length: 0 and chunked alike
+--- init
+redis_cmd('DEL', 'cart:{user-e4}', 'cart_count:{user-e4}');
+--- request eval
+["POST /api/v1/cart/items\n", "POST /api/v1/cart/items\n0\r\n\r\n",
+ "GET /api/v1/cart/count"]
+--- more_headers eval
+["X-User-Id: e4\nContent-Type: application/json\nContent-Length: 0",
+ "X-User-Id: e4\nContent-Type: application/json\nTransfer-Encoding: chunked",
+ "X-User-Id: e4"]
+--- error_code eval
+[400, 400, 200]
+--- response_body_like eval
+['"code":"invalid_json"', '"code":"invalid_json"', '^\{"item_count":0\}$']
+
+
+
+=== TEST 5: HTTP/1.0 and Connection: close clients get whole answers
+--- init
+redis_cmd('DEL', 'cart:{user-e5}', 'cart_count:{user-e5}');
+--- request eval
+["POST /api/v1/cart/items HTTP/1.0\n{\"sku_id\":\"A-1\",\"quantity\":1}",
+ "POST /api/v1/cart/items\n{\"sku_id\":\"A-2\",\"quantity\":1}",
+ "GET /api/v1/cart HTTP/1.0"]
+--- more_headers eval
+["X-User-Id: e5\nContent-Type: application/json",
+ "X-User-Id: e5\nContent-Type: application/json\nConnection: close",
+ "X-User-Id: e5"]
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+['"item_count":1,', '"item_count":2,', '"item_count":2,.*"estimated_total":34.99\}$']
+
+
+
+=== TEST 6: lookups reach the shop as bodiless GETs without the client's body headers, cookies or credentials; keepalive upstream connections stay in step
+--- init
+redis_cmd('DEL', 'cart:{user-e6}', 'cart_count:{user-e6}');
+my @status = map {
+    (CartClient::request('POST', '/api/v1/cart/items', 'e6',
+                         '{"sku_id":"A-1","quantity":1}',
+                         Cookie => 'session=secret-cookie',
+                         Authorization => 'Bearer secret-token',
+                         'If-Match' => '*'))[0]
+} 1 .. 6;
+Test::More::is("@status", '200 200 200 200 200 200', 'six adds in a row all succeed');
+my @log = grep { m{^GET /_catalog/A-1 } } CartShop::shop_log();
+Test::More::is(scalar @log, 6, 'six catalog lookups, all GET');
+Test::More::is(scalar(grep { / cl=- te=- cookie=- auth=-$/ } @log), 6,
+               'none with Content-Length, Transfer-Encoding, Cookie or Authorization')
+    or Test::More::diag(join("\n", @log));
+--- request
+GET /api/v1/cart/count
+--- more_headers
+X-User-Id: e6
+--- response_body chomp
+{"item_count":6}
+--- no_error_log
+[error]

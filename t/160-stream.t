@@ -188,7 +188,7 @@ CartClient::seed('s1');
 my $st = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's1');
 Test::More::is($st->{status}, 200, 'the stream opens');
 Test::More::is($st->{headers}{'content-type'}, 'text/event-stream', 'text/event-stream');
-Test::More::is($st->{headers}{'cache-control'}, 'no-cache', 'not cached');
+Test::More::is($st->{headers}{'cache-control'}, 'no-store', 'not stored by any cache');
 Test::More::is($st->{headers}{'x-accel-buffering'}, 'no', 'not buffered by a proxy');
 Test::More::is($st->{headers}{'transfer-encoding'}, 'chunked', 'chunked');
 Test::More::is(main::stream_next($st, 3), '5 5 2', 'first: the current state (id, version, count)');

@@ -1,11 +1,17 @@
 package CartShop;
 
 # A fake shop for the pricing, checkout and promotions tests (t/2xx): the
-# cart API with catalog, inventory and shipping served by nginx itself,
-# one exact "location =" per SKU and upstream; the same data through batch
-# upstreams ($cart_skus, one answer keyed by SKU); and the promotions admin
-# API. A block without "--- config" gets $Config; the maps the shipping
-# upstream uses are added to every block's http_config.
+# cart API with catalog, inventory and shipping, one exact "location =" per
+# SKU and upstream; the same data through batch upstreams ($cart_skus, one
+# answer keyed by SKU); and the promotions admin API. A block without
+# "--- config" gets $Config; the maps the shipping upstream uses are added
+# to every block's http_config.
+#
+# As in production, the shop is another server: prepare() moves the part of
+# the config between "# shop {" and "# shop }" into a server block of its
+# own on TEST_NGINX_PORT + 7, which the cart's upstream locations reach
+# through a proxied upstream with keepalive. The shop logs what it receives
+# to logs/shop.log, one line per request (see $ShopLog and shop_log()).
 #
 #   SKU         price   seller    stock  shipping (per unit, days)
 #   A-1         29.99   seller-a  100    4.99, 2-5 (19.99, 6-12 outside US)
@@ -73,7 +79,7 @@ _EOC_
 }
 
 # per-SKU upstreams
-our $Upstreams = '';
+our $Upstreams = "    # shop {\n";
 for my $sku (sort keys %Sku) {
     $Upstreams .= loc("/_catalog/$sku", catalog_doc($sku));
     $Upstreams .= defined $Sku{$sku}[3]
@@ -104,24 +110,14 @@ $Upstreams .= <<'_EOC_';
         }
         return 200 '{"sku_id":"C-1","cost":$ship_cost_C_1,"min_days":$ship_min_C_1,"max_days":$ship_max_C_1}';
     }
-    # a catalog that does not answer in time (proxy_read_timeout)
+    # a catalog that does not answer in time (the cart's proxy_read_timeout)
     location = /_catalog/SLOW {
-        internal;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_PORT/slow;
-        proxy_read_timeout 300ms;
-    }
-    location = /slow {
         limit_rate 1;
         limit_rate_after 0;
         return 200 '{"sku_id":"SLOW","price":1.00,"padding":"................"}';
     }
     # an inventory that takes about two seconds (2 KB at 1 KB/s)
     location = /_inventory/SLOWINV {
-        internal;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_PORT/slowinv;
-        proxy_read_timeout 10s;
-    }
-    location = /slowinv {
         limit_rate 1024;
         limit_rate_after 0;
         default_type application/json;
@@ -153,7 +149,48 @@ sub batch {
 
 our $Batch = loc('/_batch/catalog', batch(\&catalog_doc))
            . loc('/_batch/inventory', batch(\&inventory_doc, 3))
-           . loc('/_batch/shipping', batch(\&shipping_doc, 4));
+           . loc('/_batch/shipping', batch(\&shipping_doc, 4))
+           . "    # shop }\n";
+
+# the cart's side of the shop: proxied, keepalive, as conf/nginx.conf says
+our $Proxy = <<'_EOC_';
+    location /_catalog/ {
+        internal;
+        proxy_pass http://cart_shop;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+    location = /_catalog/SLOW {
+        internal;
+        proxy_pass http://cart_shop;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_read_timeout 300ms;
+    }
+    location /_inventory/ {
+        internal;
+        proxy_pass http://cart_shop;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+    location /_shipping/ {
+        internal;
+        proxy_pass http://cart_shop;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+    location /_batch/ {
+        internal;
+        proxy_pass http://cart_shop;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+_EOC_
+
+# what the shop logs of each request it gets
+our $ShopLog = "log_format cart_shop '\$request_method \$request_uri"
+    . " cl=\$http_content_length te=\$http_transfer_encoding"
+    . " cookie=\$http_cookie auth=\$http_authorization';\n";
 
 our $Api = <<'_EOC_';
     location /api/v1/cart {
@@ -194,10 +231,34 @@ for my $sku (grep { defined $Sku{$_}[4] } sort keys %Sku) {
         . "; 11 " . ($amax + 10) . "; 10 $amax; default $max; }\n";
 }
 
+sub shop_port { $ENV{TEST_NGINX_PORT} + 7 }
+
 sub prepare {
     my ($block) = @_;
-    $block->set_value('config', $Config) unless defined $block->config;
-    $block->set_value('http_config', ($block->http_config // '') . $HttpConfig);
+    my $config = $block->config // $Config;
+    my $http = ($block->http_config // '') . $HttpConfig;
+
+    if ($config =~ s/^\s*# shop \{\n(.*?)^\s*# shop \}\n/$Proxy/ms) {
+        (my $shop = $1) =~ s/^\s*internal;\n//mg;
+        my $port = shop_port();
+        $http .= $ShopLog
+            . "upstream cart_shop {\n    server 127.0.0.1:$port;\n"
+            . "    keepalive 8;\n}\n"
+            . "server {\n    listen 127.0.0.1:$port;\n"
+            . "    access_log logs/shop.log cart_shop;\n$shop}\n";
+    }
+
+    $block->set_value('config', $config);
+    $block->set_value('http_config', $http);
+}
+
+# The lines logs/shop.log holds so far (see $ShopLog).
+sub shop_log {
+    my $file = "$ENV{TEST_NGINX_SERVROOT}/logs/shop.log";
+    open(my $fh, '<', $file) or return ();
+    my @lines = <$fh>;
+    chomp @lines;
+    return @lines;
 }
 
 # Promotions: none, and ids from 1 again.
