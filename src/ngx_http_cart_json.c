@@ -113,8 +113,6 @@ ngx_http_cart_json_parse(ngx_pool_t *pool, u_char *data, size_t len)
         return NULL;
     }
 
-    yajl_config(h, yajl_allow_comments, 1);
-
     rc = yajl_parse(h, data, len);
     if (rc == yajl_status_ok) {
         rc = yajl_complete_parse(h);
@@ -297,10 +295,31 @@ ngx_http_cart_json_start_array(void *ctx)
 }
 
 
+/*
+ * Strict: a duplicate key would let a validator in front and the cart read
+ * two different requests; a "\u0000" would cut a C string short.
+ */
+
 static int
 ngx_http_cart_json_map_key(void *ctx, const unsigned char *key, size_t len)
 {
+    ngx_uint_t                  i;
+    yajl_val                    object;
     ngx_http_cart_json_tree_t  *tree = ctx;
+
+    if (ngx_strlchr((u_char *) key, (u_char *) key + len, '\0') != NULL) {
+        return 0;
+    }
+
+    object = tree->stack->value;
+
+    for (i = 0; i < object->u.object.len; i++) {
+        if (ngx_strlen(object->u.object.keys[i]) == len
+            && ngx_strncmp(object->u.object.keys[i], key, len) == 0)
+        {
+            return 0;
+        }
+    }
 
     tree->stack->key = ngx_http_cart_json_copy(tree, key, len);
 
@@ -313,6 +332,10 @@ ngx_http_cart_json_string(void *ctx, const unsigned char *s, size_t len)
 {
     yajl_val                    v;
     ngx_http_cart_json_tree_t  *tree = ctx;
+
+    if (ngx_strlchr((u_char *) s, (u_char *) s + len, '\0') != NULL) {
+        return 0;
+    }
 
     v = ngx_http_cart_json_value(tree, yajl_t_string);
     if (v == NULL) {

@@ -140,3 +140,24 @@ X-User-Id: e6
 {"item_count":6}
 --- no_error_log
 [error]
+
+
+
+=== TEST 7: strict JSON: duplicate keys, comments and "\u0000" in a string are 400 and change nothing
+--- init
+redis_cmd('DEL', 'cart:{user-e8}', 'cart_count:{user-e8}');
+--- request eval
+["POST /api/v1/cart/items\n{\"sku_id\":\"A-1\",\"quantity\":1,\"quantity\":50}",
+ "POST /api/v1/cart/items\n{\"sku_id\":\"A-1\",\"sku_id\":\"A-2\",\"quantity\":1}",
+ "POST /api/v1/cart/items\n{\"sku_id\":\"A-1\",/*c*/\"quantity\":1}",
+ "POST /api/v1/cart/items\n{\"sku_id\":\"A-1\",\"quantity\":1}// trailing",
+ "POST /api/v1/cart/items\n{\"sku_id\":\"A-1\\u0000x\",\"quantity\":1}",
+ "POST /api/v1/cart/items\n{\"sku_id\":\"A-1\",\"quantity\":1,\"a\\u0000\":1}",
+ "GET /api/v1/cart/count"]
+--- more_headers
+X-User-Id: e8
+Content-Type: application/json
+--- error_code eval
+[400, 400, 400, 400, 400, 400, 200]
+--- response_body_like eval
+[('"code":"invalid_json"') x 6, '^\{"item_count":0\}$']

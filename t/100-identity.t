@@ -282,6 +282,25 @@ JWT refused: not for this audience (aud)
 
 
 
+=== TEST 10e: a NUL byte in sub, iss or aud is 401: no claim is cut short into another
+--- config eval: $main::IdpLocation
+--- init
+redis_cmd('DEL', 'cart:{user-alice}', 'cart_count:{user-alice}');
+redis_cmd('SET', 'cart_count:{user-alice}', 7);
+--- request eval
+[("GET /idp/count") x 3]
+--- more_headers eval
+[map { "Authorization: Bearer " . CartAuth::jwt('HS256', CartAuth::claims(@$_)) }
+ (["alice\x00evil", iss => 'https://idp.example', aud => 'cart'],
+  ['j10', iss => "https://idp.example\x00.evil", aud => 'cart'],
+  ['j10', iss => 'https://idp.example', aud => "cart\x00s"])]
+--- error_code eval
+[401, 401, 401]
+--- response_body_like eval
+[('"code":"invalid_token"') x 3]
+
+
+
 === TEST 11: keys that must not load: a PEM as HS256 secret, a short secret, wrong curve or type
 --- init
 my @cases = (

@@ -27,6 +27,7 @@ package CartShop;
 #   SLOW        (times out)       10     1.00, 1-1
 #   GONE        (404)             (404)  (404)
 #   SLOWINV      3.00   seller-c   10    1.00, 1-1; inventory answers in ~2 s
+#   BIG         (3 KB document; 1 KB buffer)  10  1.00, 1-1
 #
 # Postal code 99999 adds 10 days to every max_days (the upstream sees
 # $cart_postal_code).
@@ -98,6 +99,13 @@ for my $sku (qw(CAT-DOWN CAT-BAD SLOW SLOWINV)) {
     $Upstreams .= loc("/_shipping/$sku",
                       qq({"sku_id":"$sku","cost":1.00,"min_days":1,"max_days":1}));
 }
+# BIG: a catalog document over the cart's subrequest_output_buffer_size
+$Upstreams .= loc('/_catalog/BIG',
+    '{"sku_id":"BIG","price":1.00,"name":"Big","seller_id":"seller-c",'
+    . '"description":"' . ('x' x 3000) . '"}');
+$Upstreams .= loc("/_inventory/BIG", '{"sku_id":"BIG","available":10}');
+$Upstreams .= loc("/_shipping/BIG",
+                  '{"sku_id":"BIG","cost":1.00,"min_days":1,"max_days":1}');
 $Upstreams .= loc('/_catalog/CAT-DOWN', '', 500);
 $Upstreams .= loc('/_catalog/CAT-BAD', 'not json');
 $Upstreams .= <<'_EOC_';
@@ -159,6 +167,13 @@ our $Proxy = <<'_EOC_';
         proxy_pass http://cart_shop;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
+    }
+    location = /_catalog/BIG {
+        internal;
+        proxy_pass http://cart_shop;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        subrequest_output_buffer_size 1k;
     }
     location = /_catalog/SLOW {
         internal;
