@@ -235,6 +235,13 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       offsetof(ngx_http_cart_loc_conf_t, guest_cookie),
       NULL },
 
+    { ngx_string("cart_share_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, share_url),
+      NULL },
+
     { ngx_string("cart_inventory"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
@@ -444,6 +451,7 @@ ngx_http_cart_create_loc_conf(ngx_conf_t *cf)
     lcf->guest_cookie = NGX_CONF_UNSET_PTR;
     lcf->inventory = NGX_CONF_UNSET_PTR;
     lcf->shipping = NGX_CONF_UNSET_PTR;
+    lcf->share_url = NGX_CONF_UNSET_PTR;
     lcf->admin = NGX_CONF_UNSET;
 
     return lcf;
@@ -463,6 +471,7 @@ ngx_http_cart_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->guest_cookie, prev->guest_cookie, NULL);
     ngx_conf_merge_ptr_value(conf->inventory, prev->inventory, NULL);
     ngx_conf_merge_ptr_value(conf->shipping, prev->shipping, NULL);
+    ngx_conf_merge_ptr_value(conf->share_url, prev->share_url, NULL);
     ngx_conf_merge_value(conf->admin, prev->admin, 0);
 
     return NGX_CONF_OK;

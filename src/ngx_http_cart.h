@@ -87,6 +87,7 @@ typedef struct {
     ngx_http_cart_cookie_t        *guest_cookie;
     ngx_http_complex_value_t      *inventory;
     ngx_http_complex_value_t      *shipping;
+    ngx_http_complex_value_t      *share_url;  /* the link's base */
     ngx_flag_t                     admin;      /* cart_admin: promotions API */
 } ngx_http_cart_loc_conf_t;
 

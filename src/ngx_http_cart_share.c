@@ -217,9 +217,10 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     u_char                    *p;
     size_t                     len;
     yajl_gen                   g;
-    ngx_str_t                  url, scheme, host, args[2];
+    ngx_str_t                  url, base, args[2];
     ngx_http_cart_ctx_t       *ctx;
     ngx_http_cart_share_t     *s;
+    ngx_http_cart_loc_conf_t  *lcf;
     ngx_http_cart_json_gen_t  *json;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
@@ -233,23 +234,25 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
         return;
     }
 
-    /* the link is the API's own URL: this request's, "/share" replaced */
+    /*
+     * cart_share_url and the token; without it a path only, this request's
+     * with "/share" made "/shared/": never a host the client named
+     */
 
-    ngx_str_set(&scheme, "http");
-#if (NGX_HTTP_SSL)
-    if (r->connection->ssl) {
-        ngx_str_set(&scheme, "https");
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
+    if (lcf->share_url) {
+        if (ngx_http_complex_value(r, lcf->share_url, &base) != NGX_OK) {
+            base.data = NULL;
+        }
+
+    } else {
+        base = r->uri;
     }
-#endif
 
-    /* the Host header keeps the port, headers_in.server does not */
-    host = r->headers_in.host ? r->headers_in.host->value
-                              : r->headers_in.server;
+    len = base.len + sizeof("d/") - 1 + s->token.len;
 
-    len = scheme.len + sizeof("://") - 1 + host.len
-          + r->uri.len + sizeof("d/") - 1 + s->token.len;
-
-    p = ngx_pnalloc(r->pool, len);
+    p = base.data ? ngx_pnalloc(r->pool, len) : NULL;
     json = ngx_http_cart_json_gen(r->pool);
 
     if (p == NULL || json == NULL) {
@@ -261,12 +264,9 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     g = json->g;
 
     url.data = p;
-
-    if (host.len) {
-        p = ngx_sprintf(p, "%V://%V", &scheme, &host);
-    }
-
-    url.len = ngx_sprintf(p, "%Vd/%V", &r->uri, &s->token) - url.data;
+    url.len = ngx_sprintf(p, lcf->share_url ? "%V%V" : "%Vd/%V", &base,
+                          &s->token)
+              - url.data;
 
     yajl_gen_map_open(g);
     ngx_http_cart_json_key(g, "token");
@@ -476,6 +476,12 @@ ngx_http_cart_share_got(ngx_http_request_t *r, void *data,
     }
 
     s->expires = ngx_atotm(value.data, bar - value.data);
+
+    /* the key's TTL may outlive the link (a changed cart_share_ttl) */
+    if (s->expires == NGX_ERROR || s->expires <= ngx_time()) {
+        ngx_http_cart_share_fail(r, &ngx_http_cart_share_unknown);
+        return;
+    }
     s->owner.len = value.data + value.len - (bar + 1);
     s->owner.data = ngx_pnalloc(r->pool, s->owner.len);
 

@@ -41,7 +41,23 @@ POST /api/v1/cart/share
 --- more_headers
 X-User-Id: sh1
 --- error_code: 201
---- response_body_like: ^\{"token":"[A-Za-z0-9_-]{32}","url":"http://localhost/api/v1/cart/shared/[A-Za-z0-9_-]{32}","expires_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"\}$
+--- response_body_like: ^\{"token":"[A-Za-z0-9_-]{32}","url":"/api/v1/cart/shared/[A-Za-z0-9_-]{32}","expires_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"\}$
+
+
+
+=== TEST 1b: the link's base is cart_share_url, never the client's Host header
+--- config eval
+$CartAuth::Config =~ s{cart_api;}{cart_api;\n        cart_share_url https://shop.example.com/s/\$http_x_tenant/;}r
+--- init
+CartClient::seed('sh1b');
+--- request
+POST /api/v1/cart/share
+--- more_headers
+X-User-Id: sh1b
+X-Tenant: eu
+Host: evil.example
+--- error_code: 201
+--- response_body_like: ^\{"token":"([A-Za-z0-9_-]{32})","url":"https://shop.example.com/s/eu/[A-Za-z0-9_-]{32}",
 
 
 
@@ -153,6 +169,22 @@ X-User-Id: sh4b
 [404, 404, 404, 404, 404, 404, 200]
 --- response_body_like eval
 [('"code":"share_not_found"') x 6, '^\{"item_count":0\}$']
+
+
+
+=== TEST 4b: a link past its stored expiry is 404 whatever the key's TTL says
+--- init
+main::share('sh4c', $main::T);
+redis_cmd('SET', "share:{$main::T}", (time - 10) . '|user-sh4c', 'EX', 3600);
+--- request eval
+["GET /api/v1/cart/shared/$main::T", "POST /api/v1/cart/shared/$main::T/copy",
+ "GET /api/v1/cart/count"]
+--- more_headers
+X-User-Id: sh4d
+--- error_code eval
+[404, 404, 200]
+--- response_body_like eval
+[('"code":"share_not_found"') x 2, '^\{"item_count":0\}$']
 
 
 
