@@ -6,6 +6,7 @@
 
 #include "ngx_http_cart.h"
 #include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_errors.h"
 #include "ngx_http_cart_identity.h"
 #include "ngx_http_cart_promo.h"
 #include "ngx_http_cart_events.h"
@@ -339,6 +340,10 @@ ngx_http_cart_postconfiguration(ngx_conf_t *cf)
         if (ngx_http_cart_status_zone(cf, cmcf) != NGX_OK) {
             return NGX_ERROR;
         }
+    }
+
+    if (ngx_http_cart_errors_init(cf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     return ngx_http_cart_scripts_init(cf);

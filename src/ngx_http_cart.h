@@ -147,6 +147,9 @@ typedef struct {
     ngx_str_t                      country;     /* $cart_country */
     ngx_str_t                      postal_code; /* $cart_postal_code */
 
+    ngx_str_t                     *error_page;  /* nginx's error, as JSON */
+
+    unsigned                       answered:1;  /* the module's own answer */
     unsigned                       reserved:1;  /* holds an in-flight idem key */
     unsigned                       signed_in:1; /* a user, not a guest */
     unsigned                       new_guest:1; /* a guest session made for

@@ -170,6 +170,10 @@ ngx_http_cart_send_body(ngx_http_request_t *r, ngx_uint_t status, u_char *buf,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
+    if (ctx) {
+        ctx->answered = 1;
+    }
+
     if (ctx && ctx->set_cookie.len && status >= 200 && status < 300) {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {

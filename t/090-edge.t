@@ -161,3 +161,55 @@ Content-Type: application/json
 [400, 400, 400, 400, 400, 400, 200]
 --- response_body_like eval
 [('"code":"invalid_json"') x 6, '^\{"item_count":0\}$']
+
+
+
+=== TEST 8: nginx's own errors on a cart location are JSON: client_max_body_size, limit_req, access
+--- http_config
+limit_req_zone $http_x_user_id zone=carts:1m rate=1r/m;
+--- config eval
+$CartShop::Config =~ s#location /api/v1/cart \{#location /api/v1/cart {
+        client_max_body_size 1k;
+        limit_req zone=carts nodelay;
+        limit_req_status 429;#r
+. <<'_EOC_'
+    location /denied {
+        cart_api;
+        cart_user $http_x_user_id;
+        deny all;
+    }
+_EOC_
+--- init
+redis_cmd('DEL', 'cart:{user-e9}', 'cart_count:{user-e9}');
+--- request eval
+["POST /api/v1/cart/items\n{\"sku_id\":\"A-1\",\"quantity\":1,\"pad\":\"" . ('x' x 2000) . "\"}",
+ "GET /api/v1/cart/count", "GET /api/v1/cart/count", "GET /denied/count"]
+--- more_headers
+X-User-Id: e9
+Content-Type: application/json
+--- error_code eval
+[413, 200, 429, 403]
+--- response_headers eval
+[{'Content-Type' => 'application/json', 'Cache-Control' => 'no-store'},
+ {'Content-Type' => 'application/json'},
+ {'Content-Type' => 'application/json', 'Retry-After' => 1, 'Cache-Control' => 'no-store'},
+ {'Content-Type' => 'application/json', 'Retry-After' => undef}]
+--- response_body eval
+['{"error":{"code":"body_too_large","message":"the request body is too large"}}',
+ '{"item_count":0}',
+ '{"error":{"code":"too_many_requests","message":"too many requests, retry later"}}',
+ '{"error":{"code":"forbidden","message":"access is denied"}}']
+
+
+
+=== TEST 9: other locations keep nginx's own pages
+--- config eval
+$CartShop::Config . <<'_EOC_'
+    location /elsewhere {
+        return 503;
+    }
+_EOC_
+--- request
+GET /elsewhere
+--- error_code: 503
+--- response_body_like: <html>

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 layer() {
     case "$1" in
         module)                                   echo 7 ;;   # module map
-        handler)                                  echo 6 ;;   # dispatcher
+        handler|errors)                           echo 6 ;;   # dispatcher
         items|merge|saved|share|coupons|checkout|admin|stream)
                                                   echo 5 ;;   # resources
         stored)                                   echo 4 ;;   # resource helpers
