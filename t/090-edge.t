@@ -213,3 +213,44 @@ _EOC_
 GET /elsewhere
 --- error_code: 503
 --- response_body_like: <html>
+
+
+
+=== TEST 10: HTTP/2 (prior knowledge): bodies read, answers whole, no-store
+--- http_config eval
+"server {\n    listen 127.0.0.1:" . ($ENV{TEST_NGINX_PORT} + 8) . " http2;\n"
+. "    location /h2 {\n        cart_api;\n        cart_user \$http_x_user_id;\n    }\n}\n"
+--- init
+redis_cmd('DEL', 'cart:{user-e10}', 'cart_count:{user-e10}');
+my $base = 'http://127.0.0.1:' . ($ENV{TEST_NGINX_PORT} + 8) . '/h2';
+sub h2 {
+    my ($stdin, @args) = @_;
+    my @cmd = ('curl', '-s', '-i', '--http2-prior-knowledge', '-H', 'X-User-Id: e10',
+               '-H', 'Content-Type: application/json', @args);
+    if (defined $stdin) {
+        open(my $in, '|-', join(' ', map { "'$_'" } @cmd) . " > $ENV{TEST_NGINX_SERVROOT}/h2.out")
+            or die "curl: $!";
+        print {$in} $stdin;
+        close $in;
+        open(my $out, '<', "$ENV{TEST_NGINX_SERVROOT}/h2.out") or die;
+        local $/;
+        return <$out>;
+    }
+    open(my $out, '-|', @cmd) or die "curl: $!";
+    local $/;
+    return <$out>;
+}
+my $add = h2(undef, '-d', '{"sku_id":"A-1","quantity":2}', "$base/items");
+Test::More::like($add, qr{^HTTP/2 200}, 'an add over HTTP/2');
+Test::More::like($add, qr{^cache-control: no-store\r?$}mi, 'no-store');
+Test::More::like($add, qr{"item_count":2,}, 'the body was read');
+my $put = h2('{"quantity":5}', '-X', 'PUT', '--data-binary', '@-', "$base/items/A-1");
+Test::More::like($put, qr{"quantity":5}, 'a body streamed from stdin');
+my $bad = h2(undef, '-d', '{"sku_id":"A-1","quantity":1,"quantity":2}', "$base/items");
+Test::More::like($bad, qr{^HTTP/2 400.*"code":"invalid_json"}s, 'strict JSON over HTTP/2 too');
+--- request
+GET /api/v1/cart/count
+--- more_headers
+X-User-Id: e10
+--- response_body chomp
+{"item_count":5}
