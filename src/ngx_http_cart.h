@@ -1,7 +1,7 @@
 /*
  * ngx_http_cart_module — shared types: configuration and the per-request
  * context. Every file of the module includes this header; it knows nothing
- * of hiredis or yajl.
+ * of hiredis.
  */
 
 #ifndef _NGX_HTTP_CART_H_INCLUDED_
@@ -11,6 +11,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+
+#include "ngx_http_cart_subrequest.h"
 
 
 #define NGX_HTTP_CART_MAX_SKU_LEN       64
@@ -91,31 +93,15 @@ typedef struct {
 } ngx_http_cart_loc_conf_t;
 
 
-/* the result of one upstream subrequest (catalog document of one SKU) */
-typedef struct {
-    ngx_str_t                      sku;
-    ngx_int_t                      status;     /* HTTP status, or 0 on failure */
-    ngx_str_t                      body;
-    ngx_uint_t                     done;       /* counted once */
-    void                          *batch;      /* the batch answering, or NULL */
-} ngx_http_cart_fetch_t;
-
-
-typedef void (*ngx_http_cart_resume_pt)(ngx_http_request_t *r);
-
 /* a resource's handler: an HTTP status / NGX_* to finalize with, or
  * NGX_DONE when it went asynchronous and finalizes by itself */
 typedef ngx_int_t (*ngx_http_cart_action_pt)(ngx_http_request_t *r);
 
 
-/*
- * The request context. Subrequests get one too, holding only the variable
- * fields (sku, skus, country, postal_code), so that $cart_sku and the
- * others evaluate to theirs inside the upstream location.
- */
+/* the request context */
 typedef struct {
-    ngx_str_t                      sku;
-    ngx_str_t                      skus;        /* $cart_skus, comma-joined */
+    /* first: the subrequest layer's state, which it finds as the context */
+    ngx_http_cart_wave_t           wave;
 
     ngx_http_cart_action_pt        action;
     ngx_str_t                      path_sku;    /* {sku_id} of the URI */
@@ -133,18 +119,10 @@ typedef struct {
     ngx_str_t                      seller;      /* seller_id sent by the client */
     int64_t                        price;       /* minor units, -1 unknown */
 
-    ngx_http_cart_fetch_t         *fetches;
-    ngx_uint_t                     nfetches;
-    ngx_uint_t                     pending;     /* subrequests not done yet */
-    ngx_http_cart_resume_pt        resume;
-
     void                          *data;        /* the resource's own state */
 
     ngx_str_t                      guest;       /* session of a valid guest cookie */
     ngx_str_t                      set_cookie;  /* Set-Cookie of a 2xx answer */
-
-    ngx_str_t                      country;     /* $cart_country */
-    ngx_str_t                      postal_code; /* $cart_postal_code */
 
     unsigned                       reserved:1;  /* holds an in-flight idem key */
     unsigned                       signed_in:1; /* a user, not a guest */

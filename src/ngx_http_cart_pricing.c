@@ -271,10 +271,8 @@ ngx_http_cart_pricing_fetch(ngx_http_request_t *r,
     ngx_http_cart_snapshot_t *snap, ngx_uint_t flags,
     ngx_http_cart_resume_pt resume)
 {
-    ngx_http_cart_ctx_t       *ctx;
     ngx_http_cart_loc_conf_t  *lcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
     if (snap->nlines && lcf->catalog) {
@@ -293,8 +291,7 @@ ngx_http_cart_pricing_fetch(ngx_http_request_t *r,
     }
 
     if (snap->nlines && lcf->shipping && snap->country.len) {
-        ctx->country = snap->country;
-        ctx->postal_code = snap->postal_code;
+        ngx_http_cart_fetch_address(r, &snap->country, &snap->postal_code);
 
         snap->shipping = ngx_http_cart_pricing_start(r, snap, lcf->shipping);
         if (snap->shipping == NULL) {

@@ -7,7 +7,8 @@
  * running alongside) joins the count with hold/release.
  */
 
-#include "ngx_http_cart_subrequest.h"
+#include "ngx_http_cart.h"
+#include "ngx_http_cart_json.h"
 
 
 /* one subrequest answering several SKUs ($cart_skus) */
@@ -41,16 +42,16 @@ static ngx_int_t ngx_http_cart_variable(ngx_http_request_t *r,
 static ngx_http_variable_t  ngx_http_cart_variables[] = {
 
     { ngx_string("cart_sku"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_ctx_t, sku), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      offsetof(ngx_http_cart_wave_t, sku), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cart_skus"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_ctx_t, skus), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      offsetof(ngx_http_cart_wave_t, skus), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cart_country"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_ctx_t, country), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      offsetof(ngx_http_cart_wave_t, country), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cart_postal_code"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_ctx_t, postal_code), NGX_HTTP_VAR_NOCACHEABLE,
+      offsetof(ngx_http_cart_wave_t, postal_code), NGX_HTTP_VAR_NOCACHEABLE,
       0 },
 
       ngx_http_null_variable
@@ -83,17 +84,17 @@ static ngx_int_t
 ngx_http_cart_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
-    ngx_str_t            *s;
-    ngx_http_cart_ctx_t  *ctx;
+    ngx_str_t             *s;
+    ngx_http_cart_wave_t  *wave;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (ctx == NULL) {
+    if (wave == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    s = (ngx_str_t *) ((u_char *) ctx + data);
+    s = (ngx_str_t *) ((u_char *) wave + data);
 
     v->data = s->data;
     v->len = s->len;
@@ -110,12 +111,12 @@ ngx_http_cart_fetch(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     ngx_http_cart_fetch_t *fetches, ngx_uint_t n,
     ngx_http_cart_resume_pt resume)
 {
-    ngx_http_cart_ctx_t  *ctx;
+    ngx_http_cart_wave_t  *wave;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    ctx->fetches = fetches;
-    ctx->nfetches = n;
+    wave->fetches = fetches;
+    wave->nfetches = n;
 
     if (ngx_http_cart_fetch_start(r, uri, fetches, n) != NGX_OK) {
         return NGX_ERROR;
@@ -224,25 +225,25 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     ngx_str_t                    path, args;
     ngx_uint_t                   flags;
     ngx_http_request_t          *sr;
-    ngx_http_cart_ctx_t         *ctx, *sctx;
+    ngx_http_cart_wave_t        *wave, *swave;
     ngx_http_post_subrequest_t  *ps;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
     if (sku) {
-        ctx->sku = *sku;
+        wave->sku = *sku;
     }
 
     if (skus) {
-        ctx->skus = *skus;
+        wave->skus = *skus;
     }
 
     if (ngx_http_complex_value(r, uri, &path) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_str_null(&ctx->sku);
-    ngx_str_null(&ctx->skus);
+    ngx_str_null(&wave->sku);
+    ngx_str_null(&wave->skus);
 
     ngx_str_null(&args);
     flags = NGX_HTTP_LOG_UNSAFE;
@@ -254,8 +255,8 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     }
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
-    sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_ctx_t));
-    if (ps == NULL || sctx == NULL) {
+    swave = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_wave_t));
+    if (ps == NULL || swave == NULL) {
         return NGX_ERROR;
     }
 
@@ -277,18 +278,18 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     sr->header_only = 0;
 
     if (sku) {
-        sctx->sku = *sku;
+        swave->sku = *sku;
     }
 
     if (skus) {
-        sctx->skus = *skus;
+        swave->skus = *skus;
     }
 
-    sctx->country = ctx->country;
-    sctx->postal_code = ctx->postal_code;
-    ngx_http_set_ctx(sr, sctx, ngx_http_cart_module);
+    swave->country = wave->country;
+    swave->postal_code = wave->postal_code;
+    ngx_http_set_ctx(sr, swave, ngx_http_cart_module);
 
-    ctx->pending++;
+    wave->pending++;
 
     return NGX_OK;
 }
@@ -303,7 +304,7 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
 static ngx_int_t
 ngx_http_cart_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
-    ngx_http_cart_ctx_t    *pctx;
+    ngx_http_cart_wave_t   *wave;
     ngx_http_cart_fetch_t  *f = data;
 
     if (f->done) {
@@ -318,8 +319,8 @@ ngx_http_cart_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
                    "cart subrequest \"%V\" done: %i, %uz bytes",
                    &f->sku, f->status, f->body.len);
 
-    pctx = ngx_http_get_module_ctx(r->parent, ngx_http_cart_module);
-    pctx->pending--;
+    wave = ngx_http_get_module_ctx(r->parent, ngx_http_cart_module);
+    wave->pending--;
 
     return rc;
 }
@@ -331,7 +332,7 @@ ngx_http_cart_batch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
     ngx_str_t               body;
     ngx_int_t               status;
     ngx_uint_t              i;
-    ngx_http_cart_ctx_t    *pctx;
+    ngx_http_cart_wave_t   *wave;
     ngx_http_cart_batch_t  *batch = data;
 
     if (batch->done) {
@@ -352,8 +353,8 @@ ngx_http_cart_batch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
         batch->fetches[i].body = body;
     }
 
-    pctx = ngx_http_get_module_ctx(r->parent, ngx_http_cart_module);
-    pctx->pending--;
+    wave = ngx_http_get_module_ctx(r->parent, ngx_http_cart_module);
+    wave->pending--;
 
     return rc;
 }
@@ -389,23 +390,36 @@ ngx_http_cart_fetch_result(ngx_http_request_t *r, ngx_int_t rc,
 
 
 void
+ngx_http_cart_fetch_address(ngx_http_request_t *r, ngx_str_t *country,
+    ngx_str_t *postal_code)
+{
+    ngx_http_cart_wave_t  *wave;
+
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    wave->country = *country;
+    wave->postal_code = *postal_code;
+}
+
+
+void
 ngx_http_cart_fetch_hold(ngx_http_request_t *r)
 {
-    ngx_http_cart_ctx_t  *ctx;
+    ngx_http_cart_wave_t  *wave;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-    ctx->pending++;
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave->pending++;
 }
 
 
 void
 ngx_http_cart_fetch_release(ngx_http_request_t *r)
 {
-    ngx_http_cart_ctx_t  *ctx;
+    ngx_http_cart_wave_t  *wave;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (--ctx->pending == 0 && ctx->resume) {
+    if (--wave->pending == 0 && wave->resume) {
         ngx_http_cart_fetch_wake(r);
     }
 }
@@ -414,17 +428,17 @@ ngx_http_cart_fetch_release(ngx_http_request_t *r)
 void
 ngx_http_cart_fetch_wait(ngx_http_request_t *r, ngx_http_cart_resume_pt resume)
 {
-    ngx_http_cart_ctx_t  *ctx;
+    ngx_http_cart_wave_t  *wave;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    ctx->resume = resume;
+    wave->resume = resume;
     r->write_event_handler = ngx_http_cart_fetch_wake;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "cart wave: %ui pending", ctx->pending);
+                   "cart wave: %ui pending", wave->pending);
 
-    if (ctx->pending == 0) {
+    if (wave->pending == 0) {
         ngx_http_cart_fetch_wake(r);
     }
 }
@@ -433,18 +447,18 @@ ngx_http_cart_fetch_wait(ngx_http_request_t *r, ngx_http_cart_resume_pt resume)
 static void
 ngx_http_cart_fetch_wake(ngx_http_request_t *r)
 {
-    ngx_http_cart_ctx_t      *ctx;
+    ngx_http_cart_wave_t     *wave;
     ngx_http_cart_resume_pt   resume;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (ctx->pending || ctx->resume == NULL) {
+    if (wave->pending || wave->resume == NULL) {
         return;
     }
 
     /* once per wave: the next wave sets its own */
-    resume = ctx->resume;
-    ctx->resume = NULL;
+    resume = wave->resume;
+    wave->resume = NULL;
     r->write_event_handler = ngx_http_request_empty_handler;
 
     resume(r);
