@@ -34,7 +34,7 @@ typedef struct ngx_http_cart_streams_s  ngx_http_cart_streams_t;
 /* one Redis node as written in cart_redis, resolved at configuration time */
 typedef struct {
     ngx_str_t                      url;        /* as configured, for logs */
-    ngx_str_t                      host;       /* numeric address, NUL-terminated */
+    ngx_str_t                      host;       /* numeric, NUL-terminated */
     in_port_t                      port;
     ngx_str_t                      user;       /* ACL user, may be empty */
     ngx_str_t                      password;   /* may be empty */
@@ -43,7 +43,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_array_t                   *redis_nodes;  /* of ngx_http_cart_redis_node_conf_t */
+    ngx_array_t                   *redis_nodes;  /* node confs, in order */
     ngx_flag_t                     redis_cluster; /* the nodes are seeds */
     ngx_uint_t                     redis_connections;
     ngx_msec_t                     redis_timeout;
@@ -62,8 +62,8 @@ typedef struct {
     time_t                         share_ttl;
     ngx_uint_t                     merge_strategy; /* NGX_HTTP_CART_MERGE_* */
 
-    ngx_flag_t                     used;       /* some location has cart_api */
-    ngx_flag_t                     status;     /* some location has cart_status */
+    ngx_flag_t                     used;       /* a location: cart_api */
+    ngx_flag_t                     status;     /* a location: cart_status */
 
     ngx_str_t                      kafka_brokers;    /* empty: events off */
     ngx_str_t                      kafka_topic;
@@ -105,26 +105,26 @@ typedef struct {
 
     ngx_http_cart_action_pt        action;
     ngx_str_t                      path_sku;    /* {sku_id} of the URI */
-    void                          *body;        /* parsed JSON body (yajl_val) */
+    void                          *body;        /* parsed JSON (yajl_val) */
 
-    ngx_str_t                      owner;       /* "user-<id>", "guest-<session>" */
+    ngx_str_t                      owner;       /* user-<id>, guest-<s> */
     time_t                         ttl;         /* of this owner's cart */
     ngx_str_t                      cart_key;    /* cart:{owner} */
     ngx_str_t                      count_key;   /* cart_count:{owner} */
-    ngx_str_t                      idem_key;    /* idem:{owner}:<key>, or empty */
+    ngx_str_t                      idem_key;    /* idem:{owner}:<key> or "" */
     ngx_str_t                      if_match;    /* version digits, or empty */
-    ngx_str_t                      fingerprint; /* canonical request, for idempotency */
+    ngx_str_t                      fingerprint; /* of the request's meaning */
 
     ngx_int_t                      quantity;
-    ngx_str_t                      seller;      /* seller_id sent by the client */
+    ngx_str_t                      seller;      /* the client's seller_id */
     int64_t                        price;       /* minor units, -1 unknown */
 
     void                          *data;        /* the resource's own state */
 
-    ngx_str_t                      guest;       /* session of a valid guest cookie */
+    ngx_str_t                      guest;       /* a valid cookie's session */
     ngx_str_t                      set_cookie;  /* Set-Cookie of a 2xx answer */
 
-    unsigned                       reserved:1;  /* holds an in-flight idem key */
+    unsigned                       reserved:1;  /* holds an idem key */
     unsigned                       signed_in:1; /* a user, not a guest */
     unsigned                       new_guest:1; /* a guest session made for
                                                    this request: no cart yet */

@@ -27,10 +27,10 @@
 /* the result of one upstream lookup (the document of one SKU) */
 typedef struct {
     ngx_str_t                      sku;
-    ngx_int_t                      status;     /* HTTP status, or 0 on failure */
+    ngx_int_t                      status;     /* HTTP status; 0: failed */
     ngx_str_t                      body;
     ngx_uint_t                     done;       /* counted once */
-    void                          *batch;      /* the batch answering, or NULL */
+    void                          *batch;      /* answering it, or NULL */
 } ngx_http_cart_fetch_t;
 
 

@@ -1,6 +1,6 @@
 /*
- * The renderer: the cart view's JSON from a priced cart. It decides
- * nothing: what to show, and which warnings, is the engine's.
+ * The renderer: the cart view's JSON from a priced cart. What it says
+ * (warnings, in_stock, price_changed) the engine decided; it only prints.
  */
 
 #include "ngx_http_cart_view.h"
