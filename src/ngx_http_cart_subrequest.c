@@ -42,17 +42,17 @@ static ngx_int_t ngx_http_cart_variable(ngx_http_request_t *r,
 static ngx_http_variable_t  ngx_http_cart_variables[] = {
 
     { ngx_string("cart_sku"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_wave_t, sku), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      offsetof(ngx_http_cart_vars_t, sku), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cart_skus"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_wave_t, skus), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      offsetof(ngx_http_cart_vars_t, skus), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cart_country"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_wave_t, country), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      offsetof(ngx_http_cart_vars_t, country), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cart_postal_code"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_wave_t, postal_code), NGX_HTTP_VAR_NOCACHEABLE,
-      0 },
+      offsetof(ngx_http_cart_vars_t, postal_code),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -85,16 +85,16 @@ ngx_http_cart_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
     ngx_str_t             *s;
-    ngx_http_cart_wave_t  *wave;
+    ngx_http_cart_vars_t  *vars;
 
-    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    vars = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (wave == NULL) {
+    if (vars == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    s = (ngx_str_t *) ((u_char *) wave + data);
+    s = (ngx_str_t *) ((u_char *) vars + data);
 
     v->data = s->data;
     v->len = s->len;
@@ -225,25 +225,26 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     ngx_str_t                    path, args;
     ngx_uint_t                   flags;
     ngx_http_request_t          *sr;
-    ngx_http_cart_wave_t        *wave, *swave;
+    ngx_http_cart_vars_t        *vars;
+    ngx_http_cart_wave_t        *wave;
     ngx_http_post_subrequest_t  *ps;
 
     wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
     if (sku) {
-        wave->sku = *sku;
+        wave->vars.sku = *sku;
     }
 
     if (skus) {
-        wave->skus = *skus;
+        wave->vars.skus = *skus;
     }
 
     if (ngx_http_complex_value(r, uri, &path) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_str_null(&wave->sku);
-    ngx_str_null(&wave->skus);
+    ngx_str_null(&wave->vars.sku);
+    ngx_str_null(&wave->vars.skus);
 
     ngx_str_null(&args);
     flags = NGX_HTTP_LOG_UNSAFE;
@@ -255,8 +256,8 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     }
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
-    swave = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_wave_t));
-    if (ps == NULL || swave == NULL) {
+    vars = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_vars_t));
+    if (ps == NULL || vars == NULL) {
         return NGX_ERROR;
     }
 
@@ -278,16 +279,16 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     sr->header_only = 0;
 
     if (sku) {
-        swave->sku = *sku;
+        vars->sku = *sku;
     }
 
     if (skus) {
-        swave->skus = *skus;
+        vars->skus = *skus;
     }
 
-    swave->country = wave->country;
-    swave->postal_code = wave->postal_code;
-    ngx_http_set_ctx(sr, swave, ngx_http_cart_module);
+    vars->country = wave->vars.country;
+    vars->postal_code = wave->vars.postal_code;
+    ngx_http_set_ctx(sr, vars, ngx_http_cart_module);
 
     wave->pending++;
 
@@ -397,8 +398,8 @@ ngx_http_cart_fetch_address(ngx_http_request_t *r, ngx_str_t *country,
 
     wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    wave->country = *country;
-    wave->postal_code = *postal_code;
+    wave->vars.country = *country;
+    wave->vars.postal_code = *postal_code;
 }
 
 

@@ -37,22 +37,26 @@ typedef struct {
 typedef void (*ngx_http_cart_resume_pt)(ngx_http_request_t *r);
 
 
-/*
- * A request's wave, and the values of $cart_sku, $cart_skus, $cart_country
- * and $cart_postal_code. It is the first member of the request's context,
- * so this layer reaches it as the module's context; a subrequest's context
- * is a wave alone, with only the variables set.
- */
+/* what $cart_sku, $cart_skus, $cart_country, $cart_postal_code are */
 typedef struct {
-    ngx_http_cart_fetch_t         *fetches;    /* ngx_http_cart_fetch()'s */
-    ngx_uint_t                     nfetches;
-    ngx_uint_t                     pending;    /* not done yet */
-    ngx_http_cart_resume_pt        resume;
-
     ngx_str_t                      sku;
     ngx_str_t                      skus;       /* comma-joined */
     ngx_str_t                      country;
     ngx_str_t                      postal_code;
+} ngx_http_cart_vars_t;
+
+
+/*
+ * A request's wave. It is the first member of the request's context, so
+ * this layer reaches it as the module's context; a subrequest's context
+ * is its variables alone, the first member of a wave.
+ */
+typedef struct {
+    ngx_http_cart_vars_t           vars;
+    ngx_http_cart_fetch_t         *fetches;    /* ngx_http_cart_fetch()'s */
+    ngx_uint_t                     nfetches;
+    ngx_uint_t                     pending;    /* not done yet */
+    ngx_http_cart_resume_pt        resume;
 } ngx_http_cart_wave_t;
 
 
