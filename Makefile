@@ -7,9 +7,16 @@ TOP         := $(abspath .)
 BUILDDIR    ?= $(TOP)/build/nginx
 MODULE_SO   := $(BUILDDIR)/ngx_http_cart_module.so
 
-SOURCES := config $(wildcard ngx_http_cart_module.c src/*.c src/*.h src/lua/*.lua src/lua/embed.sh)
+UNITDIR     := $(TOP)/build/unit/nginx
+UNIT_SO     := $(UNITDIR)/ngx_cart_engine_test_module.so
 
-.PHONY: all build clean daemon
+SOURCES := config $(wildcard ngx_http_cart_module.c src/*.c src/*.h \
+                             src/lua/*.lua src/lua/embed.sh)
+
+NGINX_DEV = @test -d $(NGINX_SRC) \
+	|| { echo "nginx-dev is not installed: run 'make deps'"; exit 1; }
+
+.PHONY: all build clean daemon unit
 
 all: build
 
@@ -18,7 +25,7 @@ build: $(MODULE_SO) daemon
 # configure is re-run whenever config or a Lua script changes: the scripts
 # are compiled into a generated header at configure time.
 $(BUILDDIR)/Makefile: config $(wildcard src/lua/*.lua) src/lua/embed.sh
-	@test -d $(NGINX_SRC) || { echo "nginx-dev is not installed: run 'make deps'"; exit 1; }
+	$(NGINX_DEV)
 	mkdir -p $(BUILDDIR)
 	cd $(NGINX_SRC) && . ./conf_flags && \
 	  ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(TOP) \
@@ -26,6 +33,25 @@ $(BUILDDIR)/Makefile: config $(wildcard src/lua/*.lua) src/lua/embed.sh
 
 $(MODULE_SO): $(BUILDDIR)/Makefile $(SOURCES)
 	$(MAKE) -f $(BUILDDIR)/Makefile -C $(NGINX_SRC) modules
+
+# The engine's unit tests (t/unit/engine_test.c): a core module that
+# /usr/sbin/nginx runs while it reads t/unit/engine.conf, so that the
+# engine runs on nginx's own pools (nginx-dev has no .c files to link).
+# t/005-engine.t runs it with the suite; "make unit" builds and runs it.
+unit: $(UNIT_SO)
+	/usr/sbin/nginx -q -t -p $(TOP)/ -e stderr -c t/unit/engine.conf
+
+$(UNITDIR)/Makefile: t/unit/config
+	$(NGINX_DEV)
+	mkdir -p $(UNITDIR)
+	cd $(NGINX_SRC) && . ./conf_flags && \
+	  ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    --add-dynamic-module=$(TOP)/t/unit \
+	    --builddir=$(UNITDIR) --with-cc-opt="-Wall -Werror -g -O2"
+
+$(UNIT_SO): $(UNITDIR)/Makefile t/unit/engine_test.c \
+            src/ngx_http_cart_engine.c src/ngx_http_cart_engine.h
+	$(MAKE) -f $(UNITDIR)/Makefile -C $(NGINX_SRC) modules
 
 clean:
 	rm -rf build

@@ -1,7 +1,7 @@
 /*
  * ngx_http_cart_module — shared types: configuration and the per-request
  * context. Every file of the module includes this header; it knows nothing
- * of hiredis or yajl.
+ * of hiredis.
  */
 
 #ifndef _NGX_HTTP_CART_H_INCLUDED_
@@ -11,6 +11,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+
+#include "ngx_http_cart_subrequest.h"
 
 
 #define NGX_HTTP_CART_MAX_SKU_LEN       64
@@ -32,7 +34,7 @@ typedef struct ngx_http_cart_streams_s  ngx_http_cart_streams_t;
 /* one Redis node as written in cart_redis, resolved at configuration time */
 typedef struct {
     ngx_str_t                      url;        /* as configured, for logs */
-    ngx_str_t                      host;       /* numeric address, NUL-terminated */
+    ngx_str_t                      host;       /* numeric, NUL-terminated */
     in_port_t                      port;
     ngx_str_t                      user;       /* ACL user, may be empty */
     ngx_str_t                      password;   /* may be empty */
@@ -41,7 +43,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_array_t                   *redis_nodes;  /* of ngx_http_cart_redis_node_conf_t */
+    ngx_array_t                   *redis_nodes;  /* node confs, in order */
     ngx_flag_t                     redis_cluster; /* the nodes are seeds */
     ngx_uint_t                     redis_connections;
     ngx_msec_t                     redis_timeout;
@@ -60,8 +62,8 @@ typedef struct {
     time_t                         share_ttl;
     ngx_uint_t                     merge_strategy; /* NGX_HTTP_CART_MERGE_* */
 
-    ngx_flag_t                     used;       /* some location has cart_api */
-    ngx_flag_t                     status;     /* some location has cart_status */
+    ngx_flag_t                     used;       /* a location: cart_api */
+    ngx_flag_t                     status;     /* a location: cart_status */
 
     ngx_str_t                      kafka_brokers;    /* empty: events off */
     ngx_str_t                      kafka_topic;
@@ -92,65 +94,41 @@ typedef struct {
 } ngx_http_cart_loc_conf_t;
 
 
-/* the result of one upstream subrequest (catalog document of one SKU) */
-typedef struct {
-    ngx_str_t                      sku;
-    ngx_int_t                      status;     /* HTTP status, or 0 on failure */
-    ngx_str_t                      body;
-    ngx_uint_t                     done;       /* counted once */
-    void                          *batch;      /* the batch answering, or NULL */
-} ngx_http_cart_fetch_t;
-
-
-typedef void (*ngx_http_cart_resume_pt)(ngx_http_request_t *r);
-
 /* a resource's handler: an HTTP status / NGX_* to finalize with, or
  * NGX_DONE when it went asynchronous and finalizes by itself */
 typedef ngx_int_t (*ngx_http_cart_action_pt)(ngx_http_request_t *r);
 
 
-/*
- * The request context. Subrequests get one too, holding only the variable
- * fields (sku, skus, country, postal_code), so that $cart_sku and the
- * others evaluate to theirs inside the upstream location.
- */
+/* the request context */
 typedef struct {
-    ngx_str_t                      sku;
-    ngx_str_t                      skus;        /* $cart_skus, comma-joined */
+    /* first: the subrequest layer's state, which it finds as the context */
+    ngx_http_cart_wave_t           wave;
 
     ngx_http_cart_action_pt        action;
     ngx_str_t                      path_sku;    /* {sku_id} of the URI */
-    void                          *body;        /* parsed JSON body (yajl_val) */
+    void                          *body;        /* parsed JSON (yajl_val) */
 
-    ngx_str_t                      owner;       /* "user-<id>", "guest-<session>" */
+    ngx_str_t                      owner;       /* user-<id>, guest-<s> */
     time_t                         ttl;         /* of this owner's cart */
     ngx_str_t                      cart_key;    /* cart:{owner} */
     ngx_str_t                      count_key;   /* cart_count:{owner} */
-    ngx_str_t                      idem_key;    /* idem:{owner}:<key>, or empty */
+    ngx_str_t                      idem_key;    /* idem:{owner}:<key> or "" */
     ngx_str_t                      if_match;    /* version digits, or empty */
-    ngx_str_t                      fingerprint; /* canonical request, for idempotency */
+    ngx_str_t                      fingerprint; /* of the request's meaning */
 
     ngx_int_t                      quantity;
-    ngx_str_t                      seller;      /* seller_id sent by the client */
+    ngx_str_t                      seller;      /* the client's seller_id */
     int64_t                        price;       /* minor units, -1 unknown */
-
-    ngx_http_cart_fetch_t         *fetches;
-    ngx_uint_t                     nfetches;
-    ngx_uint_t                     pending;     /* subrequests not done yet */
-    ngx_http_cart_resume_pt        resume;
 
     void                          *data;        /* the resource's own state */
 
-    ngx_str_t                      guest;       /* session of a valid guest cookie */
+    ngx_str_t                      guest;       /* a valid cookie's session */
     ngx_str_t                      set_cookie;  /* Set-Cookie of a 2xx answer */
-
-    ngx_str_t                      country;     /* $cart_country */
-    ngx_str_t                      postal_code; /* $cart_postal_code */
 
     ngx_str_t                     *error_page;  /* nginx's error, as JSON */
 
     unsigned                       answered:1;  /* the module's own answer */
-    unsigned                       reserved:1;  /* holds an in-flight idem key */
+    unsigned                       reserved:1;  /* holds an idem key */
     unsigned                       signed_in:1; /* a user, not a guest */
     unsigned                       new_guest:1; /* a guest session made for
                                                    this request: no cart yet */

@@ -216,7 +216,7 @@ ngx_http_cart_add_priced(ngx_http_request_t *r)
     ngx_http_cart_product_t   product;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-    f = &ctx->fetches[0];
+    f = &ctx->wave.fetches[0];
 
     rc = ngx_http_cart_product(r, f, &product);
 

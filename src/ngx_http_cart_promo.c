@@ -618,18 +618,7 @@ ngx_http_cart_promo_render(yajl_gen g, ngx_http_cart_promo_t *p,
 ngx_http_cart_promo_t *
 ngx_http_cart_promo_by_code(ngx_http_cart_promos_t *set, ngx_str_t *code)
 {
-    ngx_uint_t  i;
-
-    for (i = 0; i < set->n; i++) {
-        if (set->promos[i].code.len == code->len
-            && ngx_strncmp(set->promos[i].code.data, code->data, code->len)
-               == 0)
-        {
-            return &set->promos[i];
-        }
-    }
-
-    return NULL;
+    return ngx_http_cart_promo_find(set->promos, set->n, code);
 }
 
 

@@ -1,6 +1,7 @@
 /*
- * Promotions: the model (what an admin may create, validated), how they
- * are stored in Redis, and the per-worker copy the cart views price with.
+ * Promotions: what an admin may create, validated (the model's types are
+ * the engine's, ngx_http_cart_engine.h), how they are stored in Redis,
+ * and the per-worker copy the cart views price with.
  *
  * Redis (all definitions share the hash tag {promo}, so the admin scripts
  * touch one slot; redemption counters have one tag per promotion):
@@ -21,6 +22,7 @@
 
 #include "ngx_http_cart.h"
 #include "ngx_http_cart_json.h"
+#include "ngx_http_cart_engine.h"   /* the model's types */
 
 
 #define NGX_HTTP_CART_PROMOS_KEY       "promos:{promo}"
@@ -32,42 +34,6 @@
 
 /* how long a worker prices cart views with its copy of the promotions */
 #define NGX_HTTP_CART_PROMOS_MAX_AGE   1000
-
-
-typedef enum {
-    NGX_HTTP_CART_PROMO_PERCENT = 0,
-    NGX_HTTP_CART_PROMO_AMOUNT,
-    NGX_HTTP_CART_PROMO_BUNDLE,
-    NGX_HTTP_CART_PROMO_FREE_SHIPPING
-} ngx_http_cart_promo_type_e;
-
-
-typedef enum {
-    NGX_HTTP_CART_BUNDLE_CHEAPEST_FREE = 0,
-    NGX_HTTP_CART_BUNDLE_PERCENT,
-    NGX_HTTP_CART_BUNDLE_AMOUNT
-} ngx_http_cart_bundle_e;
-
-
-typedef struct {
-    ngx_str_t                      id;
-    uint64_t                       seq;         /* id as a number: the order */
-    ngx_str_t                      code;        /* upper case; "": automatic */
-    ngx_http_cart_promo_type_e     type;
-    ngx_http_cart_bundle_e         bundle;
-    int64_t                        value;       /* basis points / minor units */
-    int64_t                        min_subtotal;   /* minor units, 0: none */
-    ngx_str_t                     *skus;
-    ngx_uint_t                     nskus;
-    ngx_str_t                      seller;      /* empty: any */
-    int64_t                        bundle_quantity;
-    time_t                         starts_at;   /* 0: none */
-    time_t                         expires_at;  /* 0: none */
-    int64_t                        max_redemptions;  /* 0: none */
-    int64_t                        max_per_user;     /* 0: none */
-    time_t                         created_at;
-    ngx_str_t                      json;        /* the stored document */
-} ngx_http_cart_promo_t;
 
 
 /* one loaded copy of all promotions, shared by the requests pricing with it */

@@ -627,8 +627,8 @@ ngx_http_cart_share_render(ngx_http_request_t *r)
     for (i = 0; i < s->nlines; i++) {
         line = &s->lines[i];
 
-        found = ctx->fetches
-                ? ngx_http_cart_product(r, &ctx->fetches[i], &product)
+        found = ctx->wave.fetches
+                ? ngx_http_cart_product(r, &ctx->wave.fetches[i], &product)
                 : NGX_DONE;
 
         price = found == NGX_OK ? product.price : line->price;
@@ -720,8 +720,8 @@ ngx_http_cart_share_priced(ngx_http_request_t *r)
         seller = &line->seller;
         ngx_memzero(&product, sizeof(ngx_http_cart_product_t));
 
-        found = ctx->fetches
-                ? ngx_http_cart_product(r, &ctx->fetches[i], &product)
+        found = ctx->wave.fetches
+                ? ngx_http_cart_product(r, &ctx->wave.fetches[i], &product)
                 : NGX_DONE;
 
         if (found == NGX_ERROR) {

@@ -7,7 +7,8 @@
  * running alongside) joins the count with hold/release.
  */
 
-#include "ngx_http_cart_subrequest.h"
+#include "ngx_http_cart.h"
+#include "ngx_http_cart_json.h"
 
 
 /* one subrequest answering several SKUs ($cart_skus) */
@@ -43,17 +44,17 @@ static ngx_int_t ngx_http_cart_variable(ngx_http_request_t *r,
 static ngx_http_variable_t  ngx_http_cart_variables[] = {
 
     { ngx_string("cart_sku"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_ctx_t, sku), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      offsetof(ngx_http_cart_vars_t, sku), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cart_skus"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_ctx_t, skus), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      offsetof(ngx_http_cart_vars_t, skus), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cart_country"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_ctx_t, country), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      offsetof(ngx_http_cart_vars_t, country), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cart_postal_code"), NULL, ngx_http_cart_variable,
-      offsetof(ngx_http_cart_ctx_t, postal_code), NGX_HTTP_VAR_NOCACHEABLE,
-      0 },
+      offsetof(ngx_http_cart_vars_t, postal_code),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -85,17 +86,17 @@ static ngx_int_t
 ngx_http_cart_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
-    ngx_str_t            *s;
-    ngx_http_cart_ctx_t  *ctx;
+    ngx_str_t             *s;
+    ngx_http_cart_vars_t  *vars;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    vars = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (ctx == NULL) {
+    if (vars == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    s = (ngx_str_t *) ((u_char *) ctx + data);
+    s = (ngx_str_t *) ((u_char *) vars + data);
 
     v->data = s->data;
     v->len = s->len;
@@ -112,12 +113,12 @@ ngx_http_cart_fetch(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     ngx_http_cart_fetch_t *fetches, ngx_uint_t n,
     ngx_http_cart_resume_pt resume)
 {
-    ngx_http_cart_ctx_t  *ctx;
+    ngx_http_cart_wave_t  *wave;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    ctx->fetches = fetches;
-    ctx->nfetches = n;
+    wave->fetches = fetches;
+    wave->nfetches = n;
 
     if (ngx_http_cart_fetch_start(r, uri, fetches, n) != NGX_OK) {
         return NGX_ERROR;
@@ -226,25 +227,26 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     ngx_str_t                    path, args;
     ngx_uint_t                   flags;
     ngx_http_request_t          *sr;
-    ngx_http_cart_ctx_t         *ctx, *sctx;
+    ngx_http_cart_vars_t        *vars;
+    ngx_http_cart_wave_t        *wave;
     ngx_http_post_subrequest_t  *ps;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
     if (sku) {
-        ctx->sku = *sku;
+        wave->vars.sku = *sku;
     }
 
     if (skus) {
-        ctx->skus = *skus;
+        wave->vars.skus = *skus;
     }
 
     if (ngx_http_complex_value(r, uri, &path) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_str_null(&ctx->sku);
-    ngx_str_null(&ctx->skus);
+    ngx_str_null(&wave->vars.sku);
+    ngx_str_null(&wave->vars.skus);
 
     ngx_str_null(&args);
     flags = NGX_HTTP_LOG_UNSAFE;
@@ -256,8 +258,8 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     }
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
-    sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_ctx_t));
-    if (ps == NULL || sctx == NULL) {
+    vars = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_vars_t));
+    if (ps == NULL || vars == NULL) {
         return NGX_ERROR;
     }
 
@@ -283,18 +285,18 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     }
 
     if (sku) {
-        sctx->sku = *sku;
+        vars->sku = *sku;
     }
 
     if (skus) {
-        sctx->skus = *skus;
+        vars->skus = *skus;
     }
 
-    sctx->country = ctx->country;
-    sctx->postal_code = ctx->postal_code;
-    ngx_http_set_ctx(sr, sctx, ngx_http_cart_module);
+    vars->country = wave->vars.country;
+    vars->postal_code = wave->vars.postal_code;
+    ngx_http_set_ctx(sr, vars, ngx_http_cart_module);
 
-    ctx->pending++;
+    wave->pending++;
 
     return NGX_OK;
 }
@@ -403,7 +405,7 @@ ngx_http_cart_fetch_headers(ngx_http_request_t *r, ngx_http_request_t *sr)
 static ngx_int_t
 ngx_http_cart_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
-    ngx_http_cart_ctx_t    *pctx;
+    ngx_http_cart_wave_t   *wave;
     ngx_http_cart_fetch_t  *f = data;
 
     if (f->done) {
@@ -418,8 +420,8 @@ ngx_http_cart_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
                    "cart subrequest \"%V\" done: %i, %uz bytes",
                    &f->sku, f->status, f->body.len);
 
-    pctx = ngx_http_get_module_ctx(r->parent, ngx_http_cart_module);
-    pctx->pending--;
+    wave = ngx_http_get_module_ctx(r->parent, ngx_http_cart_module);
+    wave->pending--;
 
     return rc;
 }
@@ -431,7 +433,7 @@ ngx_http_cart_batch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
     ngx_str_t               body;
     ngx_int_t               status;
     ngx_uint_t              i;
-    ngx_http_cart_ctx_t    *pctx;
+    ngx_http_cart_wave_t   *wave;
     ngx_http_cart_batch_t  *batch = data;
 
     if (batch->done) {
@@ -452,8 +454,8 @@ ngx_http_cart_batch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
         batch->fetches[i].body = body;
     }
 
-    pctx = ngx_http_get_module_ctx(r->parent, ngx_http_cart_module);
-    pctx->pending--;
+    wave = ngx_http_get_module_ctx(r->parent, ngx_http_cart_module);
+    wave->pending--;
 
     return rc;
 }
@@ -489,23 +491,36 @@ ngx_http_cart_fetch_result(ngx_http_request_t *r, ngx_int_t rc,
 
 
 void
+ngx_http_cart_fetch_address(ngx_http_request_t *r, ngx_str_t *country,
+    ngx_str_t *postal_code)
+{
+    ngx_http_cart_wave_t  *wave;
+
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    wave->vars.country = *country;
+    wave->vars.postal_code = *postal_code;
+}
+
+
+void
 ngx_http_cart_fetch_hold(ngx_http_request_t *r)
 {
-    ngx_http_cart_ctx_t  *ctx;
+    ngx_http_cart_wave_t  *wave;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-    ctx->pending++;
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave->pending++;
 }
 
 
 void
 ngx_http_cart_fetch_release(ngx_http_request_t *r)
 {
-    ngx_http_cart_ctx_t  *ctx;
+    ngx_http_cart_wave_t  *wave;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (--ctx->pending == 0 && ctx->resume) {
+    if (--wave->pending == 0 && wave->resume) {
         ngx_http_cart_fetch_wake(r);
     }
 }
@@ -514,17 +529,17 @@ ngx_http_cart_fetch_release(ngx_http_request_t *r)
 void
 ngx_http_cart_fetch_wait(ngx_http_request_t *r, ngx_http_cart_resume_pt resume)
 {
-    ngx_http_cart_ctx_t  *ctx;
+    ngx_http_cart_wave_t  *wave;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    ctx->resume = resume;
+    wave->resume = resume;
     r->write_event_handler = ngx_http_cart_fetch_wake;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "cart wave: %ui pending", ctx->pending);
+                   "cart wave: %ui pending", wave->pending);
 
-    if (ctx->pending == 0) {
+    if (wave->pending == 0) {
         ngx_http_cart_fetch_wake(r);
     }
 }
@@ -533,18 +548,18 @@ ngx_http_cart_fetch_wait(ngx_http_request_t *r, ngx_http_cart_resume_pt resume)
 static void
 ngx_http_cart_fetch_wake(ngx_http_request_t *r)
 {
-    ngx_http_cart_ctx_t      *ctx;
+    ngx_http_cart_wave_t     *wave;
     ngx_http_cart_resume_pt   resume;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (ctx->pending || ctx->resume == NULL) {
+    if (wave->pending || wave->resume == NULL) {
         return;
     }
 
     /* once per wave: the next wave sets its own */
-    resume = ctx->resume;
-    ctx->resume = NULL;
+    resume = wave->resume;
+    wave->resume = NULL;
     r->write_event_handler = ngx_http_request_empty_handler;
 
     resume(r);

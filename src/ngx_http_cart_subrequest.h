@@ -14,12 +14,50 @@
 #define _NGX_HTTP_CART_SUBREQUEST_H_INCLUDED_
 
 
-#include "ngx_http_cart.h"
-#include "ngx_http_cart_json.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <yajl/yajl_tree.h>
 
 
 /* SKUs per batch subrequest: keeps the URI well under common header limits */
 #define NGX_HTTP_CART_BATCH_MAX  50
+
+
+/* the result of one upstream lookup (the document of one SKU) */
+typedef struct {
+    ngx_str_t                      sku;
+    ngx_int_t                      status;     /* HTTP status; 0: failed */
+    ngx_str_t                      body;
+    ngx_uint_t                     done;       /* counted once */
+    void                          *batch;      /* answering it, or NULL */
+} ngx_http_cart_fetch_t;
+
+
+typedef void (*ngx_http_cart_resume_pt)(ngx_http_request_t *r);
+
+
+/* what $cart_sku, $cart_skus, $cart_country, $cart_postal_code are */
+typedef struct {
+    ngx_str_t                      sku;
+    ngx_str_t                      skus;       /* comma-joined */
+    ngx_str_t                      country;
+    ngx_str_t                      postal_code;
+} ngx_http_cart_vars_t;
+
+
+/*
+ * A request's wave. It is the first member of the request's context, so
+ * this layer reaches it as the module's context; a subrequest's context
+ * is its variables alone, the first member of a wave.
+ */
+typedef struct {
+    ngx_http_cart_vars_t           vars;
+    ngx_http_cart_fetch_t         *fetches;    /* ngx_http_cart_fetch()'s */
+    ngx_uint_t                     nfetches;
+    ngx_uint_t                     pending;    /* not done yet */
+    ngx_http_cart_resume_pt        resume;
+} ngx_http_cart_wave_t;
 
 
 ngx_int_t ngx_http_cart_subrequest_add_variables(ngx_conf_t *cf);
@@ -28,12 +66,17 @@ ngx_int_t ngx_http_cart_subrequest_add_variables(ngx_conf_t *cf);
  * Starts the subrequests for the elements of fetches (their "sku" set),
  * to the URI "uri" evaluates to with $cart_sku = that sku, or with
  * $cart_skus = the comma-joined SKUs of a batch when the URI uses
- * $cart_skus. $cart_country and $cart_postal_code are the request
- * context's. Results land in the elements. NGX_OK: started.
+ * $cart_skus. $cart_country and $cart_postal_code are those last given
+ * to ngx_http_cart_fetch_address(). Results land in the elements.
+ * NGX_OK: started.
  */
 ngx_int_t ngx_http_cart_fetch_start(ngx_http_request_t *r,
     ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
     ngx_uint_t n);
+
+/* $cart_country and $cart_postal_code of the subrequests started next */
+void ngx_http_cart_fetch_address(ngx_http_request_t *r, ngx_str_t *country,
+    ngx_str_t *postal_code);
 
 /* another asynchronous operation joins the wave / is done */
 void ngx_http_cart_fetch_hold(ngx_http_request_t *r);

@@ -13,7 +13,8 @@ layer() {
         items|merge|saved|share|coupons|checkout|admin|stream)
                                                   echo 5 ;;   # resources
         stored)                                   echo 4 ;;   # resource helpers
-        pricing|promo|events)                     echo 3 ;;   # pricing, events
+        pricing|snapshot|engine|view|promo|events)
+                                                  echo 3 ;;   # pricing, events
         reply)                                    echo 2 ;;   # toolkit
         scripts)                                  echo 1 ;;   # scripts
         ''|redis|redis_int|redis_cluster|redis_pubsub|kafka|slot|subrequest|\
@@ -49,6 +50,16 @@ for f in ngx_http_cart_module.c src/*.c src/*.h; do
             bad=1
         fi
     done < <(sed -n 's/^#include "\(ngx_http_cart[a-z_]*\.h\)".*/\1/p' "$f")
+done
+
+# the pricing engine is pure: nginx's core and its own header, nothing else
+for f in src/ngx_http_cart_engine.[ch]; do
+    if grep -E '^#include' "$f" \
+        | grep -vqE '^#include (<ngx_(config|core)\.h>|"ngx_http_cart_engine\.h")$'
+    then
+        echo "layers: $f includes more than nginx's core (the engine is pure)"
+        bad=1
+    fi
 done
 
 [ "$bad" = 0 ] && echo "layers: every include is of the file's layer or below"
