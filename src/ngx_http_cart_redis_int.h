@@ -99,4 +99,10 @@ struct ngx_http_cart_redis_s {
 };
 
 
+/* ngx_http_cart_redis.c */
+void ngx_http_cart_redis_conn_init(ngx_http_cart_redis_conn_t *rc,
+    ngx_http_cart_redis_node_t *node, ngx_uint_t index);
+void ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc);
+
+
 #endif /* _NGX_HTTP_CART_REDIS_INT_H_INCLUDED_ */
