@@ -100,9 +100,23 @@ struct ngx_http_cart_redis_s {
 
 
 /* ngx_http_cart_redis.c */
+ngx_http_cart_redis_node_t *ngx_http_cart_redis_node_add(
+    ngx_http_cart_redis_t *redis, ngx_http_cart_redis_node_conf_t *conf);
+ngx_http_cart_redis_conn_t *ngx_http_cart_redis_pick(
+    ngx_http_cart_redis_node_t *node);
 void ngx_http_cart_redis_conn_init(ngx_http_cart_redis_conn_t *rc,
     ngx_http_cart_redis_node_t *node, ngx_uint_t index);
 void ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc);
+ngx_int_t ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
+    ngx_http_cart_redis_node_t *node, ngx_uint_t asking);
+
+/* ngx_http_cart_redis_cluster.c */
+ngx_int_t ngx_http_cart_redis_cluster_init(ngx_http_cart_redis_t *redis);
+ngx_http_cart_redis_node_t *ngx_http_cart_redis_route(
+    ngx_http_cart_redis_t *redis, ngx_str_t *key);
+ngx_int_t ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op,
+    redisReply *reply);
+void ngx_http_cart_redis_refresh_soon(ngx_http_cart_redis_t *redis);
 
 
 #endif /* _NGX_HTTP_CART_REDIS_INT_H_INCLUDED_ */
