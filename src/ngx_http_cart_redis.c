@@ -441,6 +441,120 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
 }
 
 
+static void
+ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_uint_t                   level;
+    ngx_http_cart_redis_conn_t  *rc = ac->data;
+
+    if (rc->connect.timer_set) {
+        ngx_del_timer(&rc->connect);
+    }
+
+    if (status != REDIS_OK) {
+        /* the first failure of an outage is an error, the retries are not */
+        level = rc->backoff ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+        ngx_log_error(level, rc->node->redis->log, 0,
+                      "cart redis: connect to \"%V\" failed: %s",
+                      &rc->node->conf->url, ac->errstr);
+
+        /* hiredis frees the context after we return */
+        ngx_http_cart_redis_schedule(rc);
+
+        /* a master gone for good is replaced: the map says by whom */
+        ngx_http_cart_redis_refresh_soon(rc->node->redis);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, rc->node->redis->log, 0,
+                  "cart redis: connected to \"%V\" (#%ui)",
+                  &rc->node->conf->url, rc->index);
+
+    rc->state = NGX_HTTP_CART_REDIS_READY;
+    rc->backoff = 0;
+
+    if (rc->sub) {
+        /* the subscriber subscribes again to what it follows */
+        rc->sub->handler(rc->sub->data, NGX_HTTP_CART_REDIS_SUB_UP, NULL,
+                         NULL);
+    }
+}
+
+
+static void
+ngx_http_cart_redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_cart_redis_conn_t  *rc = ac->data;
+
+    if (status != REDIS_OK && !rc->node->redis->exiting) {
+        ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
+                      "cart redis: connection to \"%V\" lost: %s",
+                      &rc->node->conf->url,
+                      ac->errstr ? ac->errstr : "closed");
+    }
+
+    ngx_http_cart_redis_schedule(rc);
+    ngx_http_cart_redis_refresh_soon(rc->node->redis);
+}
+
+
+static void
+ngx_http_cart_redis_connect_timeout(ngx_event_t *ev)
+{
+    ngx_http_cart_redis_conn_t  *rc = ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  "cart redis: connect to \"%V\" timed out",
+                  &rc->node->conf->url);
+
+    /* not connected yet: hiredis calls no disconnect callback here */
+    redisAsyncFree(rc->ac);
+
+    if (!rc->reconnect.timer_set) {
+        ngx_http_cart_redis_schedule(rc);
+    }
+}
+
+
+static void
+ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc)
+{
+    ngx_msec_t              delay;
+    ngx_http_cart_redis_t  *redis;
+
+    redis = rc->node->redis;
+
+    rc->state = NGX_HTTP_CART_REDIS_DISCONNECTED;
+
+    if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    /* exponential backoff with jitter: workers must not reconnect in step */
+
+    rc->backoff = rc->backoff ? ngx_min(rc->backoff * 2,
+                                        NGX_HTTP_CART_REDIS_BACKOFF_MAX)
+                              : NGX_HTTP_CART_REDIS_BACKOFF_MIN;
+
+    delay = rc->backoff / 2 + (ngx_msec_t) ngx_random() % (rc->backoff / 2 + 1);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "cart redis: reconnect #%ui in %Mms", rc->index, delay);
+
+    ngx_add_timer(&rc->reconnect, delay);
+}
+
+
+static void
+ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_http_cart_redis_conn_t  *rc = ev->data;
+
+    ngx_http_cart_redis_connect(rc);
+}
+
+
 /*
  * The handshake is queued ahead of everything else: commands pipelined
  * behind it run authenticated, in the right database, with the scripts
@@ -526,117 +640,28 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
 }
 
 
-static void
-ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc)
+/* a handshake command; hiredis copies it into its output buffer at once */
+
+static ngx_int_t
+ngx_http_cart_redis_queue(redisAsyncContext *ac, ngx_pool_t *pool,
+    char *name, int argc, const char **argv, const size_t *argvlen)
 {
-    ngx_msec_t              delay;
-    ngx_http_cart_redis_t  *redis;
+    int        rc;
+    ngx_str_t  cmd;
 
-    redis = rc->node->redis;
-
-    rc->state = NGX_HTTP_CART_REDIS_DISCONNECTED;
-
-    if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
-        return;
+    if (ngx_http_cart_redis_format(pool, argc, argv, argvlen, &cmd)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    /* exponential backoff with jitter: workers must not reconnect in step */
+    rc = redisAsyncFormattedCommand(ac, ngx_http_cart_redis_handshake_reply,
+                                    name, (char *) cmd.data, cmd.len);
 
-    rc->backoff = rc->backoff ? ngx_min(rc->backoff * 2,
-                                        NGX_HTTP_CART_REDIS_BACKOFF_MAX)
-                              : NGX_HTTP_CART_REDIS_BACKOFF_MIN;
+    /* a script's text is a large allocation: it goes back at once */
+    ngx_pfree(pool, cmd.data);
 
-    delay = rc->backoff / 2 + (ngx_msec_t) ngx_random() % (rc->backoff / 2 + 1);
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
-                   "cart redis: reconnect #%ui in %Mms", rc->index, delay);
-
-    ngx_add_timer(&rc->reconnect, delay);
-}
-
-
-static void
-ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev)
-{
-    ngx_http_cart_redis_conn_t  *rc = ev->data;
-
-    ngx_http_cart_redis_connect(rc);
-}
-
-
-static void
-ngx_http_cart_redis_connect_timeout(ngx_event_t *ev)
-{
-    ngx_http_cart_redis_conn_t  *rc = ev->data;
-
-    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "cart redis: connect to \"%V\" timed out",
-                  &rc->node->conf->url);
-
-    /* not connected yet: hiredis calls no disconnect callback here */
-    redisAsyncFree(rc->ac);
-
-    if (!rc->reconnect.timer_set) {
-        ngx_http_cart_redis_schedule(rc);
-    }
-}
-
-
-static void
-ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
-{
-    ngx_uint_t                   level;
-    ngx_http_cart_redis_conn_t  *rc = ac->data;
-
-    if (rc->connect.timer_set) {
-        ngx_del_timer(&rc->connect);
-    }
-
-    if (status != REDIS_OK) {
-        /* the first failure of an outage is an error, the retries are not */
-        level = rc->backoff ? NGX_LOG_INFO : NGX_LOG_ERR;
-
-        ngx_log_error(level, rc->node->redis->log, 0,
-                      "cart redis: connect to \"%V\" failed: %s",
-                      &rc->node->conf->url, ac->errstr);
-
-        /* hiredis frees the context after we return */
-        ngx_http_cart_redis_schedule(rc);
-
-        /* a master gone for good is replaced: the map says by whom */
-        ngx_http_cart_redis_refresh_soon(rc->node->redis);
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_INFO, rc->node->redis->log, 0,
-                  "cart redis: connected to \"%V\" (#%ui)",
-                  &rc->node->conf->url, rc->index);
-
-    rc->state = NGX_HTTP_CART_REDIS_READY;
-    rc->backoff = 0;
-
-    if (rc->sub) {
-        /* the subscriber subscribes again to what it follows */
-        rc->sub->handler(rc->sub->data, NGX_HTTP_CART_REDIS_SUB_UP, NULL,
-                         NULL);
-    }
-}
-
-
-static void
-ngx_http_cart_redis_on_disconnect(const redisAsyncContext *ac, int status)
-{
-    ngx_http_cart_redis_conn_t  *rc = ac->data;
-
-    if (status != REDIS_OK && !rc->node->redis->exiting) {
-        ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
-                      "cart redis: connection to \"%V\" lost: %s",
-                      &rc->node->conf->url,
-                      ac->errstr ? ac->errstr : "closed");
-    }
-
-    ngx_http_cart_redis_schedule(rc);
-    ngx_http_cart_redis_refresh_soon(rc->node->redis);
+    return (rc == REDIS_OK) ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -852,6 +877,25 @@ ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key, int argc,
 }
 
 
+ngx_int_t
+ngx_http_cart_redis_read(ngx_http_request_t *r, const char *cmd,
+    ngx_str_t *key, ngx_http_cart_redis_handler_pt handler, void *data)
+{
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    /* the command is written out before ngx_http_cart_redis_command returns */
+
+    argv[0] = cmd;
+    argvlen[0] = ngx_strlen(cmd);
+    argv[1] = (const char *) key->data;
+    argvlen[1] = key->len;
+
+    return ngx_http_cart_redis_command(r, key, 2, argv, argvlen, handler,
+                                       data);
+}
+
+
 /* sends the operation's command on one of the node's connections */
 
 ngx_int_t
@@ -888,128 +932,6 @@ ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
     op->conn = rc;
 
     return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_cart_redis_read(ngx_http_request_t *r, const char *cmd,
-    ngx_str_t *key, ngx_http_cart_redis_handler_pt handler, void *data)
-{
-    const char  *argv[2];
-    size_t       argvlen[2];
-
-    /* the command is written out before ngx_http_cart_redis_command returns */
-
-    argv[0] = cmd;
-    argvlen[0] = ngx_strlen(cmd);
-    argv[1] = (const char *) key->data;
-    argvlen[1] = key->len;
-
-    return ngx_http_cart_redis_command(r, key, 2, argv, argvlen, handler,
-                                       data);
-}
-
-
-/*
- * Writes the command in Redis's protocol (*argc, then $len and the bytes of
- * each argument) into one buffer of the pool, sized up front. hiredis's own
- * argv formatting (an sdscatfmt per argument into a growing sds) was a
- * fifth of the instructions of an add. An operation keeps the buffer until
- * its reply: a cluster redirection sends the same bytes again.
- */
-
-static ngx_int_t
-ngx_http_cart_redis_format(ngx_pool_t *pool, int argc, const char **argv,
-    const size_t *argvlen, ngx_str_t *cmd)
-{
-    int      i;
-    size_t   len;
-    u_char  *p;
-
-    len = sizeof("*" CRLF) - 1 + ngx_http_cart_redis_digits(argc);
-
-    for (i = 0; i < argc; i++) {
-        len += sizeof("$" CRLF CRLF) - 1
-               + ngx_http_cart_redis_digits(argvlen[i]) + argvlen[i];
-    }
-
-    cmd->data = ngx_pnalloc(pool, len);
-    if (cmd->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_http_cart_redis_head(cmd->data, '*', argc);
-
-    for (i = 0; i < argc; i++) {
-        p = ngx_http_cart_redis_head(p, '$', argvlen[i]);
-        p = ngx_cpymem(p, argv[i], argvlen[i]);
-        *p++ = CR; *p++ = LF;
-    }
-
-    cmd->len = len;
-
-    return NGX_OK;
-}
-
-
-/* a handshake command; hiredis copies it into its output buffer at once */
-
-static ngx_int_t
-ngx_http_cart_redis_queue(redisAsyncContext *ac, ngx_pool_t *pool,
-    char *name, int argc, const char **argv, const size_t *argvlen)
-{
-    int        rc;
-    ngx_str_t  cmd;
-
-    if (ngx_http_cart_redis_format(pool, argc, argv, argvlen, &cmd)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    rc = redisAsyncFormattedCommand(ac, ngx_http_cart_redis_handshake_reply,
-                                    name, (char *) cmd.data, cmd.len);
-
-    /* a script's text is a large allocation: it goes back at once */
-    ngx_pfree(pool, cmd.data);
-
-    return (rc == REDIS_OK) ? NGX_OK : NGX_ERROR;
-}
-
-
-/* "*3\r\n", "$40\r\n": a type byte, the number in decimal, CRLF */
-
-static u_char *
-ngx_http_cart_redis_head(u_char *p, u_char type, size_t n)
-{
-    u_char  *end;
-
-    *p++ = type;
-
-    end = p + ngx_http_cart_redis_digits(n);
-    p = end;
-
-    do {
-        *--p = (u_char) ('0' + n % 10);
-        n /= 10;
-    } while (n);
-
-    *end++ = CR; *end++ = LF;
-
-    return end;
-}
-
-
-static size_t
-ngx_http_cart_redis_digits(size_t n)
-{
-    size_t  d;
-
-    for (d = 1; n >= 10; d++) {
-        n /= 10;
-    }
-
-    return d;
 }
 
 
@@ -1051,6 +973,54 @@ ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
     ngx_http_cart_redis_op_free(op);
 }
+
+
+static ngx_http_cart_redis_op_t *
+ngx_http_cart_redis_op_get(ngx_http_cart_redis_t *redis)
+{
+    ngx_queue_t               *q;
+    ngx_http_cart_redis_op_t  *op;
+
+    if (!ngx_queue_empty(&redis->free_ops)) {
+        q = ngx_queue_head(&redis->free_ops);
+        ngx_queue_remove(q);
+        op = ngx_queue_data(q, ngx_http_cart_redis_op_t, queue);
+
+    } else {
+        op = ngx_alloc(sizeof(ngx_http_cart_redis_op_t), redis->log);
+        if (op == NULL) {
+            return NULL;
+        }
+    }
+
+    ngx_memzero(op, sizeof(ngx_http_cart_redis_op_t));
+
+    op->redis = redis;
+    op->timer.handler = ngx_http_cart_redis_op_timeout;
+    op->timer.data = op;
+    op->timer.log = redis->log;
+
+    return op;
+}
+
+
+static void
+ngx_http_cart_redis_op_free(ngx_http_cart_redis_op_t *op)
+{
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    ngx_str_null(&op->cmd);
+
+    if (op->redis->exiting) {
+        ngx_free(op);
+        return;
+    }
+
+    ngx_queue_insert_head(&op->redis->free_ops, &op->queue);
+}
+
 
 
 static void
@@ -1141,48 +1111,79 @@ ngx_http_cart_redis_op_finish(ngx_http_cart_redis_op_t *op,
 }
 
 
-static ngx_http_cart_redis_op_t *
-ngx_http_cart_redis_op_get(ngx_http_cart_redis_t *redis)
+/*
+ * Writes the command in Redis's protocol (*argc, then $len and the bytes of
+ * each argument) into one buffer of the pool, sized up front. hiredis's own
+ * argv formatting (an sdscatfmt per argument into a growing sds) was a
+ * fifth of the instructions of an add. An operation keeps the buffer until
+ * its reply: a cluster redirection sends the same bytes again.
+ */
+
+static ngx_int_t
+ngx_http_cart_redis_format(ngx_pool_t *pool, int argc, const char **argv,
+    const size_t *argvlen, ngx_str_t *cmd)
 {
-    ngx_queue_t               *q;
-    ngx_http_cart_redis_op_t  *op;
+    int      i;
+    size_t   len;
+    u_char  *p;
 
-    if (!ngx_queue_empty(&redis->free_ops)) {
-        q = ngx_queue_head(&redis->free_ops);
-        ngx_queue_remove(q);
-        op = ngx_queue_data(q, ngx_http_cart_redis_op_t, queue);
+    len = sizeof("*" CRLF) - 1 + ngx_http_cart_redis_digits(argc);
 
-    } else {
-        op = ngx_alloc(sizeof(ngx_http_cart_redis_op_t), redis->log);
-        if (op == NULL) {
-            return NULL;
-        }
+    for (i = 0; i < argc; i++) {
+        len += sizeof("$" CRLF CRLF) - 1
+               + ngx_http_cart_redis_digits(argvlen[i]) + argvlen[i];
     }
 
-    ngx_memzero(op, sizeof(ngx_http_cart_redis_op_t));
+    cmd->data = ngx_pnalloc(pool, len);
+    if (cmd->data == NULL) {
+        return NGX_ERROR;
+    }
 
-    op->redis = redis;
-    op->timer.handler = ngx_http_cart_redis_op_timeout;
-    op->timer.data = op;
-    op->timer.log = redis->log;
+    p = ngx_http_cart_redis_head(cmd->data, '*', argc);
 
-    return op;
+    for (i = 0; i < argc; i++) {
+        p = ngx_http_cart_redis_head(p, '$', argvlen[i]);
+        p = ngx_cpymem(p, argv[i], argvlen[i]);
+        *p++ = CR; *p++ = LF;
+    }
+
+    cmd->len = len;
+
+    return NGX_OK;
 }
 
 
-static void
-ngx_http_cart_redis_op_free(ngx_http_cart_redis_op_t *op)
+/* "*3\r\n", "$40\r\n": a type byte, the number in decimal, CRLF */
+
+static u_char *
+ngx_http_cart_redis_head(u_char *p, u_char type, size_t n)
 {
-    if (op->timer.timer_set) {
-        ngx_del_timer(&op->timer);
+    u_char  *end;
+
+    *p++ = type;
+
+    end = p + ngx_http_cart_redis_digits(n);
+    p = end;
+
+    do {
+        *--p = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    *end++ = CR; *end++ = LF;
+
+    return end;
+}
+
+
+static size_t
+ngx_http_cart_redis_digits(size_t n)
+{
+    size_t  d;
+
+    for (d = 1; n >= 10; d++) {
+        n /= 10;
     }
 
-    ngx_str_null(&op->cmd);
-
-    if (op->redis->exiting) {
-        ngx_free(op);
-        return;
-    }
-
-    ngx_queue_insert_head(&op->redis->free_ops, &op->queue);
+    return d;
 }
