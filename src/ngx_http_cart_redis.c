@@ -1,29 +1,7 @@
 /*
- * hiredis 0.14 driven by nginx events.
- *
- * Structure: redis -> nodes -> connections -> operations.
- *
- * - A node is one Redis server. Each node owns cart_redis_connections
- *   connections per worker; commands are pipelined on them round-robin.
- *   Without cart_redis_cluster, the first cart_redis URL is the one node.
- * - With cart_redis_cluster on, the URLs are seeds: a worker asks one of
- *   its nodes CLUSTER SLOTS, keeps a slot -> node table, adds a node for
- *   each master it learns of, and sends a command to the node of its key's
- *   slot. Until the table is known a command goes to any node and follows
- *   MOVED. A MOVED updates the slot and asks for a new table; an ASK is
- *   followed with ASKING, without touching the table. Nodes are never
- *   freed during a worker's life: the table only points at live memory.
- * - A connection wraps the hiredis fd in an ngx_connection_t. hiredis owns
- *   the fd: our cleanup hook detaches it (c->fd = -1) before hiredis closes
- *   it, so a reused descriptor number is never closed under someone else.
- *   Events are level-triggered: hiredis reads at most 16 KB per call, and a
- *   bigger reply must keep the read event firing until it is drained.
- * - An operation is the callback data hiredis holds, and the command in
- *   Redis's protocol, which a redirection sends again to another node. It
- *   is allocated from a worker free list, not from the request pool,
- *   because hiredis may call back after the request is gone (a timed-out
- *   command, a disconnect). A request cleanup handler detaches the request
- *   from the operation.
+ * hiredis 0.14 on nginx events. A node is one Redis server with
+ * cart_redis_connections connections per worker, pipelined round-robin;
+ * without cart_redis_cluster the first cart_redis URL is the only node.
  */
 
 #include "ngx_http_cart_redis_int.h"
@@ -35,13 +13,17 @@
 
 
 static void ngx_http_cart_redis_conn_close(ngx_http_cart_redis_conn_t *rc);
-static void ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc);
-static void ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev);
-static void ngx_http_cart_redis_connect_timeout(ngx_event_t *ev);
 static void ngx_http_cart_redis_on_connect(const redisAsyncContext *ac,
     int status);
 static void ngx_http_cart_redis_on_disconnect(const redisAsyncContext *ac,
     int status);
+static void ngx_http_cart_redis_connect_timeout(ngx_event_t *ev);
+static void ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc);
+static void ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc);
+static ngx_int_t ngx_http_cart_redis_queue(redisAsyncContext *ac,
+    ngx_pool_t *pool, char *name, int argc, const char **argv,
+    const size_t *argvlen);
 static void ngx_http_cart_redis_handshake_reply(redisAsyncContext *ac,
     void *reply, void *privdata);
 static void ngx_http_cart_redis_read_handler(ngx_event_t *ev);
@@ -51,23 +33,19 @@ static void ngx_http_cart_redis_del_read(void *privdata);
 static void ngx_http_cart_redis_add_write(void *privdata);
 static void ngx_http_cart_redis_del_write(void *privdata);
 static void ngx_http_cart_redis_cleanup(void *privdata);
-static ngx_int_t ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc);
-static ngx_int_t ngx_http_cart_redis_queue(redisAsyncContext *ac,
-    ngx_pool_t *pool, char *name, int argc, const char **argv,
-    const size_t *argvlen);
-static u_char *ngx_http_cart_redis_head(u_char *p, u_char type, size_t n);
-static size_t ngx_http_cart_redis_digits(size_t n);
 static void ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
+static ngx_http_cart_redis_op_t *ngx_http_cart_redis_op_get(
+    ngx_http_cart_redis_t *redis);
+static void ngx_http_cart_redis_op_free(ngx_http_cart_redis_op_t *op);
 static void ngx_http_cart_redis_op_timeout(ngx_event_t *ev);
 static void ngx_http_cart_redis_op_cleanup(void *data);
 static void ngx_http_cart_redis_op_finish(ngx_http_cart_redis_op_t *op,
     redisReply *reply, ngx_int_t rc);
-static ngx_http_cart_redis_op_t *ngx_http_cart_redis_op_get(
-    ngx_http_cart_redis_t *redis);
-static void ngx_http_cart_redis_op_free(ngx_http_cart_redis_op_t *op);
 static ngx_int_t ngx_http_cart_redis_format(ngx_pool_t *pool, int argc,
     const char **argv, const size_t *argvlen, ngx_str_t *cmd);
+static u_char *ngx_http_cart_redis_head(u_char *p, u_char type, size_t n);
+static size_t ngx_http_cart_redis_digits(size_t n);
 
 
 /* configuration: redis://[[user]:password@]host[:port][/db] */
@@ -212,11 +190,11 @@ ngx_http_cart_redis_init_worker(ngx_cycle_t *cycle,
 void
 ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf)
 {
-    ngx_uint_t                   i, j;
-    ngx_queue_t                 *q;
-    ngx_http_cart_redis_t       *redis;
-    ngx_http_cart_redis_op_t    *op;
-    ngx_http_cart_redis_node_t **nodes;
+    ngx_uint_t                    i, j;
+    ngx_queue_t                  *q;
+    ngx_http_cart_redis_t        *redis;
+    ngx_http_cart_redis_op_t     *op;
+    ngx_http_cart_redis_node_t  **nodes;
 
     redis = cmcf->redis;
     if (redis == NULL) {
@@ -294,10 +272,8 @@ ngx_http_cart_redis_node_add(ngx_http_cart_redis_t *redis,
 }
 
 
-/*
- * Round-robin over ready connections; a connection still connecting
- * will do (hiredis buffers the command behind the handshake).
- */
+/* round-robin over ready connections; a connecting one will do: hiredis
+ * buffers the command behind the handshake */
 
 ngx_http_cart_redis_conn_t *
 ngx_http_cart_redis_pick(ngx_http_cart_redis_node_t *node)
@@ -517,6 +493,8 @@ ngx_http_cart_redis_connect_timeout(ngx_event_t *ev)
 }
 
 
+/* reconnection */
+
 static void
 ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc)
 {
@@ -555,12 +533,8 @@ ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev)
 }
 
 
-/*
- * The handshake is queued ahead of everything else: commands pipelined
- * behind it run authenticated, in the right database, with the scripts
- * loaded. Its commands are written out in a pool of their own, gone once
- * hiredis has them.
- */
+/* queued ahead of everything else: pipelined commands run authenticated,
+ * in the right database, with the scripts loaded */
 
 static ngx_int_t
 ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
@@ -975,6 +949,8 @@ ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 
+/* operations */
+
 static ngx_http_cart_redis_op_t *
 ngx_http_cart_redis_op_get(ngx_http_cart_redis_t *redis)
 {
@@ -1038,10 +1014,7 @@ ngx_http_cart_redis_op_timeout(ngx_event_t *ev)
     /* the operation stays with hiredis until its reply or the disconnect */
     ngx_http_cart_redis_op_finish(op, NULL, NGX_AGAIN);
 
-    /*
-     * Several timeouts in a row with no reply at all: the peer is gone
-     * without telling us (a black hole). Drop the connection to reconnect.
-     */
+    /* timeouts in a row and not one reply: a black hole, reconnect */
 
     if (++rc->timeouts >= NGX_HTTP_CART_REDIS_MAX_TIMEOUTS && rc->ac) {
         ngx_log_error(NGX_LOG_ERR, ev->log, 0,
@@ -1104,19 +1077,16 @@ ngx_http_cart_redis_op_finish(ngx_http_cart_redis_op_t *op,
 
         handler(r, data, reply, rc);
 
-        /* we are outside nginx's request handlers: run what was posted
-         * (subrequests just created, parents to wake) ourselves */
+        /* outside nginx's request handlers: run the posted requests
+         * (new subrequests, parents to wake) ourselves */
         ngx_http_run_posted_requests(c);
     }
 }
 
 
 /*
- * Writes the command in Redis's protocol (*argc, then $len and the bytes of
- * each argument) into one buffer of the pool, sized up front. hiredis's own
- * argv formatting (an sdscatfmt per argument into a growing sds) was a
- * fifth of the instructions of an add. An operation keeps the buffer until
- * its reply: a cluster redirection sends the same bytes again.
+ * The RESP writer: one pool buffer, sized up front. hiredis's argv
+ * formatting (an sdscatfmt per argument) was a fifth of an add's work.
  */
 
 static ngx_int_t

@@ -1,6 +1,6 @@
 /*
- * Redis Cluster: the URLs are seeds. A worker asks a node CLUSTER SLOTS,
- * keeps a slot -> node table and adds a node for each master it learns of.
+ * Redis Cluster. The cart_redis URLs are seeds: a worker asks a node
+ * CLUSTER SLOTS, keeps a slot -> node table and adds a node per master.
  * Until the table is known a command goes to any node and follows MOVED.
  */
 
@@ -76,10 +76,10 @@ ngx_http_cart_redis_route(ngx_http_cart_redis_t *redis, ngx_str_t *key)
 
 
 /*
- * An error reply in cluster mode: MOVED and ASK are followed (NGX_OK, the
- * operation was sent again), TRYAGAIN, CLUSTERDOWN and a redirection that
- * cannot be followed end the command (NGX_ERROR), any other error is the
- * caller's (NGX_DECLINED).
+ * An error reply: MOVED and ASK are followed, the operation is sent again
+ * (NGX_OK); TRYAGAIN, CLUSTERDOWN or a redirection that cannot be
+ * followed end the command (NGX_ERROR); other errors are the caller's
+ * (NGX_DECLINED).
  */
 
 ngx_int_t
@@ -190,11 +190,8 @@ invalid:
 }
 
 
-/*
- * The node at host:port, added when it is new. Nodes are reached by
- * address: getaddrinfo() must never run in a worker, so a cluster must
- * announce IP addresses (its default).
- */
+/* the node at host:port, added if new; by IP address only: getaddrinfo()
+ * must never run in a worker (a cluster announces IPs by default) */
 
 static ngx_http_cart_redis_node_t *
 ngx_http_cart_redis_node_get(ngx_http_cart_redis_t *redis, ngx_str_t *host,
@@ -303,11 +300,8 @@ ngx_http_cart_redis_refresh_soon(ngx_http_cart_redis_t *redis)
 }
 
 
-/*
- * The refresh timer: sends CLUSTER SLOTS to the next node that has a
- * connection, and then watches it: firing again while it is in flight
- * means no answer came, and the next node is asked.
- */
+/* sends CLUSTER SLOTS to the next node with a connection; firing again
+ * while it is in flight means no answer came: the next node is asked */
 
 static void
 ngx_http_cart_redis_refresh_handler(ngx_event_t *ev)

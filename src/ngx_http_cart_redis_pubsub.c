@@ -1,9 +1,8 @@
 /*
- * Pub/sub: hiredis keeps one callback per channel, called for the
- * SUBSCRIBE confirmation, each message and the UNSUBSCRIBE confirmation.
- * All channels share one callback whose data, the subscriber, lives as
- * long as the worker; the handler finds listeners by channel name, so a
- * late reply for a channel nobody follows is dropped.
+ * The worker's pub/sub subscriber. All channels share one hiredis callback
+ * whose data, the subscriber, lives as long as the worker; the handler
+ * finds listeners by channel name, so a late reply for a dropped channel
+ * is harmless.
  */
 
 #include "ngx_http_cart_redis_int.h"
