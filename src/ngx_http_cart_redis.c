@@ -788,7 +788,8 @@ ngx_http_cart_redis_cleanup(void *privdata)
         ngx_delete_posted_event(c->write);
     }
 
-    /* hiredis closes the descriptor itself */
+    /* hiredis closes the fd itself; closing it here too could close a
+     * reused descriptor number under someone else */
     c->fd = (ngx_socket_t) -1;
     ngx_free_connection(c);
 }
