@@ -9,7 +9,7 @@
  * request it belongs to has been freed.
  *
  * Only the reply type of hiredis (redisReply) crosses this header; the
- * async API stays inside ngx_http_cart_redis.c.
+ * async API stays inside the Redis layer (ngx_http_cart_redis_int.h).
  */
 
 #ifndef _NGX_HTTP_CART_REDIS_H_INCLUDED_

@@ -1,0 +1,122 @@
+/*
+ * Internal to the Redis layer (src/ngx_http_cart_redis*.c): its structures
+ * and the functions its files share. Only these files include hiredis's
+ * async API.
+ *
+ * redis -> nodes -> connections; an operation is the callback data
+ * hiredis holds for one command.
+ */
+
+#ifndef _NGX_HTTP_CART_REDIS_INT_H_INCLUDED_
+#define _NGX_HTTP_CART_REDIS_INT_H_INCLUDED_
+
+
+#include "ngx_http_cart_redis.h"
+#include <hiredis/async.h>
+
+
+typedef struct ngx_http_cart_redis_node_s  ngx_http_cart_redis_node_t;
+typedef struct ngx_http_cart_redis_sub_s   ngx_http_cart_redis_sub_t;
+
+
+typedef enum {
+    NGX_HTTP_CART_REDIS_DISCONNECTED = 0,
+    NGX_HTTP_CART_REDIS_CONNECTING,
+    NGX_HTTP_CART_REDIS_READY
+} ngx_http_cart_redis_state_e;
+
+
+typedef struct {
+    ngx_http_cart_redis_node_t    *node;
+    redisAsyncContext             *ac;
+    ngx_connection_t              *c;
+    ngx_http_cart_redis_state_e    state;
+    ngx_event_t                    reconnect;    /* backoff, cancelable */
+    ngx_event_t                    connect;      /* timeout, cancelable */
+    ngx_msec_t                     backoff;
+    ngx_uint_t                     timeouts;     /* in a row, without a reply */
+    ngx_uint_t                     index;
+    ngx_http_cart_redis_sub_t     *sub;          /* the subscriber, or NULL */
+} ngx_http_cart_redis_conn_t;
+
+
+/* the worker's pub/sub connection: a connection of node 0 outside its pool */
+struct ngx_http_cart_redis_sub_s {
+    ngx_http_cart_redis_conn_t         conn;
+    ngx_http_cart_redis_sub_pt         handler;
+    void                              *data;
+};
+
+
+/* one Redis server; nodes live as long as the worker: slots point at them */
+struct ngx_http_cart_redis_node_s {
+    ngx_http_cart_redis_t             *redis;
+    ngx_http_cart_redis_node_conf_t   *conf;
+    ngx_http_cart_redis_conn_t        *conns;
+    ngx_uint_t                         nconns;
+    ngx_uint_t                         next;
+};
+
+
+/* from a worker free list, not the request pool: hiredis may call back
+ * after the request is gone; a request cleanup detaches the request */
+typedef struct {
+    ngx_queue_t                        queue;     /* in the free list */
+    ngx_http_cart_redis_t             *redis;
+    ngx_http_cart_redis_conn_t        *conn;
+    ngx_http_request_t                *request;   /* NULL once detached */
+    ngx_http_cart_redis_handler_pt     handler;
+    void                              *data;
+    ngx_http_cleanup_t                *cleanup;
+    ngx_event_t                        timer;
+    ngx_str_t                          cmd;       /* RESP, in the request's
+                                                     pool, for a resend */
+    ngx_uint_t                         redirects;
+} ngx_http_cart_redis_op_t;
+
+
+struct ngx_http_cart_redis_s {
+    ngx_http_cart_main_conf_t         *cmcf;
+    ngx_array_t                        nodes;     /* of node *, seeds first */
+    ngx_http_cart_redis_script_t      *scripts;
+    ngx_uint_t                         nscripts;
+    ngx_queue_t                        free_ops;
+    ngx_pool_t                        *pool;      /* the cycle's: nodes */
+    ngx_http_cart_redis_sub_t         *sub;       /* started by the first
+                                                     subscriber */
+    ngx_log_t                         *log;
+
+    /* Redis Cluster; slots is NULL without cart_redis_cluster */
+    ngx_http_cart_redis_node_t       **slots;
+    ngx_event_t                        refresh;   /* next CLUSTER SLOTS */
+    ngx_msec_t                         refreshed; /* when it was sent */
+    ngx_uint_t                         refresh_id; /* tells a late answer */
+    ngx_uint_t                         refresh_next;  /* node asked next */
+    ngx_uint_t                         refresh_failed;
+
+    unsigned                           refreshing:1;
+    unsigned                           exiting:1;
+};
+
+
+/* ngx_http_cart_redis.c */
+ngx_http_cart_redis_node_t *ngx_http_cart_redis_node_add(
+    ngx_http_cart_redis_t *redis, ngx_http_cart_redis_node_conf_t *conf);
+ngx_http_cart_redis_conn_t *ngx_http_cart_redis_pick(
+    ngx_http_cart_redis_node_t *node);
+void ngx_http_cart_redis_conn_init(ngx_http_cart_redis_conn_t *rc,
+    ngx_http_cart_redis_node_t *node, ngx_uint_t index);
+void ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc);
+ngx_int_t ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
+    ngx_http_cart_redis_node_t *node, ngx_uint_t asking);
+
+/* ngx_http_cart_redis_cluster.c */
+ngx_int_t ngx_http_cart_redis_cluster_init(ngx_http_cart_redis_t *redis);
+ngx_http_cart_redis_node_t *ngx_http_cart_redis_route(
+    ngx_http_cart_redis_t *redis, ngx_str_t *key);
+ngx_int_t ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op,
+    redisReply *reply);
+void ngx_http_cart_redis_refresh_soon(ngx_http_cart_redis_t *redis);
+
+
+#endif /* _NGX_HTTP_CART_REDIS_INT_H_INCLUDED_ */
