@@ -16,7 +16,7 @@ SOURCES := config $(wildcard ngx_http_cart_module.c src/*.c src/*.h \
 NGINX_DEV = @test -d $(NGINX_SRC) \
 	|| { echo "nginx-dev is not installed: run 'make deps'"; exit 1; }
 
-.PHONY: all build clean daemon unit
+.PHONY: all build clean daemon unit unit-build
 
 all: build
 
@@ -38,8 +38,10 @@ $(MODULE_SO): $(BUILDDIR)/Makefile $(SOURCES)
 # /usr/sbin/nginx runs while it reads t/unit/engine.conf, so that the
 # engine runs on nginx's own pools (nginx-dev has no .c files to link).
 # t/005-engine.t runs it with the suite; "make unit" builds and runs it.
-unit: $(UNIT_SO)
+unit: unit-build
 	/usr/sbin/nginx -q -t -p $(TOP)/ -e stderr -c t/unit/engine.conf
+
+unit-build: $(UNIT_SO)
 
 $(UNITDIR)/Makefile: t/unit/config
 	$(NGINX_DEV)

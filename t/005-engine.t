@@ -15,7 +15,7 @@ $| = 1;
 my $log = "$top/build/unit/make.log";
 system('mkdir', '-p', "$top/build/unit");
 
-if (system("make -s -C '$top' build/unit/nginx/ngx_cart_engine_test_module.so"
+if (system("make -s -C '$top' unit-build"
            . " >'$log' 2>&1") != 0)
 {
     print "1..1\nnot ok 1 - make unit\n";
