@@ -36,9 +36,14 @@ static ngx_int_t ngx_http_cart_fetch_result(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cart_fetch_headers(ngx_http_request_t *r,
     ngx_http_request_t *sr);
 static void ngx_http_cart_fetch_wake(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cart_capture_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
 static ngx_uint_t ngx_http_cart_fetch_is_batch(ngx_http_complex_value_t *uri);
 static ngx_int_t ngx_http_cart_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_output_body_filter_pt  ngx_http_next_body_filter;
 
 
 static ngx_http_variable_t  ngx_http_cart_variables[] = {
@@ -294,6 +299,7 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
 
     vars->country = wave->vars.country;
     vars->postal_code = wave->vars.postal_code;
+    vars->capture = 1;
     ngx_http_set_ctx(sr, vars, ngx_http_cart_module);
 
     wave->pending++;
@@ -465,25 +471,124 @@ static ngx_int_t
 ngx_http_cart_fetch_result(ngx_http_request_t *r, ngx_int_t rc,
     ngx_int_t *status, ngx_str_t *body)
 {
-    ngx_buf_t  *b;
+    ngx_http_cart_vars_t  *vars;
+
+    vars = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
     ngx_str_null(body);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         *status = rc;
 
-    } else if (rc == NGX_OK) {
+    } else if (rc == NGX_OK && !vars->too_big) {
         *status = r->headers_out.status;
-
-        if (r->out) {
-            b = r->out->buf;
-            body->data = b->pos;
-            body->len = b->last - b->pos;
-        }
+        body->data = vars->body;
+        body->len = vars->len;
 
     } else {
         /* the upstream failed: timeout, refused, body over the buffer */
         *status = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_cart_subrequest_init(ngx_conf_t *cf)
+{
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_cart_capture_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Our lookups' answers are kept here, before nginx's in-memory postpone
+ * filter: there a body over subrequest_output_buffer_size is an error that
+ * closes the client's connection; here it is a failed lookup. Nothing is
+ * passed on: the client never sees a lookup's bytes.
+ */
+
+static ngx_int_t
+ngx_http_cart_capture_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    off_t                      size;
+    ssize_t                    n;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_cart_vars_t      *vars;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (r == r->main || !r->subrequest_in_memory) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    vars = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    if (vars == NULL || !vars->capture) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+        size = ngx_buf_size(b);
+
+        if (size == 0 || ngx_buf_special(b) || vars->too_big) {
+            goto consumed;
+        }
+
+        if (vars->body == NULL) {
+            clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+            vars->size = clcf->subrequest_output_buffer_size;
+
+            if (r->headers_out.content_length_n >= 0
+                && (size_t) r->headers_out.content_length_n < vars->size)
+            {
+                vars->size = r->headers_out.content_length_n;
+            }
+
+            vars->body = ngx_pnalloc(r->pool, vars->size + 1);
+            if (vars->body == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        if ((size_t) size > vars->size - vars->len) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "cart: the answer of \"%V\" is over "
+                          "subrequest_output_buffer_size (%uz)",
+                          &r->uri, vars->size);
+            vars->too_big = 1;
+            goto consumed;
+        }
+
+        if (ngx_buf_in_memory(b)) {
+            vars->len += ngx_cpymem(vars->body + vars->len, b->pos, size)
+                         - (vars->body + vars->len);
+
+        } else {
+            /* a static file: read as the copy filter would have */
+            n = ngx_read_file(b->file, vars->body + vars->len, size,
+                              b->file_pos);
+            if (n != size) {
+                return NGX_ERROR;
+            }
+
+            vars->len += n;
+        }
+
+    consumed:
+
+        if (ngx_buf_in_memory(b)) {
+            b->pos = b->last;
+        }
+
+        if (b->in_file) {
+            b->file_pos = b->file_last;
+        }
     }
 
     return NGX_OK;

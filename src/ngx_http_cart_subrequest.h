@@ -37,12 +37,22 @@ typedef struct {
 typedef void (*ngx_http_cart_resume_pt)(ngx_http_request_t *r);
 
 
-/* what $cart_sku, $cart_skus, $cart_country, $cart_postal_code are */
+/*
+ * What $cart_sku, $cart_skus, $cart_country, $cart_postal_code are; in a
+ * subrequest also the body it answered, captured by our body filter
+ */
 typedef struct {
     ngx_str_t                      sku;
     ngx_str_t                      skus;       /* comma-joined */
     ngx_str_t                      country;
     ngx_str_t                      postal_code;
+
+    u_char                        *body;
+    size_t                         len;
+    size_t                         size;       /* the location's
+                                                  subrequest_output_buffer_size */
+    unsigned                       capture:1;
+    unsigned                       too_big:1;
 } ngx_http_cart_vars_t;
 
 
@@ -61,6 +71,9 @@ typedef struct {
 
 
 ngx_int_t ngx_http_cart_subrequest_add_variables(ngx_conf_t *cf);
+
+/* the body filter that captures the lookups' answers */
+ngx_int_t ngx_http_cart_subrequest_init(ngx_conf_t *cf);
 
 /*
  * Starts the subrequests for the elements of fetches (their "sku" set),

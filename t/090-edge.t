@@ -254,3 +254,46 @@ GET /api/v1/cart/count
 X-User-Id: e10
 --- response_body chomp
 {"item_count":5}
+
+
+
+=== TEST 11: an upstream document over subrequest_output_buffer_size: the add is 503, the view goes on unverified, checkout is 503 — never a dropped connection
+--- init
+CartShop::cart('e7', [['A-1', 1, 2999, 'seller-a'], ['BIG', 1, 100, 'seller-c']], '#a', 'US|94107');
+--- request eval
+["POST /api/v1/cart/items\n{\"sku_id\":\"BIG\",\"quantity\":1}",
+ "GET /api/v1/cart",
+ "POST /api/v1/cart/checkout\n{}",
+ "GET /api/v1/cart"]
+--- more_headers
+X-User-Id: e7
+Content-Type: application/json
+--- error_code eval
+[503, 200, 503, 200]
+--- response_body_like eval
+['"code":"catalog_unavailable"',
+ '"sku_id":"BIG",[^}]*"price_verified":false',
+ '"code":"catalog_unavailable"',
+ '"item_count":2,']
+--- error_log
+is over subrequest_output_buffer_size
+
+
+
+=== TEST 12: the same for a shared view (unverified price) and a copy (503, nothing copied)
+--- init
+CartShop::cart('e12', [['A-1', 1, 2999, 'seller-a'], ['BIG', 1, 100, 'seller-c']]);
+redis_cmd('DEL', 'cart:{user-e12b}', 'cart_count:{user-e12b}');
+redis_cmd('SET', 'share:{Edge-Token_0123456789abcdefghijk}', (time + 3600) . '|user-e12', 'EX', 3600);
+--- request eval
+["GET /api/v1/cart/shared/Edge-Token_0123456789abcdefghijk",
+ "POST /api/v1/cart/shared/Edge-Token_0123456789abcdefghijk/copy",
+ "GET /api/v1/cart/shared/Edge-Token_0123456789abcdefghijk"]
+--- more_headers
+X-User-Id: e12b
+--- error_code eval
+[200, 503, 200]
+--- response_body_like eval
+['"sku_id":"A-1",.*"item_count":2,', '"code":"catalog_unavailable"', '"item_count":2,']
+--- error_log
+is over subrequest_output_buffer_size
