@@ -45,8 +45,13 @@ static ngx_conf_num_bounds_t  ngx_http_cart_connections_bounds = {
     ngx_conf_check_num_bounds, 1, 64
 };
 
+/* a view of N lines is up to 3N lookups: keep N sane */
 static ngx_conf_num_bounds_t  ngx_http_cart_lines_bounds = {
-    ngx_conf_check_num_bounds, 1, 10000
+    ngx_conf_check_num_bounds, 1, 1000
+};
+
+static ngx_conf_num_bounds_t  ngx_http_cart_subrequests_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000
 };
 
 static ngx_conf_num_bounds_t  ngx_http_cart_quantity_bounds = {
@@ -241,6 +246,20 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cart_loc_conf_t, share_url),
+      NULL },
+
+    { ngx_string("cart_subrequests"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, subrequests),
+      &ngx_http_cart_subrequests_bounds },
+
+    { ngx_string("cart_lookup_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, lookup_timeout),
       NULL },
 
     { ngx_string("cart_inventory"),
@@ -459,6 +478,8 @@ ngx_http_cart_create_loc_conf(ngx_conf_t *cf)
     lcf->inventory = NGX_CONF_UNSET_PTR;
     lcf->shipping = NGX_CONF_UNSET_PTR;
     lcf->share_url = NGX_CONF_UNSET_PTR;
+    lcf->subrequests = NGX_CONF_UNSET_UINT;
+    lcf->lookup_timeout = NGX_CONF_UNSET_MSEC;
     lcf->admin = NGX_CONF_UNSET;
 
     return lcf;
@@ -479,6 +500,9 @@ ngx_http_cart_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->inventory, prev->inventory, NULL);
     ngx_conf_merge_ptr_value(conf->shipping, prev->shipping, NULL);
     ngx_conf_merge_ptr_value(conf->share_url, prev->share_url, NULL);
+    ngx_conf_merge_uint_value(conf->subrequests, prev->subrequests, 32);
+    ngx_conf_merge_msec_value(conf->lookup_timeout, prev->lookup_timeout,
+                              5000);
     ngx_conf_merge_value(conf->admin, prev->admin, 0);
 
     return NGX_CONF_OK;

@@ -90,6 +90,8 @@ typedef struct {
     ngx_http_complex_value_t      *inventory;
     ngx_http_complex_value_t      *shipping;
     ngx_http_complex_value_t      *share_url;  /* the link's base */
+    ngx_uint_t                     subrequests; /* at once, per request */
+    ngx_msec_t                     lookup_timeout; /* a wave's deadline */
     ngx_flag_t                     admin;      /* cart_admin: promotions API */
 } ngx_http_cart_loc_conf_t;
 

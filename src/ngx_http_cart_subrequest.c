@@ -21,6 +21,23 @@ typedef struct {
 } ngx_http_cart_batch_t;
 
 
+/* a subrequest to make: queued, started, done */
+struct ngx_http_cart_job_s {
+    ngx_str_t                      path;
+    ngx_str_t                      args;
+    ngx_http_post_subrequest_t     ps;
+    ngx_http_cart_vars_t          *vars;
+    ngx_http_request_t            *sr;
+    ngx_http_cart_job_t           *next;
+    unsigned                       done:1;
+};
+
+
+static ngx_int_t ngx_http_cart_fetch_run(ngx_http_request_t *r,
+    ngx_http_cart_wave_t *wave);
+static void ngx_http_cart_fetch_finished(ngx_http_request_t *r, void *data);
+static void ngx_http_cart_fetch_deadline(ngx_event_t *ev);
+static void ngx_http_cart_fetch_deadline_cleanup(void *data);
 static ngx_int_t ngx_http_cart_fetch_one(ngx_http_request_t *r,
     ngx_http_complex_value_t *uri, ngx_http_post_subrequest_pt handler,
     void *data, ngx_str_t *sku, ngx_str_t *skus);
@@ -229,80 +246,109 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     ngx_http_post_subrequest_pt handler, void *data, ngx_str_t *sku,
     ngx_str_t *skus)
 {
-    ngx_str_t                    path, args;
-    ngx_uint_t                   flags;
-    ngx_http_request_t          *sr;
-    ngx_http_cart_vars_t        *vars;
-    ngx_http_cart_wave_t        *wave;
-    ngx_http_post_subrequest_t  *ps;
+    ngx_uint_t              flags;
+    ngx_http_cart_job_t    *job;
+    ngx_http_cart_vars_t   *vars;
+    ngx_http_cart_wave_t   *wave;
 
     wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
+    job = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_job_t));
+    vars = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_vars_t));
+    if (job == NULL || vars == NULL) {
+        return NGX_ERROR;
+    }
+
     if (sku) {
         wave->vars.sku = *sku;
+        vars->sku = *sku;
     }
 
     if (skus) {
         wave->vars.skus = *skus;
+        vars->skus = *skus;
     }
 
-    if (ngx_http_complex_value(r, uri, &path) != NGX_OK) {
+    if (ngx_http_complex_value(r, uri, &job->path) != NGX_OK) {
         return NGX_ERROR;
     }
 
     ngx_str_null(&wave->vars.sku);
     ngx_str_null(&wave->vars.skus);
 
-    ngx_str_null(&args);
     flags = NGX_HTTP_LOG_UNSAFE;
 
-    if (ngx_http_parse_unsafe_uri(r, &path, &args, &flags) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "cart: unsafe upstream URI \"%V\"", &path);
-        return NGX_ERROR;
-    }
-
-    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
-    vars = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_vars_t));
-    if (ps == NULL || vars == NULL) {
-        return NGX_ERROR;
-    }
-
-    ps->handler = handler;
-    ps->data = data;
-
-    if (ngx_http_subrequest(r, &path, &args, &sr, ps,
-                            NGX_HTTP_SUBREQUEST_IN_MEMORY
-                            |NGX_HTTP_SUBREQUEST_WAITED)
+    if (ngx_http_parse_unsafe_uri(r, &job->path, &job->args, &flags)
         != NGX_OK)
     {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cart: unsafe upstream URI \"%V\"", &job->path);
         return NGX_ERROR;
-    }
-
-    /* a lookup, whatever the client's method and body were */
-    sr->method = NGX_HTTP_GET;
-    sr->method_name = ngx_http_core_get_method;
-    sr->request_body = NULL;
-    sr->header_only = 0;
-
-    if (ngx_http_cart_fetch_headers(r, sr) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (sku) {
-        vars->sku = *sku;
-    }
-
-    if (skus) {
-        vars->skus = *skus;
     }
 
     vars->country = wave->vars.country;
     vars->postal_code = wave->vars.postal_code;
     vars->capture = 1;
-    ngx_http_set_ctx(sr, vars, ngx_http_cart_module);
+
+    job->vars = vars;
+    job->ps.handler = handler;
+    job->ps.data = data;
+
+    if (wave->last == NULL) {
+        wave->last = &wave->jobs;
+    }
+
+    *wave->last = job;
+    wave->last = &job->next;
+
+    if (wave->next == NULL) {
+        wave->next = job;
+    }
 
     wave->pending++;
+
+    return ngx_http_cart_fetch_run(r, wave);
+}
+
+
+/* starts queued subrequests while fewer than cart_subrequests run */
+
+static ngx_int_t
+ngx_http_cart_fetch_run(ngx_http_request_t *r, ngx_http_cart_wave_t *wave)
+{
+    ngx_http_request_t        *sr;
+    ngx_http_cart_job_t       *job;
+    ngx_http_cart_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
+    while (wave->next && wave->running < lcf->subrequests) {
+        job = wave->next;
+        wave->next = job->next;
+
+        if (ngx_http_subrequest(r, &job->path, &job->args, &sr, &job->ps,
+                                NGX_HTTP_SUBREQUEST_IN_MEMORY
+                                |NGX_HTTP_SUBREQUEST_WAITED)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        /* a lookup, whatever the client's method and body were */
+        sr->method = NGX_HTTP_GET;
+        sr->method_name = ngx_http_core_get_method;
+        sr->request_body = NULL;
+        sr->header_only = 0;
+
+        if (ngx_http_cart_fetch_headers(r, sr) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_set_ctx(sr, job->vars, ngx_http_cart_module);
+
+        job->sr = sr;
+        wave->running++;
+    }
 
     return NGX_OK;
 }
@@ -421,6 +467,7 @@ ngx_http_cart_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
     f->done = 1;
 
     ngx_http_cart_fetch_result(r, rc, &f->status, &f->body);
+    ngx_http_cart_fetch_finished(r, data);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "cart subrequest \"%V\" done: %i, %uz bytes",
@@ -449,6 +496,7 @@ ngx_http_cart_batch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
     batch->done = 1;
 
     ngx_http_cart_fetch_result(r, rc, &status, &body);
+    ngx_http_cart_fetch_finished(r, data);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "cart batch subrequest of %ui done: %i, %uz bytes",
@@ -634,9 +682,12 @@ ngx_http_cart_fetch_release(ngx_http_request_t *r)
 void
 ngx_http_cart_fetch_wait(ngx_http_request_t *r, ngx_http_cart_resume_pt resume)
 {
-    ngx_http_cart_wave_t  *wave;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_cart_wave_t      *wave;
+    ngx_http_cart_loc_conf_t  *lcf;
 
     wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
     wave->resume = resume;
     r->write_event_handler = ngx_http_cart_fetch_wake;
@@ -646,6 +697,26 @@ ngx_http_cart_fetch_wait(ngx_http_request_t *r, ngx_http_cart_resume_pt resume)
 
     if (wave->pending == 0) {
         ngx_http_cart_fetch_wake(r);
+        return;
+    }
+
+    if (wave->deadline == NULL) {
+        wave->deadline = ngx_pcalloc(r->pool, sizeof(ngx_event_t));
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (wave->deadline == NULL || cln == NULL) {
+            return;
+        }
+
+        wave->deadline->handler = ngx_http_cart_fetch_deadline;
+        wave->deadline->data = r;
+        wave->deadline->log = r->connection->log;
+
+        cln->handler = ngx_http_cart_fetch_deadline_cleanup;
+        cln->data = wave->deadline;
+    }
+
+    if (!wave->deadline->timer_set) {
+        ngx_add_timer(wave->deadline, lcf->lookup_timeout);
     }
 }
 
@@ -653,13 +724,28 @@ ngx_http_cart_fetch_wait(ngx_http_request_t *r, ngx_http_cart_resume_pt resume)
 static void
 ngx_http_cart_fetch_wake(ngx_http_request_t *r)
 {
+    ngx_http_cart_job_t      *job;
     ngx_http_cart_wave_t     *wave;
     ngx_http_cart_resume_pt   resume;
 
     wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
+    if (wave->next && ngx_http_cart_fetch_run(r, wave) != NGX_OK) {
+        /* what could not start fails as a lookup */
+        for (job = wave->next; job; job = job->next) {
+            ngx_http_cart_fetch_finished(NULL, job);
+            wave->pending--;
+        }
+
+        wave->next = NULL;
+    }
+
     if (wave->pending || wave->resume == NULL) {
         return;
+    }
+
+    if (wave->deadline && wave->deadline->timer_set) {
+        ngx_del_timer(wave->deadline);
     }
 
     /* once per wave: the next wave sets its own */
@@ -668,6 +754,140 @@ ngx_http_cart_fetch_wake(ngx_http_request_t *r)
     r->write_event_handler = ngx_http_request_empty_handler;
 
     resume(r);
+}
+
+
+/*
+ * A subrequest's job is done (sr: the subrequest), or a job that never
+ * started is given up (sr NULL, data the job): its lookups fail.
+ */
+
+static void
+ngx_http_cart_fetch_finished(ngx_http_request_t *sr, void *data)
+{
+    ngx_uint_t              i;
+    ngx_http_cart_job_t    *job;
+    ngx_http_cart_wave_t   *wave;
+    ngx_http_cart_fetch_t  *f;
+    ngx_http_cart_batch_t  *batch;
+
+    if (sr) {
+        wave = ngx_http_get_module_ctx(sr->parent, ngx_http_cart_module);
+
+        for (job = wave->jobs; job; job = job->next) {
+            if (job->sr == sr) {
+                job->done = 1;
+                wave->running--;
+                break;
+            }
+        }
+
+        return;
+    }
+
+    job = data;
+
+    if (job->done) {
+        return;
+    }
+
+    job->done = 1;
+
+    if (job->ps.handler == ngx_http_cart_fetch_done) {
+        f = job->ps.data;
+        f->done = 1;
+        f->status = 0;
+
+    } else {
+        batch = job->ps.data;
+        batch->done = 1;
+
+        for (i = 0; i < batch->n; i++) {
+            batch->fetches[i].done = 1;
+            batch->fetches[i].status = 0;
+        }
+    }
+}
+
+
+/*
+ * cart_lookup_timeout: lookups not started are given up, and those waiting
+ * for an upstream time out now, through the upstream's own timeout path,
+ * as if its proxy timeout had passed; a view goes on without them.
+ */
+
+static void
+ngx_http_cart_fetch_deadline(ngx_event_t *ev)
+{
+    ngx_uint_t              n;
+    ngx_event_t            *uev;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r, *sr;
+    ngx_http_upstream_t    *u;
+    ngx_http_cart_job_t    *job;
+    ngx_http_cart_wave_t   *wave;
+
+    r = ev->data;
+    c = r->connection;
+    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    n = 0;
+
+    for (job = wave->next; job; job = job->next) {
+        ngx_http_cart_fetch_finished(NULL, job);
+        wave->pending--;
+        n++;
+    }
+
+    wave->next = NULL;
+
+    for (job = wave->jobs; job; job = job->next) {
+        sr = job->sr;
+
+        if (sr == NULL || job->done) {
+            continue;
+        }
+
+        n++;
+        u = sr->upstream;
+
+        if (u == NULL || u->peer.connection == NULL) {
+            continue;
+        }
+
+        uev = u->peer.connection->read->timer_set
+              ? u->peer.connection->read : u->peer.connection->write;
+
+        if (uev->timer_set) {
+            ngx_del_timer(uev);
+        }
+
+        /* no next upstream: this lookup is over */
+        u->peer.tries = 1;
+
+        uev->timedout = 1;
+        ngx_post_event(uev, &ngx_posted_events);
+    }
+
+    ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                  "cart: %ui lookups not done within cart_lookup_timeout",
+                  n);
+
+    if (wave->pending == 0) {
+        ngx_http_cart_fetch_wake(r);
+        ngx_http_run_posted_requests(c);
+    }
+}
+
+
+static void
+ngx_http_cart_fetch_deadline_cleanup(void *data)
+{
+    ngx_event_t  *ev = data;
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
 }
 
 

@@ -61,12 +61,20 @@ typedef struct {
  * this layer reaches it as the module's context; a subrequest's context
  * is its variables alone, the first member of a wave.
  */
+typedef struct ngx_http_cart_job_s  ngx_http_cart_job_t;
+
 typedef struct {
     ngx_http_cart_vars_t           vars;
     ngx_http_cart_fetch_t         *fetches;    /* ngx_http_cart_fetch()'s */
     ngx_uint_t                     nfetches;
     ngx_uint_t                     pending;    /* not done yet */
     ngx_http_cart_resume_pt        resume;
+
+    ngx_http_cart_job_t           *jobs;       /* subrequests, in order */
+    ngx_http_cart_job_t          **last;
+    ngx_http_cart_job_t           *next;       /* the first not started */
+    ngx_uint_t                     running;
+    ngx_event_t                   *deadline;   /* cart_lookup_timeout */
 } ngx_http_cart_wave_t;
 
 

@@ -297,3 +297,46 @@ X-User-Id: e12b
 ['"sku_id":"A-1",.*"item_count":2,', '"code":"catalog_unavailable"', '"item_count":2,']
 --- error_log
 is over subrequest_output_buffer_size
+
+
+
+=== TEST 13: cart_subrequests bounds the lookups in flight: with 1, a 6-line cart's 18 lookups run one by one and all land
+--- config eval
+$CartShop::Config =~ s#location /api/v1/cart \{#location /api/v1/cart {
+        cart_subrequests 1;#r
+--- init
+CartShop::cart('e13', [['A-1', 1, 2999, 'seller-a'], ['A-2', 1, 500, 'seller-a'],
+                       ['B-1', 1, 99, 'seller-b'], ['B-2', 1, 1250, 'seller-b'],
+                       ['C-1', 1, 10000, 'seller-c'], ['C-2', 1, 1999, 'seller-c']],
+               '#a', 'US|94107');
+--- request
+GET /api/v1/cart
+--- more_headers
+X-User-Id: e13
+--- response_body_like: "item_count":6,.*"warnings":\[\{"code":"out_of_stock","sku_id":"B-1",[^]]*\],.*"shipping_total":21.81,"estimated_total":190.28\}$
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: cart_lookup_timeout: a slow inventory (about 2 s) is given up at the deadline; the view answers on time, stock unverified
+--- config eval
+$CartShop::Config =~ s#location /api/v1/cart \{#location /api/v1/cart {
+        cart_lookup_timeout 300ms;#r
+--- init
+CartShop::cart('e14', [['A-1', 1, 2999, 'seller-a'], ['SLOWINV', 1, 300, 'seller-c']]);
+my $t0 = Time::HiRes::time();
+my ($status, $body) = CartClient::request('GET', '/api/v1/cart', 'e14');
+my $took = Time::HiRes::time() - $t0;
+Test::More::is($status, 200, 'the view answers');
+Test::More::cmp_ok($took, '<', 1.5, 'well before the slow inventory would have');
+Test::More::like($body, qr/"sku_id":"SLOWINV",[^}]*"stock_verified":false/, 'its stock unverified');
+Test::More::like($body, qr/"sku_id":"A-1",[^}]*"in_stock":true/, 'the others verified');
+--- request
+GET /api/v1/cart/count
+--- more_headers
+X-User-Id: e14
+--- response_body chomp
+{"item_count":2}
+--- error_log
+lookups not done within cart_lookup_timeout
