@@ -340,3 +340,32 @@ X-User-Id: e14
 {"item_count":2}
 --- error_log
 lookups not done within cart_lookup_timeout
+
+
+
+=== TEST 15: a catalog served from static files (read from disk, not in memory) is captured like any other
+--- config
+    location /files {
+        cart_api;
+        cart_user $http_x_user_id;
+        cart_catalog /_files/$cart_sku.json;
+    }
+    location /_files/ {
+        internal;
+        alias $TEST_NGINX_HTML_DIR/catalog/;
+        default_type application/json;
+    }
+--- user_files
+>>> catalog/F-1.json
+{"sku_id":"F-1","price":12.34,"name":"From a file","seller_id":"seller-f"}
+--- init
+redis_cmd('DEL', 'cart:{user-e15}', 'cart_count:{user-e15}');
+--- request eval
+["POST /files/items\n{\"sku_id\":\"F-1\",\"quantity\":2}", "POST /files/items\n{\"sku_id\":\"F-2\",\"quantity\":1}"]
+--- more_headers
+X-User-Id: e15
+Content-Type: application/json
+--- error_code eval
+[200, 422]
+--- response_body_like eval
+['"item":\{"sku_id":"F-1","quantity":2,"price":12.34,"seller_id":"seller-f"\}', '"code":"unknown_sku"']
