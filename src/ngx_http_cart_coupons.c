@@ -344,7 +344,8 @@ ngx_http_cart_coupon_done(ngx_http_request_t *r, void *data,
 
     ngx_http_cart_event(r, &event);
 
-    ngx_http_finalize_request(r, ngx_http_cart_stored_send(r, reply, NGX_HTTP_OK, 0));
+    ngx_http_finalize_request(r, ngx_http_cart_stored_send(r, reply,
+                                                           NGX_HTTP_OK, 0));
 }
 
 

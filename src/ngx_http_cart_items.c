@@ -47,6 +47,7 @@ static const ngx_http_cart_answer_t *ngx_http_cart_quantity(
     ngx_http_request_t *r, ngx_int_t min);
 static ngx_int_t ngx_http_cart_fingerprint(ngx_http_request_t *r,
     ngx_str_t *seller);
+static ngx_int_t ngx_http_cart_add_lookup(ngx_http_request_t *r);
 static void ngx_http_cart_add_reserved(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_add_priced(ngx_http_request_t *r);
@@ -70,10 +71,9 @@ static void ngx_http_cart_count_reply(ngx_http_request_t *r, void *data,
 ngx_int_t
 ngx_http_cart_items_add(ngx_http_request_t *r)
 {
-    yajl_val                   sku, seller;
+    yajl_val                       sku, seller;
     ngx_str_t                      arg;
     ngx_http_cart_ctx_t           *ctx;
-    ngx_http_cart_fetch_t         *f;
     ngx_http_cart_loc_conf_t      *lcf;
     const ngx_http_cart_answer_t  *answer;
 
@@ -148,16 +148,7 @@ ngx_http_cart_items_add(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
-    f = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_fetch_t));
-    if (f == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    f->sku = ctx->path_sku;
-
-    if (ngx_http_cart_fetch(r, lcf->catalog, f, 1, ngx_http_cart_add_priced)
-        != NGX_OK)
-    {
+    if (ngx_http_cart_add_lookup(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -165,14 +156,36 @@ ngx_http_cart_items_add(ngx_http_request_t *r)
 }
 
 
+/* the catalog document of the SKU to add; ngx_http_cart_add_priced() next */
+
+static ngx_int_t
+ngx_http_cart_add_lookup(ngx_http_request_t *r)
+{
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_fetch_t     *f;
+    ngx_http_cart_loc_conf_t  *lcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
+    f = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_fetch_t));
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    f->sku = ctx->path_sku;
+
+    return ngx_http_cart_fetch(r, lcf->catalog, f, 1,
+                               ngx_http_cart_add_priced);
+}
+
+
 static void
 ngx_http_cart_add_reserved(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
-    ngx_str_t                  answer;
-    ngx_http_cart_ctx_t       *ctx;
-    ngx_http_cart_fetch_t     *f;
-    ngx_http_cart_loc_conf_t  *lcf;
+    ngx_str_t             answer;
+    ngx_http_cart_ctx_t  *ctx;
 
     if (rc != NGX_OK
         || ngx_http_cart_reply_str(reply, 0, &answer) != NGX_OK
@@ -185,21 +198,10 @@ ngx_http_cart_add_reserved(ngx_http_request_t *r, void *data,
     }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
     ctx->reserved = 1;
 
-    f = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_fetch_t));
-    if (f == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    f->sku = ctx->path_sku;
-
-    if (ngx_http_cart_fetch(r, lcf->catalog, f, 1, ngx_http_cart_add_priced)
-        != NGX_OK)
-    {
+    if (ngx_http_cart_add_lookup(r) != NGX_OK) {
         ngx_http_finalize_request(r,
             ngx_http_cart_add_fail(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                    "internal_error", "internal error"));
@@ -709,7 +711,8 @@ ngx_http_cart_count_reply(ngx_http_request_t *r, void *data,
     ngx_http_cart_json_gen_t  *json;
 
     if (rc != NGX_OK
-        || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL))
+        || (reply->type != REDIS_REPLY_STRING
+            && reply->type != REDIS_REPLY_NIL))
     {
         ngx_http_finalize_request(r,
                                   ngx_http_cart_store_error(r, reply, rc));

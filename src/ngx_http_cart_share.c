@@ -455,7 +455,8 @@ ngx_http_cart_share_got(ngx_http_request_t *r, void *data,
     s = ctx->data;
 
     if (rc != NGX_OK
-        || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL))
+        || (reply->type != REDIS_REPLY_STRING
+            && reply->type != REDIS_REPLY_NIL))
     {
         ngx_http_cart_share_fail(r, NULL);
         return;

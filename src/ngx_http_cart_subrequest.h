@@ -49,8 +49,8 @@ typedef struct {
 
     u_char                        *body;
     size_t                         len;
-    size_t                         size;       /* the location's
-                                                  subrequest_output_buffer_size */
+    /* at most the location's subrequest_output_buffer_size */
+    size_t                         size;
     unsigned                       capture:1;
     unsigned                       too_big:1;
 } ngx_http_cart_vars_t;
