@@ -31,8 +31,6 @@ static char *ngx_http_cart_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cart_currency(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_cart_admin(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_http_cart_kafka_property(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cart_status(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -203,7 +201,7 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_cart_api,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_cart_loc_conf_t, api),
       NULL },
 
     { ngx_string("cart_status"),
@@ -278,9 +276,9 @@ static ngx_command_t  ngx_http_cart_commands[] = {
 
     { ngx_string("cart_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_cart_admin,
+      ngx_http_cart_api,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_cart_loc_conf_t, admin),
       NULL },
 
       ngx_null_command
@@ -547,45 +545,22 @@ ngx_http_cart_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* cart_api and cart_admin: the location is served by the dispatcher */
+
 static char *
 ngx_http_cart_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_cart_loc_conf_t  *lcf = conf;
-
+    ngx_flag_t                 *flag;
     ngx_http_core_loc_conf_t   *clcf;
     ngx_http_cart_main_conf_t  *cmcf;
 
-    if (lcf->api != NGX_CONF_UNSET) {
+    flag = (ngx_flag_t *) ((char *) conf + cmd->offset);
+
+    if (*flag != NGX_CONF_UNSET) {
         return "is duplicate";
     }
 
-    lcf->api = 1;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_cart_handler;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cart_module);
-    cmcf->used = 1;
-
-    return NGX_CONF_OK;
-}
-
-
-/* cart_admin: the promotions API, served by the same dispatcher */
-
-static char *
-ngx_http_cart_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_cart_loc_conf_t  *lcf = conf;
-
-    ngx_http_core_loc_conf_t   *clcf;
-    ngx_http_cart_main_conf_t  *cmcf;
-
-    if (lcf->admin != NGX_CONF_UNSET) {
-        return "is duplicate";
-    }
-
-    lcf->admin = 1;
+    *flag = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_cart_handler;
