@@ -360,7 +360,8 @@ ngx_http_cart_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_cart_subrequest_init(cf) != NGX_OK
-        || ngx_http_cart_errors_init(cf) != NGX_OK)
+        || ngx_http_cart_errors_init(cf) != NGX_OK
+        || (cmcf->used && ngx_http_cart_status_init(cf) != NGX_OK))
     {
         return NGX_ERROR;
     }

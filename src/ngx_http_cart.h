@@ -128,6 +128,7 @@ typedef struct {
     ngx_str_t                      set_cookie;  /* Set-Cookie of a 2xx answer */
 
     ngx_str_t                     *error_page;  /* nginx's error, as JSON */
+    ngx_uint_t                     op;          /* for the metrics */
 
     unsigned                       answered:1;  /* the module's own answer */
     unsigned                       reserved:1;  /* holds an idem key */

@@ -425,7 +425,7 @@ ngx_http_cart_meta_done(ngx_http_request_t *r, void *data, redisReply *reply,
     json = ngx_http_cart_json_gen(r->pool);
 
     if (json == NULL || ngx_http_cart_reply_int(reply, 1, &version) != NGX_OK
-        || (replay && ngx_http_cart_stored_replayed(r) != NGX_OK))
+        || (replay && ngx_http_cart_replayed(r) != NGX_OK))
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;

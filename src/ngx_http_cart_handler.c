@@ -5,6 +5,7 @@
 
 #include "ngx_http_cart_handler.h"
 #include "ngx_http_cart_reply.h"
+#include "ngx_http_cart_status.h"
 #include "ngx_http_cart_identity.h"
 #include "ngx_http_cart_items.h"
 #include "ngx_http_cart_merge.h"
@@ -29,56 +30,79 @@ typedef struct {
     ngx_str_t                 path;       /* one "*" is a path segment */
     ngx_uint_t                flags;
     ngx_http_cart_action_pt   action;
+    ngx_uint_t                op;         /* for the metrics */
 } ngx_http_cart_route_t;
 
 
 static ngx_http_cart_route_t  ngx_http_cart_routes[] = {
-    { NGX_HTTP_GET, ngx_string("/"), 0, ngx_http_cart_view },
-    { NGX_HTTP_GET, ngx_string("/count"), 0, ngx_http_cart_count },
-    { NGX_HTTP_GET, ngx_string("/stream"), 0, ngx_http_cart_stream },
+    { NGX_HTTP_GET, ngx_string("/"), 0, ngx_http_cart_view,
+      NGX_HTTP_CART_OP_VIEW },
+    { NGX_HTTP_GET, ngx_string("/count"), 0, ngx_http_cart_count,
+      NGX_HTTP_CART_OP_COUNT },
+    { NGX_HTTP_GET, ngx_string("/stream"), 0, ngx_http_cart_stream,
+      NGX_HTTP_CART_OP_STREAM },
     { NGX_HTTP_POST, ngx_string("/items"), NGX_HTTP_CART_BODY,
-      ngx_http_cart_items_add },
+      ngx_http_cart_items_add,
+      NGX_HTTP_CART_OP_ADD },
     { NGX_HTTP_PUT, ngx_string("/items/*"), NGX_HTTP_CART_BODY,
-      ngx_http_cart_items_update },
+      ngx_http_cart_items_update,
+      NGX_HTTP_CART_OP_UPDATE },
     { NGX_HTTP_DELETE, ngx_string("/items/*"), 0,
-      ngx_http_cart_items_remove },
+      ngx_http_cart_items_remove,
+      NGX_HTTP_CART_OP_REMOVE },
     { NGX_HTTP_POST, ngx_string("/items/*/save"), NGX_HTTP_CART_ACCOUNT,
-      ngx_http_cart_saved_save },
+      ngx_http_cart_saved_save,
+      NGX_HTTP_CART_OP_SAVE },
     { NGX_HTTP_GET, ngx_string("/saved"), NGX_HTTP_CART_ACCOUNT,
-      ngx_http_cart_saved_list },
+      ngx_http_cart_saved_list,
+      NGX_HTTP_CART_OP_SAVED },
     { NGX_HTTP_POST, ngx_string("/saved/*/move"), NGX_HTTP_CART_ACCOUNT,
-      ngx_http_cart_saved_move },
+      ngx_http_cart_saved_move,
+      NGX_HTTP_CART_OP_SAVED_MOVE },
     { NGX_HTTP_DELETE, ngx_string("/saved/*"), NGX_HTTP_CART_ACCOUNT,
-      ngx_http_cart_saved_drop },
+      ngx_http_cart_saved_drop,
+      NGX_HTTP_CART_OP_SAVED_DROP },
     { NGX_HTTP_POST, ngx_string("/merge"),
-      NGX_HTTP_CART_BODY|NGX_HTTP_CART_ACCOUNT, ngx_http_cart_merge },
-    { NGX_HTTP_POST, ngx_string("/share"), 0, ngx_http_cart_share_create },
+      NGX_HTTP_CART_BODY|NGX_HTTP_CART_ACCOUNT, ngx_http_cart_merge,
+      NGX_HTTP_CART_OP_MERGE },
+    { NGX_HTTP_POST, ngx_string("/share"), 0, ngx_http_cart_share_create,
+      NGX_HTTP_CART_OP_SHARE },
     { NGX_HTTP_GET, ngx_string("/shared/*"),
-      NGX_HTTP_CART_PUBLIC|NGX_HTTP_CART_TOKEN, ngx_http_cart_share_view },
+      NGX_HTTP_CART_PUBLIC|NGX_HTTP_CART_TOKEN, ngx_http_cart_share_view,
+      NGX_HTTP_CART_OP_SHARED_VIEW },
     { NGX_HTTP_POST, ngx_string("/shared/*/copy"), NGX_HTTP_CART_TOKEN,
-      ngx_http_cart_share_copy },
+      ngx_http_cart_share_copy,
+      NGX_HTTP_CART_OP_SHARED_COPY },
     { NGX_HTTP_POST, ngx_string("/coupons"), NGX_HTTP_CART_BODY,
-      ngx_http_cart_coupons_apply },
+      ngx_http_cart_coupons_apply,
+      NGX_HTTP_CART_OP_COUPON_APPLY },
     { NGX_HTTP_DELETE, ngx_string("/coupons/*"), 0,
-      ngx_http_cart_coupons_remove },
+      ngx_http_cart_coupons_remove,
+      NGX_HTTP_CART_OP_COUPON_REMOVE },
     { NGX_HTTP_PUT, ngx_string("/shipping-address"), NGX_HTTP_CART_BODY,
-      ngx_http_cart_address_set },
+      ngx_http_cart_address_set,
+      NGX_HTTP_CART_OP_ADDRESS },
     { NGX_HTTP_POST, ngx_string("/checkout"),
-      NGX_HTTP_CART_BODY|NGX_HTTP_CART_OPTIONAL, ngx_http_cart_checkout },
-    { 0, ngx_null_string, 0, NULL }
+      NGX_HTTP_CART_BODY|NGX_HTTP_CART_OPTIONAL, ngx_http_cart_checkout,
+      NGX_HTTP_CART_OP_CHECKOUT },
+    { 0, ngx_null_string, 0, NULL, 0 }
 };
 
 
 /* below a cart_admin location */
 static ngx_http_cart_route_t  ngx_http_cart_admin_routes[] = {
     { NGX_HTTP_POST, ngx_string("/promotions"), NGX_HTTP_CART_BODY,
-      ngx_http_cart_admin_create },
-    { NGX_HTTP_GET, ngx_string("/promotions"), 0, ngx_http_cart_admin_list },
+      ngx_http_cart_admin_create,
+      NGX_HTTP_CART_OP_ADMIN },
+    { NGX_HTTP_GET, ngx_string("/promotions"), 0, ngx_http_cart_admin_list,
+      NGX_HTTP_CART_OP_ADMIN },
     { NGX_HTTP_GET, ngx_string("/promotions/*"), 0,
-      ngx_http_cart_admin_read },
+      ngx_http_cart_admin_read,
+      NGX_HTTP_CART_OP_ADMIN },
     { NGX_HTTP_DELETE, ngx_string("/promotions/*"), 0,
-      ngx_http_cart_admin_delete },
-    { 0, ngx_null_string, 0, NULL }
+      ngx_http_cart_admin_delete,
+      NGX_HTTP_CART_OP_ADMIN },
+    { 0, ngx_null_string, 0, NULL, 0 }
 };
 
 
@@ -279,6 +303,7 @@ ngx_http_cart_route(ngx_http_request_t *r, ngx_http_cart_ctx_t *ctx,
             || (r->method == NGX_HTTP_HEAD && route->method == NGX_HTTP_GET))
         {
             ctx->action = route->action;
+            ctx->op = route->op;
             *flags = route->flags;
             break;
         }

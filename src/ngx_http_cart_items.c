@@ -17,14 +17,8 @@
 #include "ngx_http_cart_subrequest.h"
 
 
-/* what the write scripts may answer instead of 'ok' */
+/* what the write scripts may answer besides the shared answers and 'ok' */
 static const ngx_http_cart_answer_t  ngx_http_cart_answers[] = {
-    { NGX_HTTP_PRECONDITION_FAILED, "precondition_failed",
-      "If-Match does not match the cart's version" },
-    { 422, "idempotency_mismatch",
-      "this Idempotency-Key was used for a different request" },
-    { NGX_HTTP_CONFLICT, "idempotency_in_flight",
-      "a request with this Idempotency-Key is still in progress" },
     { 422, "line_limit", "the cart has reached its maximum number of lines" },
     { 422, "quantity_limit",
       "the line would exceed the maximum quantity per line" },
@@ -471,7 +465,6 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
     yajl_gen                       g;
     ngx_str_t                      answer, sku, seller;
     ngx_uint_t                     replay;
-    ngx_table_elt_t               *h;
     ngx_http_cart_ctx_t           *ctx;
     ngx_http_cart_event_t          event;
     ngx_http_cart_json_gen_t      *json;
@@ -485,19 +478,12 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
         return;
     }
 
-    replay = (answer.len == 6 && ngx_strncmp(answer.data, "replay", 6) == 0);
+    replay = ngx_http_cart_word_is(&answer, "replay");
 
-    if (!replay && !(answer.len == 2 && ngx_strncmp(answer.data, "ok", 2) == 0))
-    {
-        for (a = ngx_http_cart_answers; a->code; a++) {
-            if (answer.len == ngx_strlen(a->code)
-                && ngx_strncmp(answer.data, a->code, answer.len) == 0)
-            {
-                break;
-            }
-        }
+    if (!replay && !ngx_http_cart_word_is(&answer, "ok")) {
+        a = ngx_http_cart_answer_find(r, ngx_http_cart_answers, &answer);
 
-        if (a->code == NULL) {
+        if (a == NULL) {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                           "cart: unexpected script answer \"%V\"", &answer);
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -537,16 +523,9 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
         ngx_http_cart_event(r, &event);
     }
 
-    if (replay) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            ngx_http_finalize_request(r, NGX_ERROR);
-            return;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Idempotent-Replayed");
-        ngx_str_set(&h->value, "true");
+    if (replay && ngx_http_cart_replayed(r) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
     }
 
     json = ngx_http_cart_json_gen(r->pool);

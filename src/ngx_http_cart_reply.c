@@ -4,6 +4,7 @@
 
 #include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_scripts.h"
+#include "ngx_http_cart_status.h"
 
 
 const ngx_http_cart_answer_t  ngx_http_cart_internal =
@@ -278,9 +279,6 @@ const ngx_http_cart_answer_t *
 ngx_http_cart_script_answer(ngx_http_request_t *r, redisReply *reply,
     ngx_int_t rc, const ngx_http_cart_answer_t *answers, ngx_str_t *word)
 {
-    ngx_table_elt_t               *h;
-    const ngx_http_cart_answer_t  *a;
-
     if (rc != NGX_OK || ngx_http_cart_reply_str(reply, 0, word) != NGX_OK) {
         ngx_http_cart_store_log(r->connection->log, reply, rc);
 
@@ -288,36 +286,61 @@ ngx_http_cart_script_answer(ngx_http_request_t *r, redisReply *reply,
                                : &ngx_http_cart_store_unavailable;
     }
 
-    if (word->len == 6 && ngx_strncmp(word->data, "replay", 6) == 0) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return &ngx_http_cart_internal;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Idempotent-Replayed");
-        ngx_str_set(&h->value, "true");
-
-        return NULL;
+    if (ngx_http_cart_word_is(word, "replay")) {
+        return ngx_http_cart_replayed(r) == NGX_OK ? NULL
+                                                   : &ngx_http_cart_internal;
     }
 
-    for (a = answers; a && a->code; a++) {
-        if (word->len == ngx_strlen(a->code)
-            && ngx_strncmp(word->data, a->code, word->len) == 0)
-        {
-            return a;
-        }
-    }
+    return ngx_http_cart_answer_find(r, answers, word);
+}
 
-    for (a = ngx_http_cart_script_answers; a->code; a++) {
-        if (word->len == ngx_strlen(a->code)
-            && ngx_strncmp(word->data, a->code, word->len) == 0)
-        {
+
+const ngx_http_cart_answer_t *
+ngx_http_cart_answer_find(ngx_http_request_t *r,
+    const ngx_http_cart_answer_t *answers, ngx_str_t *word)
+{
+    ngx_uint_t                     i;
+    const ngx_http_cart_answer_t  *a;
+
+    for (i = 0; i < 2; i++) {
+        a = i ? ngx_http_cart_script_answers : answers;
+
+        for ( /* void */ ; a && a->code; a++) {
+            if (word->len != ngx_strlen(a->code)
+                || ngx_strncmp(word->data, a->code, word->len) != 0)
+            {
+                continue;
+            }
+
+            if (ngx_strncmp(a->code, "idempotency_", 12) == 0) {
+                ngx_http_cart_metrics_inc(r, conflicts);
+            }
+
             return a;
         }
     }
 
     return NULL;
+}
+
+
+ngx_int_t
+ngx_http_cart_replayed(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Idempotent-Replayed");
+    ngx_str_set(&h->value, "true");
+
+    ngx_http_cart_metrics_inc(r, replays);
+
+    return NGX_OK;
 }
 
 

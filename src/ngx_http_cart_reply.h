@@ -54,6 +54,14 @@ const ngx_http_cart_answer_t *ngx_http_cart_script_answer(
     ngx_http_request_t *r, redisReply *reply, ngx_int_t rc,
     const ngx_http_cart_answer_t *answers, ngx_str_t *word);
 
+/* the answer of a script's word: "answers" (may be NULL), then the
+ * shared ones of _lib.lua; NULL when none */
+const ngx_http_cart_answer_t *ngx_http_cart_answer_find(ngx_http_request_t *r,
+    const ngx_http_cart_answer_t *answers, ngx_str_t *word);
+
+/* Idempotent-Replayed: true, and the replay counted */
+ngx_int_t ngx_http_cart_replayed(ngx_http_request_t *r);
+
 #define ngx_http_cart_word_is(w, s)                                          \
     ((w)->len == sizeof(s) - 1                                                \
      && ngx_strncmp((w)->data, s, sizeof(s) - 1) == 0)

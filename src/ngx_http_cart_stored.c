@@ -6,13 +6,8 @@
 #include "ngx_http_cart_scripts.h"
 
 
+/* besides the shared answers of _lib.lua */
 static const ngx_http_cart_answer_t  ngx_http_cart_stored_answers[] = {
-    { NGX_HTTP_PRECONDITION_FAILED, "precondition_failed",
-      "If-Match does not match the cart's version" },
-    { 422, "idempotency_mismatch",
-      "this Idempotency-Key was used for a different request" },
-    { NGX_HTTP_CONFLICT, "idempotency_in_flight",
-      "a request with this Idempotency-Key is still in progress" },
     { NGX_HTTP_CONFLICT, "cart_changed",
       "the cart changed while it was being priced, retry" },
     { 422, "coupon_unknown", "there is no such coupon" },
@@ -117,12 +112,9 @@ ngx_http_cart_stored_error(ngx_http_request_t *r, ngx_str_t *word)
 {
     const ngx_http_cart_answer_t  *a;
 
-    for (a = ngx_http_cart_stored_answers; a->code; a++) {
-        if (word->len == ngx_strlen(a->code)
-            && ngx_strncmp(word->data, a->code, word->len) == 0)
-        {
-            return a;
-        }
+    a = ngx_http_cart_answer_find(r, ngx_http_cart_stored_answers, word);
+    if (a) {
+        return a;
     }
 
     ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -192,27 +184,9 @@ ngx_http_cart_stored_send(ngx_http_request_t *r, redisReply *reply,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (replay && ngx_http_cart_stored_replayed(r) != NGX_OK) {
+    if (replay && ngx_http_cart_replayed(r) != NGX_OK) {
         return NGX_ERROR;
     }
 
     return ngx_http_cart_send_body(r, status, body.data, body.len, version);
-}
-
-
-ngx_int_t
-ngx_http_cart_stored_replayed(ngx_http_request_t *r)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Idempotent-Replayed");
-    ngx_str_set(&h->value, "true");
-
-    return NGX_OK;
 }

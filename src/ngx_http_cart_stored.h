@@ -51,8 +51,5 @@ void ngx_http_cart_stored_release(ngx_http_request_t *r);
 ngx_int_t ngx_http_cart_stored_send(ngx_http_request_t *r, redisReply *reply,
     ngx_uint_t status, ngx_uint_t replay);
 
-/* "Idempotent-Replayed: true" */
-ngx_int_t ngx_http_cart_stored_replayed(ngx_http_request_t *r);
-
 
 #endif /* _NGX_HTTP_CART_STORED_H_INCLUDED_ */

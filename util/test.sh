@@ -14,6 +14,10 @@
 #                                    ports (default 17379; t/400-cluster.t)
 #   TEST_NGINX_KAFKA_PORT=N          first of the 3 mock brokers' ports (default 19092)
 #   TEST_NGINX_PG_PORT=N             PostgreSQL port (default 15432)
+#   TEST_DIR=DIR                     where the servers keep their data
+#                                    (default build/test); a second run at
+#                                    the same time needs its own, its own
+#                                    ports and its own TEST_NGINX_SERVROOT
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -23,19 +27,20 @@ util/deps.sh
 make build
 
 export TEST_NGINX_REDIS_PORT=${TEST_NGINX_REDIS_PORT:-16379}
-export TEST_NGINX_REDIS_DIR=$TOP/build/test/redis
+TEST_DIR=${TEST_DIR:-$TOP/build/test}
+export TEST_NGINX_REDIS_DIR=$TEST_DIR/redis
 export TEST_NGINX_REDIS_CTL=$TOP/util/redis.sh
 export TEST_NGINX_REDIS_CLUSTER_PORT=${TEST_NGINX_REDIS_CLUSTER_PORT:-17379}
-export TEST_NGINX_REDIS_CLUSTER_DIR=$TOP/build/test/redis-cluster
+export TEST_NGINX_REDIS_CLUSTER_DIR=$TEST_DIR/redis-cluster
 export TEST_NGINX_CART_SO=$TOP/build/nginx/ngx_http_cart_module.so
 export TEST_NGINX_BINARY=/usr/sbin/nginx
 export TEST_NGINX_KAFKA_PORT=${TEST_NGINX_KAFKA_PORT:-19092}
-export TEST_NGINX_KAFKA_DIR=$TOP/build/test/kafka
+export TEST_NGINX_KAFKA_DIR=$TEST_DIR/kafka
 export TEST_NGINX_KAFKA_CTL=$TOP/util/kafka.sh
 p=$TEST_NGINX_KAFKA_PORT
 export TEST_NGINX_KAFKA_BROKERS=127.0.0.1:$p,127.0.0.1:$((p + 1)),127.0.0.1:$((p + 2))
 export TEST_NGINX_PG_PORT=${TEST_NGINX_PG_PORT:-15432}
-export TEST_NGINX_PG_DIR=$TOP/build/test/pg
+export TEST_NGINX_PG_DIR=$TEST_DIR/pg
 export TEST_NGINX_PG_DSN="postgresql://postgres@127.0.0.1:$TEST_NGINX_PG_PORT/cart"
 export TEST_NGINX_CARTD=$TOP/build/daemon/cartd
 if [ "${VALGRIND:-}" = 1 ]; then export TEST_NGINX_USE_VALGRIND=1; fi
