@@ -76,3 +76,26 @@ Test::More::like($after, qr/^cart_request_duration_seconds_sum\{op="add"\} \d+\.
 --- request
 GET /_status
 --- response_body_like: cart_requests_total\{op="add",status="200"\} \d+
+
+
+
+=== TEST 2: every metric the dashboard (conf/cart-dashboard.json) and the alert rules (conf/cart-alerts.yml) use is in a real scrape
+--- config eval: $CartShop::Config . $main::Status
+--- init
+CartClient::request('GET', '/api/v1/cart', 'm2');
+my $scrape = main::scrape();
+my %used;
+for my $file ('conf/cart-dashboard.json', 'conf/cart-alerts.yml') {
+    open(my $fh, '<', $file) or die "$file: $!";
+    local $/;
+    my $text = <$fh>;
+    $used{$_}++ for $text =~ /\b(cart_[a-z_]+_(?:total|bucket|sum|count|seconds))\b/g;
+}
+for my $name (sort keys %used) {
+    (my $base = $name) =~ s/_(?:bucket|sum|count)\z//;
+    Test::More::like($scrape, qr/^# TYPE (?:\Q$name\E|\Q$base\E) /m,
+                     "$name is scraped");
+}
+--- request
+GET /_status
+--- response_body_like: cart_requests_total\{op="view",status="200"\} \d+
