@@ -60,11 +60,14 @@ run_tests();
         local $ENV{TEST_NGINX_USE_VALGRIND} = 1;
         $block = StubBlock->new(http_config => "foo on;\n");
         CartTest::cart_block_preprocessor($block);
-        is($block->http_config, "cart_redis_timeout 5s;\n${redis}foo on;\n",
-           'preprocessor: under valgrind, a generous Redis timeout');
-        $block = StubBlock->new(http_config => "cart_redis_timeout 1s;\n");
+        is($block->http_config,
+           "cart_lookup_timeout 60s;\ncart_redis_timeout 5s;\n${redis}foo on;\n",
+           'preprocessor: under valgrind, generous Redis and lookup timeouts');
+        $block = StubBlock->new(http_config => "cart_redis_timeout 1s;\n"
+                                               . "cart_lookup_timeout 1s;\n");
         CartTest::cart_block_preprocessor($block);
-        is($block->http_config, "${redis}cart_redis_timeout 1s;\n",
+        is($block->http_config,
+           "${redis}cart_redis_timeout 1s;\ncart_lookup_timeout 1s;\n",
            'preprocessor: ... unless the block sets its own');
     }
 

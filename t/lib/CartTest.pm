@@ -81,7 +81,8 @@ sub import {
 #  - when the module is loaded, prepends
 #    "cart_redis redis://127.0.0.1:<TEST_NGINX_REDIS_PORT>;" to
 #    --- http_config, unless that has a cart_redis directive already;
-#  - under valgrind, a generous cart_redis_timeout unless the block sets one.
+#  - under valgrind, a generous cart_redis_timeout and cart_lookup_timeout
+#    unless the block sets them.
 sub cart_block_preprocessor {
     my ($block) = @_;
     my $module = $ENV{TEST_NGINX_CART_SO} // $DefaultModule;
@@ -108,6 +109,14 @@ sub cart_block_preprocessor {
     if ($ENV{TEST_NGINX_USE_VALGRIND} && $http_config !~ /\bcart_redis_timeout\b/)
     {
         $http_config = "cart_redis_timeout 5s;\n$http_config";
+    }
+
+    # and a wave of lookups through the proxied shop takes seconds
+    if ($ENV{TEST_NGINX_USE_VALGRIND}
+        && $http_config !~ /\bcart_lookup_timeout\b/
+        && ($block->config // '') !~ /\bcart_lookup_timeout\b/)
+    {
+        $http_config = "cart_lookup_timeout 60s;\n$http_config";
     }
 
     $block->set_value(http_config => $http_config);
