@@ -824,8 +824,6 @@ ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key, int argc,
         return NGX_ERROR;
     }
 
-    op->timer.log = r->connection->log;
-
     if (ngx_http_cart_redis_format(r->pool, argc, argv, argvlen, &op->cmd)
         != NGX_OK
         || ngx_http_cart_redis_send(op, ngx_http_cart_redis_route(redis, key),
@@ -882,7 +880,7 @@ ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
     rc = ngx_http_cart_redis_pick(node);
 
     if (rc == NULL) {
-        ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
+        ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
                       "cart redis: no connection to \"%V\"",
                       &node->conf->url);
         return NGX_ERROR;
@@ -1003,22 +1001,25 @@ ngx_http_cart_redis_op_free(ngx_http_cart_redis_op_t *op)
 static void
 ngx_http_cart_redis_op_timeout(ngx_event_t *ev)
 {
+    ngx_log_t                   *log;
     ngx_http_cart_redis_op_t    *op = ev->data;
     ngx_http_cart_redis_conn_t  *rc;
 
     rc = op->conn;
+    log = op->redis->log;
 
-    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+    ngx_log_error(NGX_LOG_ERR, log, 0,
                   "cart redis: command timed out on \"%V\"",
                   &rc->node->conf->url);
 
-    /* the operation stays with hiredis until its reply or the disconnect */
+    /* the operation stays with hiredis until its reply or the disconnect;
+     * the request, and its connection's log, may be gone when this returns */
     ngx_http_cart_redis_op_finish(op, NULL, NGX_AGAIN);
 
     /* timeouts in a row and not one reply: a black hole, reconnect */
 
     if (++rc->timeouts >= NGX_HTTP_CART_REDIS_MAX_TIMEOUTS && rc->ac) {
-        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+        ngx_log_error(NGX_LOG_ERR, log, 0,
                       "cart redis: \"%V\" is not answering, reconnecting",
                       &rc->node->conf->url);
         rc->timeouts = 0;

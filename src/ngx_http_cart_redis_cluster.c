@@ -116,7 +116,7 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
                || ngx_strncmp(p, "CLUSTERDOWN", sizeof("CLUSTERDOWN") - 1)
                   == 0)
     {
-        ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
                       "cart redis: \"%V\" answered \"%V\"",
                       &op->conn->node->conf->url, &text);
         ngx_http_cart_redis_refresh_soon(redis);
@@ -158,7 +158,7 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
     }
 
     if (++op->redirects > NGX_HTTP_CART_REDIS_MAX_REDIRECTS) {
-        ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
                       "cart redis: too many redirections, the last \"%V\"",
                       &text);
         ngx_http_cart_redis_refresh_soon(redis);
@@ -170,7 +170,7 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
         return NGX_ERROR;
     }
 
-    ngx_log_error(NGX_LOG_INFO, op->timer.log, 0,
+    ngx_log_error(NGX_LOG_INFO, redis->log, 0,
                   "cart redis: following \"%V\"", &text);
 
     if (!ask) {
@@ -183,7 +183,7 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
 
 invalid:
 
-    ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
+    ngx_log_error(NGX_LOG_ERR, redis->log, 0,
                   "cart redis: invalid redirection \"%V\"", &text);
 
     return NGX_ERROR;

@@ -59,7 +59,8 @@ struct ngx_http_cart_redis_node_s {
 
 
 /* from a worker free list, not the request pool: hiredis may call back
- * after the request is gone; a request cleanup detaches the request */
+ * after the request is gone; a request cleanup detaches the request. It
+ * logs to the cycle's log: a request's log goes with its connection */
 typedef struct {
     ngx_queue_t                        queue;     /* in the free list */
     ngx_http_cart_redis_t             *redis;
