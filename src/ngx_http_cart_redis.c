@@ -348,6 +348,7 @@ ngx_http_cart_redis_conn_close(ngx_http_cart_redis_conn_t *rc)
 void
 ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
 {
+    int                               on;
     ngx_connection_t                 *c;
     redisAsyncContext                *ac;
     ngx_http_cart_redis_t            *redis;
@@ -355,6 +356,8 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
 
     redis = rc->node->redis;
     ncf = rc->node->conf;
+
+    on = 1;
 
     ac = redisAsyncConnect((char *) ncf->host.data, ncf->port);
     if (ac == NULL) {
@@ -372,6 +375,18 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
         redisAsyncFree(ac);
         ngx_http_cart_redis_schedule(rc);
         return;
+    }
+
+    /* an idle connection to a peer gone without a FIN (a host down, a
+     * NAT entry dropped) is found by the kernel, not by a request */
+
+    if (setsockopt(ac->c.fd, SOL_SOCKET, SO_KEEPALIVE, (const void *) &on,
+                   sizeof(int))
+        == -1)
+    {
+        ngx_log_error(NGX_LOG_ALERT, redis->log, ngx_socket_errno,
+                      "cart redis: setsockopt(SO_KEEPALIVE) failed for "
+                      "\"%V\"", &ncf->url);
     }
 
     c = ngx_get_connection(ac->c.fd, redis->log);

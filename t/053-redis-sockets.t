@@ -1,0 +1,60 @@
+# The worker's Redis sockets as the kernel sees them, and what an outage
+# writes to the error log.
+
+use lib 't/lib';
+use CartTest;
+use CartConf;
+use CartClient;
+use Test::More ();
+
+plan 'no_plan';
+no_shuffle();
+add_block_preprocessor(\&CartConf::default_config);
+
+# The established TCP sockets of the block's nginx (one process: no
+# master) to the test Redis, as [inode, timer] from /proc/net/tcp; timer 2
+# is the keepalive timer (an idle socket without SO_KEEPALIVE has none).
+sub redis_sockets {
+    my $pidfile = "$ENV{TEST_NGINX_SERVROOT}/logs/nginx.pid";
+    open my $pf, '<', $pidfile or die "$pidfile: $!";
+    chomp(my $pid = <$pf>);
+
+    my %mine;
+    for my $fd (glob "/proc/$pid/fd/*") {
+        my $link = readlink($fd) // '';
+        $mine{$1} = 1 if $link =~ /^socket:\[(\d+)\]$/;
+    }
+
+    my $port = sprintf '%04X', $CartTest::RedisPort;
+    my @found;
+    open my $tcp, '<', '/proc/net/tcp' or die "/proc/net/tcp: $!";
+    <$tcp>;
+    while (<$tcp>) {
+        my @f = split ' ';
+        my ($timer) = split /:/, $f[5];
+        next unless $f[2] =~ /:$port$/ && $f[3] eq '01' && $mine{$f[9]};
+        push @found, [$f[9], $timer + 0];
+    }
+    return @found;
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: every Redis connection has SO_KEEPALIVE: a peer gone without a FIN is noticed while idle
+--- http_config
+cart_redis_connections 3;
+--- init
+my ($status) = CartClient::request('GET', '/nocatalog/count', 's1');
+die "warm-up: $status\n" unless $status == 200;
+my @sockets = main::redis_sockets();
+Test::More::is(scalar @sockets, 3, 'three connections to Redis');
+Test::More::is(scalar(grep { $_->[1] == 2 } @sockets), 3,
+               'each has a keepalive timer: '
+               . join ' ', map { "$_->[0]:$_->[1]" } @sockets);
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s1
+--- response_body: {"item_count":0}
