@@ -10,6 +10,7 @@
 #define NGX_HTTP_CART_REDIS_BACKOFF_MIN   50
 #define NGX_HTTP_CART_REDIS_BACKOFF_MAX   3000
 #define NGX_HTTP_CART_REDIS_MAX_TIMEOUTS  3
+#define NGX_HTTP_CART_REDIS_MAX_WAITING   1024
 
 
 static void ngx_http_cart_redis_conn_close(ngx_http_cart_redis_conn_t *rc);
@@ -20,6 +21,10 @@ static void ngx_http_cart_redis_on_disconnect(const redisAsyncContext *ac,
 static void ngx_http_cart_redis_connect_timeout(ngx_event_t *ev);
 static void ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc);
 static void ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_http_cart_redis_coming(ngx_http_cart_redis_node_t *node);
+static void ngx_http_cart_redis_ready(ngx_http_cart_redis_conn_t *rc);
+static void ngx_http_cart_redis_flush(ngx_http_cart_redis_node_t *node,
+    ngx_int_t fail);
 static ngx_int_t ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc);
 static ngx_int_t ngx_http_cart_redis_queue(redisAsyncContext *ac,
     ngx_pool_t *pool, char *name, int argc, const char **argv,
@@ -42,6 +47,8 @@ static void ngx_http_cart_redis_op_timeout(ngx_event_t *ev);
 static void ngx_http_cart_redis_op_cleanup(void *data);
 static void ngx_http_cart_redis_op_finish(ngx_http_cart_redis_op_t *op,
     redisReply *reply, ngx_int_t rc);
+static ngx_int_t ngx_http_cart_redis_write(ngx_http_cart_redis_op_t *op,
+    ngx_http_cart_redis_conn_t *rc, ngx_uint_t asking);
 static ngx_int_t ngx_http_cart_redis_format(ngx_pool_t *pool, int argc,
     const char **argv, const size_t *argvlen, ngx_str_t *cmd);
 static u_char *ngx_http_cart_redis_head(u_char *p, u_char type, size_t n);
@@ -211,6 +218,23 @@ ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf)
     nodes = redis->nodes.elts;
 
     for (i = 0; i < redis->nodes.nelts; i++) {
+
+        /* never sent: freed here, their requests are not served any more */
+
+        while (!ngx_queue_empty(&nodes[i]->waiting)) {
+            q = ngx_queue_head(&nodes[i]->waiting);
+            ngx_queue_remove(q);
+            op = ngx_queue_data(q, ngx_http_cart_redis_op_t, queue);
+
+            if (op->cleanup) {
+                op->cleanup->handler = NULL;
+            }
+
+            ngx_free(op);
+        }
+
+        nodes[i]->nwaiting = 0;
+
         for (j = 0; j < nodes[i]->nconns; j++) {
             ngx_http_cart_redis_conn_close(&nodes[i]->conns[j]);
         }
@@ -252,6 +276,7 @@ ngx_http_cart_redis_node_add(ngx_http_cart_redis_t *redis,
 
     node->redis = redis;
     node->conf = conf;
+    ngx_queue_init(&node->waiting);
     node->nconns = redis->cmcf->redis_connections;
     node->conns = ngx_pcalloc(redis->pool,
                             node->nconns * sizeof(ngx_http_cart_redis_conn_t));
@@ -272,32 +297,46 @@ ngx_http_cart_redis_node_add(ngx_http_cart_redis_t *redis,
 }
 
 
-/* round-robin over ready connections; a connecting one will do: hiredis
- * buffers the command behind the handshake */
+/* round-robin over the ready connections; one that hiredis is closing
+ * (its pending callbacks run) takes no command */
 
 ngx_http_cart_redis_conn_t *
 ngx_http_cart_redis_pick(ngx_http_cart_redis_node_t *node)
 {
     ngx_uint_t                   i, n;
-    ngx_http_cart_redis_conn_t  *rc, *pick;
-
-    pick = NULL;
+    ngx_http_cart_redis_conn_t  *rc;
 
     for (i = 0; i < node->nconns; i++) {
         n = (node->next + i) % node->nconns;
         rc = &node->conns[n];
 
-        if (rc->state == NGX_HTTP_CART_REDIS_READY) {
+        if (rc->state == NGX_HTTP_CART_REDIS_READY
+            && rc->ac
+            && !(rc->ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING)))
+        {
             node->next = n + 1;
             return rc;
         }
+    }
 
-        if (rc->state == NGX_HTTP_CART_REDIS_CONNECTING && pick == NULL) {
-            pick = rc;
+    return NULL;
+}
+
+
+/* a connection of the node is connecting or in its handshake */
+
+static ngx_uint_t
+ngx_http_cart_redis_coming(ngx_http_cart_redis_node_t *node)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < node->nconns; i++) {
+        if (node->conns[i].state == NGX_HTTP_CART_REDIS_CONNECTING) {
+            return 1;
         }
     }
 
-    return pick;
+    return 0;
 }
 
 
@@ -406,6 +445,7 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
     rc->c = c;
     rc->state = NGX_HTTP_CART_REDIS_CONNECTING;
     rc->timeouts = 0;
+    rc->handshake = 0;
 
     ac->data = rc;
     ac->ev.data = rc;
@@ -428,6 +468,7 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
     /* the first write event tells hiredis that the connect completed */
     ngx_http_cart_redis_add_write(rc);
 
+    /* until the handshake is answered too */
     ngx_add_timer(&rc->connect, redis->cmcf->redis_timeout * 10);
 }
 
@@ -438,11 +479,11 @@ ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
     ngx_uint_t                   level;
     ngx_http_cart_redis_conn_t  *rc = ac->data;
 
-    if (rc->connect.timer_set) {
-        ngx_del_timer(&rc->connect);
-    }
-
     if (status != REDIS_OK) {
+        if (rc->connect.timer_set) {
+            ngx_del_timer(&rc->connect);
+        }
+
         /* the first failure of an outage is an error, the retries are not */
         level = rc->backoff ? NGX_LOG_INFO : NGX_LOG_ERR;
 
@@ -458,6 +499,25 @@ ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
         return;
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rc->node->redis->log, 0,
+                   "cart redis: connected to \"%V\" (#%ui), handshake",
+                   &rc->node->conf->url, rc->index);
+
+    if (rc->handshake == 0) {
+        ngx_http_cart_redis_ready(rc);
+    }
+}
+
+
+/* every handshake reply was OK: commands may run here now */
+
+static void
+ngx_http_cart_redis_ready(ngx_http_cart_redis_conn_t *rc)
+{
+    if (rc->connect.timer_set) {
+        ngx_del_timer(&rc->connect);
+    }
+
     ngx_log_error(NGX_LOG_INFO, rc->node->redis->log, 0,
                   "cart redis: connected to \"%V\" (#%ui)",
                   &rc->node->conf->url, rc->index);
@@ -469,6 +529,49 @@ ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
         /* the subscriber subscribes again to what it follows */
         rc->sub->handler(rc->sub->data, NGX_HTTP_CART_REDIS_SUB_UP, NULL,
                          NULL);
+        return;
+    }
+
+    ngx_http_cart_redis_flush(rc->node, 0);
+
+    /* at start, the first node up is asked for the cluster's map */
+    ngx_http_cart_redis_refresh_soon(rc->node->redis);
+}
+
+
+/*
+ * The node's waiting operations: sent now that a connection is ready, or
+ * failed when none is left that could become ready (fail), never sent.
+ * A handler called here may queue new ones: the list is taken first.
+ */
+
+static void
+ngx_http_cart_redis_flush(ngx_http_cart_redis_node_t *node, ngx_int_t fail)
+{
+    ngx_queue_t                waiting, *q;
+    ngx_http_cart_redis_op_t  *op;
+
+    if (ngx_queue_empty(&node->waiting)) {
+        return;
+    }
+
+    ngx_queue_init(&waiting);
+    ngx_queue_add(&waiting, &node->waiting);
+    ngx_queue_init(&node->waiting);
+
+    while (!ngx_queue_empty(&waiting)) {
+        q = ngx_queue_head(&waiting);
+        ngx_queue_remove(q);
+        op = ngx_queue_data(q, ngx_http_cart_redis_op_t, queue);
+
+        op->waiting = 0;
+        node->nwaiting--;
+
+        if (fail || ngx_http_cart_redis_send(op, node, op->asking) != NGX_OK)
+        {
+            ngx_http_cart_redis_op_finish(op, NULL, NGX_ERROR);
+            ngx_http_cart_redis_op_free(op);
+        }
     }
 }
 
@@ -496,10 +599,12 @@ ngx_http_cart_redis_connect_timeout(ngx_event_t *ev)
     ngx_http_cart_redis_conn_t  *rc = ev->data;
 
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "cart redis: connect to \"%V\" timed out",
+                  "cart redis: %s \"%V\" timed out",
+                  (rc->ac->c.flags & REDIS_CONNECTED) ? "handshake with"
+                                                     : "connect to",
                   &rc->node->conf->url);
 
-    /* not connected yet: hiredis calls no disconnect callback here */
+    /* connected: the disconnect callback reschedules; if not, we do */
     redisAsyncFree(rc->ac);
 
     if (!rc->reconnect.timer_set) {
@@ -522,6 +627,11 @@ ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc)
 
     if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
         return;
+    }
+
+    if (rc->sub == NULL && !ngx_http_cart_redis_coming(rc->node)) {
+        /* no connection left that could take them soon */
+        ngx_http_cart_redis_flush(rc->node, 1);
     }
 
     /* exponential backoff with jitter: workers must not reconnect in step */
@@ -548,8 +658,8 @@ ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev)
 }
 
 
-/* queued ahead of everything else: pipelined commands run authenticated,
- * in the right database, with the scripts loaded */
+/* queued before the connect completes; no other command is given the
+ * connection before each reply is OK (ngx_http_cart_redis_ready) */
 
 static ngx_int_t
 ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
@@ -650,7 +760,13 @@ ngx_http_cart_redis_queue(redisAsyncContext *ac, ngx_pool_t *pool,
     /* a script's text is a large allocation: it goes back at once */
     ngx_pfree(pool, cmd.data);
 
-    return (rc == REDIS_OK) ? NGX_OK : NGX_ERROR;
+    if (rc != REDIS_OK) {
+        return NGX_ERROR;
+    }
+
+    ((ngx_http_cart_redis_conn_t *) ac->data)->handshake++;
+
+    return NGX_OK;
 }
 
 
@@ -661,17 +777,26 @@ ngx_http_cart_redis_handshake_reply(redisAsyncContext *ac, void *reply,
     redisReply                  *r = reply;
     ngx_http_cart_redis_conn_t  *rc = ac->data;
 
-    if (r == NULL || r->type != REDIS_REPLY_ERROR) {
+    if (r == NULL) {
+        /* the connection is going: ngx_http_cart_redis_schedule tells */
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
-                  "cart redis: %s on \"%V\" failed: %*s",
-                  (char *) privdata, &rc->node->conf->url,
-                  (size_t) r->len, r->str);
+    if (r->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
+                      "cart redis: %s on \"%V\" failed: %*s, closing the "
+                      "connection", (char *) privdata, &rc->node->conf->url,
+                      (size_t) r->len, r->str);
 
-    /* a wrong password or database makes every later command fail */
-    redisAsyncDisconnect(ac);
+        /* a wrong user, password or database: the connection never gets
+         * a command; hiredis frees it when this callback returns */
+        redisAsyncFree(ac);
+        return;
+    }
+
+    if (--rc->handshake == 0) {
+        ngx_http_cart_redis_ready(rc);
+    }
 }
 
 
@@ -884,7 +1009,12 @@ ngx_http_cart_redis_read(ngx_http_request_t *r, const char *cmd,
 }
 
 
-/* sends the operation's command on one of the node's connections */
+/*
+ * Sends the operation's command on a ready connection of the node. While
+ * none is ready but one is connecting or in its handshake, the operation
+ * waits in the node's queue (its timer runs). NGX_ERROR: not sent, and
+ * it will not be.
+ */
 
 ngx_int_t
 ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
@@ -894,13 +1024,40 @@ ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
 
     rc = ngx_http_cart_redis_pick(node);
 
-    if (rc == NULL) {
+    if (rc) {
+        return ngx_http_cart_redis_write(op, rc, asking);
+    }
+
+    if (!ngx_http_cart_redis_coming(node)) {
         ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
                       "cart redis: no connection to \"%V\"",
                       &node->conf->url);
         return NGX_ERROR;
     }
 
+    if (node->nwaiting >= NGX_HTTP_CART_REDIS_MAX_WAITING) {
+        ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
+                      "cart redis: %ui commands wait for a connection to "
+                      "\"%V\" already", node->nwaiting, &node->conf->url);
+        return NGX_ERROR;
+    }
+
+    op->conn = NULL;
+    op->node = node;
+    op->asking = asking;
+    op->waiting = 1;
+
+    ngx_queue_insert_tail(&node->waiting, &op->queue);
+    node->nwaiting++;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cart_redis_write(ngx_http_cart_redis_op_t *op,
+    ngx_http_cart_redis_conn_t *rc, ngx_uint_t asking)
+{
     /* ASKING holds for the next command of this connection only */
 
     if (asking
@@ -1020,8 +1177,24 @@ ngx_http_cart_redis_op_timeout(ngx_event_t *ev)
     ngx_http_cart_redis_op_t    *op = ev->data;
     ngx_http_cart_redis_conn_t  *rc;
 
-    rc = op->conn;
     log = op->redis->log;
+
+    if (op->waiting) {
+        ngx_queue_remove(&op->queue);
+        op->node->nwaiting--;
+        op->waiting = 0;
+
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "cart redis: no connection to \"%V\" was ready in "
+                      "time", &op->node->conf->url);
+
+        /* never sent */
+        ngx_http_cart_redis_op_finish(op, NULL, NGX_ERROR);
+        ngx_http_cart_redis_op_free(op);
+        return;
+    }
+
+    rc = op->conn;
 
     ngx_log_error(NGX_LOG_ERR, log, 0,
                   "cart redis: command timed out on \"%V\"",
@@ -1053,6 +1226,16 @@ static void
 ngx_http_cart_redis_op_cleanup(void *data)
 {
     ngx_http_cart_redis_op_t  *op = data;
+
+    if (op->waiting) {
+        /* never sent: it goes with its request */
+        ngx_queue_remove(&op->queue);
+        op->node->nwaiting--;
+        op->waiting = 0;
+        op->cleanup = NULL;
+        ngx_http_cart_redis_op_free(op);
+        return;
+    }
 
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);

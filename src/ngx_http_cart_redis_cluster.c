@@ -38,8 +38,9 @@ ngx_http_cart_redis_cluster_init(ngx_http_cart_redis_t *redis)
     redis->refresh.log = redis->log;
     redis->refresh.cancelable = 1;
 
-    /* queued behind the seeds' handshakes */
-    ngx_add_timer(&redis->refresh, 0);
+    /* the first connection ready asks at once (ngx_http_cart_redis_ready);
+     * this is the retry when none is */
+    ngx_add_timer(&redis->refresh, NGX_HTTP_CART_REDIS_REFRESH_RETRY);
 
     return NGX_OK;
 }

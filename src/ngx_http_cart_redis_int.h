@@ -19,6 +19,8 @@ typedef struct ngx_http_cart_redis_node_s  ngx_http_cart_redis_node_t;
 typedef struct ngx_http_cart_redis_sub_s   ngx_http_cart_redis_sub_t;
 
 
+/* CONNECTING lasts until every handshake reply (AUTH, SELECT, SCRIPT
+ * LOAD) was OK: only a READY connection is given commands */
 typedef enum {
     NGX_HTTP_CART_REDIS_DISCONNECTED = 0,
     NGX_HTTP_CART_REDIS_CONNECTING,
@@ -32,9 +34,11 @@ typedef struct {
     ngx_connection_t              *c;
     ngx_http_cart_redis_state_e    state;
     ngx_event_t                    reconnect;    /* backoff, cancelable */
-    ngx_event_t                    connect;      /* timeout, cancelable */
+    ngx_event_t                    connect;      /* timeout of connect and
+                                                    handshake, cancelable */
     ngx_msec_t                     backoff;
     ngx_uint_t                     timeouts;     /* in a row, without a reply */
+    ngx_uint_t                     handshake;    /* its replies to come */
     ngx_uint_t                     index;
     ngx_http_cart_redis_sub_t     *sub;          /* the subscriber, or NULL */
 } ngx_http_cart_redis_conn_t;
@@ -55,6 +59,10 @@ struct ngx_http_cart_redis_node_s {
     ngx_http_cart_redis_conn_t        *conns;
     ngx_uint_t                         nconns;
     ngx_uint_t                         next;
+
+    /* operations waiting for a connection to finish its handshake */
+    ngx_queue_t                        waiting;
+    ngx_uint_t                         nwaiting;
 };
 
 
@@ -62,9 +70,11 @@ struct ngx_http_cart_redis_node_s {
  * after the request is gone; a request cleanup detaches the request. It
  * logs to the cycle's log: a request's log goes with its connection */
 typedef struct {
-    ngx_queue_t                        queue;     /* in the free list */
+    ngx_queue_t                        queue;     /* in the free list, or
+                                                     waiting in a node's */
     ngx_http_cart_redis_t             *redis;
-    ngx_http_cart_redis_conn_t        *conn;
+    ngx_http_cart_redis_conn_t        *conn;      /* hiredis has it there */
+    ngx_http_cart_redis_node_t        *node;      /* waiting there */
     ngx_http_request_t                *request;   /* NULL once detached */
     ngx_http_cart_redis_handler_pt     handler;
     void                              *data;
@@ -73,6 +83,9 @@ typedef struct {
     ngx_str_t                          cmd;       /* RESP, in the request's
                                                      pool, for a resend */
     ngx_uint_t                         redirects;
+
+    unsigned                           waiting:1;
+    unsigned                           asking:1;  /* ASKING goes first */
 } ngx_http_cart_redis_op_t;
 
 
