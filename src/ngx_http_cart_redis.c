@@ -10,7 +10,6 @@
 #define NGX_HTTP_CART_REDIS_BACKOFF_MIN   50
 #define NGX_HTTP_CART_REDIS_BACKOFF_MAX   3000
 #define NGX_HTTP_CART_REDIS_MAX_TIMEOUTS  3
-#define NGX_HTTP_CART_REDIS_MAX_WAITING   1024
 
 
 static void ngx_http_cart_redis_conn_close(ngx_http_cart_redis_conn_t *rc);
@@ -21,7 +20,8 @@ static void ngx_http_cart_redis_on_disconnect(const redisAsyncContext *ac,
 static void ngx_http_cart_redis_connect_timeout(ngx_event_t *ev);
 static void ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc);
 static void ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev);
-static ngx_uint_t ngx_http_cart_redis_coming(ngx_http_cart_redis_node_t *node);
+static ngx_uint_t ngx_http_cart_redis_has(ngx_http_cart_redis_node_t *node,
+    ngx_uint_t state);
 static void ngx_http_cart_redis_ready(ngx_http_cart_redis_conn_t *rc);
 static void ngx_http_cart_redis_flush(ngx_http_cart_redis_node_t *node,
     ngx_int_t fail);
@@ -297,20 +297,26 @@ ngx_http_cart_redis_node_add(ngx_http_cart_redis_t *redis,
 }
 
 
-/* round-robin over the ready connections; one that hiredis is closing
- * (its pending callbacks run) takes no command */
+/*
+ * Round-robin over the ready connections with room under
+ * cart_redis_max_pending: what a stalled Redis costs the worker stays
+ * bounded. One that hiredis is closing (its callbacks run) takes nothing.
+ */
 
 ngx_http_cart_redis_conn_t *
 ngx_http_cart_redis_pick(ngx_http_cart_redis_node_t *node)
 {
-    ngx_uint_t                   i, n;
+    ngx_uint_t                   i, n, max;
     ngx_http_cart_redis_conn_t  *rc;
+
+    max = node->redis->cmcf->redis_max_pending;
 
     for (i = 0; i < node->nconns; i++) {
         n = (node->next + i) % node->nconns;
         rc = &node->conns[n];
 
         if (rc->state == NGX_HTTP_CART_REDIS_READY
+            && rc->pending < max
             && rc->ac
             && !(rc->ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING)))
         {
@@ -323,15 +329,15 @@ ngx_http_cart_redis_pick(ngx_http_cart_redis_node_t *node)
 }
 
 
-/* a connection of the node is connecting or in its handshake */
+/* a connection of the node is in that state */
 
 static ngx_uint_t
-ngx_http_cart_redis_coming(ngx_http_cart_redis_node_t *node)
+ngx_http_cart_redis_has(ngx_http_cart_redis_node_t *node, ngx_uint_t state)
 {
     ngx_uint_t  i;
 
     for (i = 0; i < node->nconns; i++) {
-        if (node->conns[i].state == NGX_HTTP_CART_REDIS_CONNECTING) {
+        if (node->conns[i].state == state) {
             return 1;
         }
     }
@@ -446,6 +452,7 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
     rc->state = NGX_HTTP_CART_REDIS_CONNECTING;
     rc->timeouts = 0;
     rc->handshake = 0;
+    rc->pending = 0;
 
     ac->data = rc;
     ac->ev.data = rc;
@@ -629,7 +636,9 @@ ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc)
         return;
     }
 
-    if (rc->sub == NULL && !ngx_http_cart_redis_coming(rc->node)) {
+    if (rc->sub == NULL
+        && !ngx_http_cart_redis_has(rc->node, NGX_HTTP_CART_REDIS_CONNECTING))
+    {
         /* no connection left that could take them soon */
         ngx_http_cart_redis_flush(rc->node, 1);
     }
@@ -1020,6 +1029,7 @@ ngx_int_t
 ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
     ngx_http_cart_redis_node_t *node, ngx_uint_t asking)
 {
+    ngx_uint_t                   max;
     ngx_http_cart_redis_conn_t  *rc;
 
     rc = ngx_http_cart_redis_pick(node);
@@ -1028,14 +1038,25 @@ ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
         return ngx_http_cart_redis_write(op, rc, asking);
     }
 
-    if (!ngx_http_cart_redis_coming(node)) {
+    max = node->redis->cmcf->redis_max_pending;
+
+    if (ngx_http_cart_redis_has(node, NGX_HTTP_CART_REDIS_READY)) {
+        /* a stall: failing fast keeps the worker's memory flat */
+        ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
+                      "cart redis: every connection to \"%V\" has %ui "
+                      "commands in flight (cart_redis_max_pending)",
+                      &node->conf->url, max);
+        return NGX_ERROR;
+    }
+
+    if (!ngx_http_cart_redis_has(node, NGX_HTTP_CART_REDIS_CONNECTING)) {
         ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
                       "cart redis: no connection to \"%V\"",
                       &node->conf->url);
         return NGX_ERROR;
     }
 
-    if (node->nwaiting >= NGX_HTTP_CART_REDIS_MAX_WAITING) {
+    if (node->nwaiting >= max) {
         ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
                       "cart redis: %ui commands wait for a connection to "
                       "\"%V\" already", node->nwaiting, &node->conf->url);
@@ -1075,6 +1096,7 @@ ngx_http_cart_redis_write(ngx_http_cart_redis_op_t *op,
     }
 
     op->conn = rc;
+    rc->pending++;
 
     return NGX_OK;
 }
@@ -1089,7 +1111,10 @@ ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
     rc = op->conn;
 
-    if (rr && rc) {
+    /* a redirection sends it again, counted on its new connection */
+    rc->pending--;
+
+    if (rr) {
         rc->timeouts = 0;
     }
 

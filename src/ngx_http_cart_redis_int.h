@@ -39,6 +39,8 @@ typedef struct {
     ngx_msec_t                     backoff;
     ngx_uint_t                     timeouts;     /* in a row, without a reply */
     ngx_uint_t                     handshake;    /* its replies to come */
+    ngx_uint_t                     pending;      /* our commands hiredis
+                                                    holds, timed out too */
     ngx_uint_t                     index;
     ngx_http_cart_redis_sub_t     *sub;          /* the subscriber, or NULL */
 } ngx_http_cart_redis_conn_t;
@@ -60,7 +62,8 @@ struct ngx_http_cart_redis_node_s {
     ngx_uint_t                         nconns;
     ngx_uint_t                         next;
 
-    /* operations waiting for a connection to finish its handshake */
+    /* operations waiting for a connection to finish its handshake, at
+     * most cart_redis_max_pending */
     ngx_queue_t                        waiting;
     ngx_uint_t                         nwaiting;
 };

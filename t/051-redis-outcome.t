@@ -74,3 +74,42 @@ is not answering, reconnecting
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 2: cart_redis_max_pending: past it a command fails at once (503 store_unavailable) and never runs
+One connection, room for two commands: of six adds sent while Redis holds
+writes, two are sent and wait for it, four are refused at once. After the
+pause the two run; the four never do.
+--- http_config
+cart_redis_connections 1;
+cart_redis_max_pending 2;
+cart_redis_timeout 1500ms;
+--- init
+redis_cmd('DEL', 'cart:{user-o2}', 'cart_count:{user-o2}');
+my ($status) = CartClient::request('GET', '/nocatalog/count', 'o2');
+die "warm-up: $status\n" unless $status == 200;
+my $until = Time::HiRes::time() + 3.7;
+main::pause(3500, 'WRITE');
+my @got = main::burst(6, sub {
+    CartClient::request('POST', '/nocatalog/items', 'o2',
+                        qq({"sku_id":"SKU-P$_[0]","quantity":1}));
+});
+my @sent = grep { /^503 store_timeout (\S+)/ && $1 >= 1.4 } @got;
+my @refused = grep { /^503 store_unavailable (\S+)/ && $1 < 0.75 } @got;
+Test::More::is(scalar @sent, 2, "two wait for Redis: @got");
+Test::More::is(scalar @refused, 4, "four are refused at once: @got");
+main::sleep_until($until);
+my @lines = grep { !/^#/ } split /\n/, redis_cmd('HKEYS', 'cart:{user-o2}');
+Test::More::is(scalar @lines, 2, "the two sent ran, the four refused did not: @lines");
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: o2
+--- response_body: {"item_count":2}
+--- timeout: 10
+--- error_log
+has 2 commands in flight (cart_redis_max_pending)
+--- no_error_log
+[alert]
+[crit]
