@@ -26,7 +26,7 @@ static void ngx_http_cart_redis_ready(ngx_http_cart_redis_conn_t *rc);
 static void ngx_http_cart_redis_flush(ngx_http_cart_redis_node_t *node,
     ngx_int_t fail);
 static ngx_int_t ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc);
-static ngx_int_t ngx_http_cart_redis_queue(redisAsyncContext *ac,
+static ngx_int_t ngx_http_cart_redis_queue(ngx_http_cart_redis_conn_t *rc,
     ngx_pool_t *pool, char *name, int argc, const char **argv,
     const size_t *argvlen);
 static void ngx_http_cart_redis_handshake_reply(redisAsyncContext *ac,
@@ -453,6 +453,7 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
     rc->timeouts = 0;
     rc->handshake = 0;
     rc->pending = 0;
+    rc->out = 0;
 
     ac->data = rc;
     ac->ev.data = rc;
@@ -680,11 +681,9 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
     ngx_uint_t                        i;
     ngx_pool_t                       *pool;
     const char                       *argv[3];
-    redisAsyncContext                *ac;
     ngx_http_cart_redis_t            *redis;
     ngx_http_cart_redis_node_conf_t  *ncf;
 
-    ac = rc->ac;
     redis = rc->node->redis;
     ncf = rc->node->conf;
 
@@ -708,7 +707,7 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
         argv[argc] = (const char *) ncf->password.data;
         argvlen[argc++] = ncf->password.len;
 
-        rv = ngx_http_cart_redis_queue(ac, pool, "AUTH", argc, argv, argvlen);
+        rv = ngx_http_cart_redis_queue(rc, pool, "AUTH", argc, argv, argvlen);
     }
 
     if (rv == NGX_OK && ncf->db) {
@@ -717,7 +716,7 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
         argv[1] = (const char *) db;
         argvlen[1] = ngx_sprintf(db, "%ui", ncf->db) - db;
 
-        rv = ngx_http_cart_redis_queue(ac, pool, "SELECT", 2, argv, argvlen);
+        rv = ngx_http_cart_redis_queue(rc, pool, "SELECT", 2, argv, argvlen);
     }
 
     argv[0] = "SCRIPT";
@@ -732,7 +731,7 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
         argv[2] = redis->scripts[i].data;
         argvlen[2] = redis->scripts[i].len;
 
-        rv = ngx_http_cart_redis_queue(ac, pool, "SCRIPT LOAD", 3, argv,
+        rv = ngx_http_cart_redis_queue(rc, pool, "SCRIPT LOAD", 3, argv,
                                        argvlen);
     }
 
@@ -751,10 +750,10 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
 /* a handshake command; hiredis copies it into its output buffer at once */
 
 static ngx_int_t
-ngx_http_cart_redis_queue(redisAsyncContext *ac, ngx_pool_t *pool,
+ngx_http_cart_redis_queue(ngx_http_cart_redis_conn_t *rc, ngx_pool_t *pool,
     char *name, int argc, const char **argv, const size_t *argvlen)
 {
-    int        rc;
+    ngx_int_t  rv;
     ngx_str_t  cmd;
 
     if (ngx_http_cart_redis_format(pool, argc, argv, argvlen, &cmd)
@@ -763,19 +762,17 @@ ngx_http_cart_redis_queue(redisAsyncContext *ac, ngx_pool_t *pool,
         return NGX_ERROR;
     }
 
-    rc = redisAsyncFormattedCommand(ac, ngx_http_cart_redis_handshake_reply,
+    rv = ngx_http_cart_redis_append(rc, ngx_http_cart_redis_handshake_reply,
                                     name, (char *) cmd.data, cmd.len);
 
     /* a script's text is a large allocation: it goes back at once */
     ngx_pfree(pool, cmd.data);
 
-    if (rc != REDIS_OK) {
-        return NGX_ERROR;
+    if (rv == NGX_OK) {
+        rc->handshake++;
     }
 
-    ((ngx_http_cart_redis_conn_t *) ac->data)->handshake++;
-
-    return NGX_OK;
+    return rv;
 }
 
 
@@ -1079,17 +1076,23 @@ static ngx_int_t
 ngx_http_cart_redis_write(ngx_http_cart_redis_op_t *op,
     ngx_http_cart_redis_conn_t *rc, ngx_uint_t asking)
 {
+    static const char  asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
+
     /* ASKING holds for the next command of this connection only */
 
     if (asking
-        && redisAsyncCommand(rc->ac, NULL, NULL, "ASKING") != REDIS_OK)
+        && ngx_http_cart_redis_append(rc, NULL, NULL, asking_cmd,
+                                      sizeof(asking_cmd) - 1)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    if (redisAsyncFormattedCommand(rc->ac, ngx_http_cart_redis_reply, op,
+    op->start = rc->out;
+
+    if (ngx_http_cart_redis_append(rc, ngx_http_cart_redis_reply, op,
                                    (char *) op->cmd.data, op->cmd.len)
-        != REDIS_OK)
+        != NGX_OK)
     {
         /* disconnecting */
         return NGX_ERROR;
@@ -1102,9 +1105,34 @@ ngx_http_cart_redis_write(ngx_http_cart_redis_op_t *op,
 }
 
 
+/*
+ * Every command reaches hiredis's output buffer through here (but the
+ * subscriber's, which carries no operation): counting the bytes tells a
+ * command written to the socket, which may run, from one still in the
+ * buffer when the connection breaks, which never will.
+ */
+
+ngx_int_t
+ngx_http_cart_redis_append(ngx_http_cart_redis_conn_t *rc,
+    redisCallbackFn *fn, void *privdata, const char *cmd, size_t len)
+{
+    if (redisAsyncFormattedCommand(rc->ac, fn, privdata, cmd, len)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    rc->out += len;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
+    uint64_t                     written;
+    ngx_int_t                    status;
     redisReply                  *rr = reply;
     ngx_http_cart_redis_op_t    *op = privdata;
     ngx_http_cart_redis_conn_t  *rc;
@@ -1138,7 +1166,15 @@ ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
             }
         }
 
-        ngx_http_cart_redis_op_finish(op, rr, rr ? NGX_OK : NGX_ERROR);
+        status = NGX_OK;
+
+        if (rr == NULL) {
+            /* the connection broke; hiredis still has its output buffer */
+            written = rc->out - sdslen(ac->c.obuf);
+            status = (written > op->start) ? NGX_DECLINED : NGX_ERROR;
+        }
+
+        ngx_http_cart_redis_op_finish(op, rr, status);
     }
 
     ngx_http_cart_redis_op_free(op);

@@ -312,6 +312,8 @@ ngx_http_cart_redis_refresh_handler(ngx_event_t *ev)
     ngx_http_cart_redis_conn_t   *rc;
     ngx_http_cart_redis_node_t  **nodes;
 
+    static const char  slots[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
+
     redis = ev->data;
 
     if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
@@ -341,10 +343,10 @@ ngx_http_cart_redis_refresh_handler(ngx_event_t *ev)
     redis->refresh_id++;
 
     if (rc == NULL
-        || redisAsyncCommand(rc->ac, ngx_http_cart_redis_slots_reply,
-                             (void *) (uintptr_t) redis->refresh_id,
-                             "CLUSTER SLOTS")
-           != REDIS_OK)
+        || ngx_http_cart_redis_append(rc, ngx_http_cart_redis_slots_reply,
+                                      (void *) (uintptr_t) redis->refresh_id,
+                                      slots, sizeof(slots) - 1)
+           != NGX_OK)
     {
         ngx_add_timer(ev, NGX_HTTP_CART_REDIS_REFRESH_RETRY);
         return;

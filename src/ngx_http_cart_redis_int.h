@@ -41,6 +41,9 @@ typedef struct {
     ngx_uint_t                     handshake;    /* its replies to come */
     ngx_uint_t                     pending;      /* our commands hiredis
                                                     holds, timed out too */
+    uint64_t                       out;          /* bytes given to hiredis:
+                                                    less its output buffer,
+                                                    the bytes written */
     ngx_uint_t                     index;
     ngx_http_cart_redis_sub_t     *sub;          /* the subscriber, or NULL */
 } ngx_http_cart_redis_conn_t;
@@ -85,6 +88,8 @@ typedef struct {
     ngx_event_t                        timer;
     ngx_str_t                          cmd;       /* RESP, in the request's
                                                      pool, for a resend */
+    uint64_t                           start;     /* its first byte in the
+                                                     connection's output */
     ngx_uint_t                         redirects;
 
     unsigned                           waiting:1;
@@ -126,6 +131,8 @@ void ngx_http_cart_redis_conn_init(ngx_http_cart_redis_conn_t *rc,
 void ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc);
 ngx_int_t ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
     ngx_http_cart_redis_node_t *node, ngx_uint_t asking);
+ngx_int_t ngx_http_cart_redis_append(ngx_http_cart_redis_conn_t *rc,
+    redisCallbackFn *fn, void *privdata, const char *cmd, size_t len);
 
 /* ngx_http_cart_redis_cluster.c */
 ngx_int_t ngx_http_cart_redis_cluster_init(ngx_http_cart_redis_t *redis);
