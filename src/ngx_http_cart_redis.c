@@ -10,6 +10,7 @@
 #define NGX_HTTP_CART_REDIS_BACKOFF_MIN   50
 #define NGX_HTTP_CART_REDIS_BACKOFF_MAX   3000
 #define NGX_HTTP_CART_REDIS_MAX_TIMEOUTS  3
+#define NGX_HTTP_CART_REDIS_LOG_EVERY     1000
 
 
 static void ngx_http_cart_redis_conn_close(ngx_http_cart_redis_conn_t *rc);
@@ -394,6 +395,7 @@ void
 ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
 {
     int                               on;
+    ngx_str_t                         note;
     ngx_connection_t                 *c;
     redisAsyncContext                *ac;
     ngx_http_cart_redis_t            *redis;
@@ -414,9 +416,15 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
     }
 
     if (ac->err) {
-        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                      "cart redis: connect to \"%V\" failed: %s",
-                      &ncf->url, ac->errstr);
+        if (ngx_http_cart_redis_log_now(rc->node,
+                                        NGX_HTTP_CART_REDIS_LOG_CONNECT, &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                          "cart redis: connect to \"%V\" failed: %s%V",
+                          &ncf->url, ac->errstr, &note);
+        }
+
         redisAsyncFree(ac);
         ngx_http_cart_redis_schedule(rc);
         return;
@@ -484,7 +492,7 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
 static void
 ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
 {
-    ngx_uint_t                   level;
+    ngx_str_t                    note;
     ngx_http_cart_redis_conn_t  *rc = ac->data;
 
     if (status != REDIS_OK) {
@@ -493,11 +501,21 @@ ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
         }
 
         /* the first failure of an outage is an error, the retries are not */
-        level = rc->backoff ? NGX_LOG_INFO : NGX_LOG_ERR;
 
-        ngx_log_error(level, rc->node->redis->log, 0,
-                      "cart redis: connect to \"%V\" failed: %s",
-                      &rc->node->conf->url, ac->errstr);
+        if (rc->backoff) {
+            ngx_log_error(NGX_LOG_INFO, rc->node->redis->log, 0,
+                          "cart redis: connect to \"%V\" failed: %s",
+                          &rc->node->conf->url, ac->errstr);
+
+        } else if (ngx_http_cart_redis_log_now(rc->node,
+                                               NGX_HTTP_CART_REDIS_LOG_CONNECT,
+                                               &note)
+                   == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
+                          "cart redis: connect to \"%V\" failed: %s%V",
+                          &rc->node->conf->url, ac->errstr, &note);
+        }
 
         /* hiredis frees the context after we return */
         ngx_http_cart_redis_schedule(rc);
@@ -587,13 +605,18 @@ ngx_http_cart_redis_flush(ngx_http_cart_redis_node_t *node, ngx_int_t fail)
 static void
 ngx_http_cart_redis_on_disconnect(const redisAsyncContext *ac, int status)
 {
+    ngx_str_t                    note;
     ngx_http_cart_redis_conn_t  *rc = ac->data;
 
-    if (status != REDIS_OK && !rc->node->redis->exiting) {
+    if (status != REDIS_OK && !rc->node->redis->exiting
+        && ngx_http_cart_redis_log_now(rc->node, NGX_HTTP_CART_REDIS_LOG_LOST,
+                                       &note)
+           == NGX_OK)
+    {
         ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
-                      "cart redis: connection to \"%V\" lost: %s",
+                      "cart redis: connection to \"%V\" lost: %s%V",
                       &rc->node->conf->url,
-                      ac->errstr ? ac->errstr : "closed");
+                      ac->errstr ? ac->errstr : "closed", &note);
     }
 
     ngx_http_cart_redis_schedule(rc);
@@ -604,13 +627,19 @@ ngx_http_cart_redis_on_disconnect(const redisAsyncContext *ac, int status)
 static void
 ngx_http_cart_redis_connect_timeout(ngx_event_t *ev)
 {
+    ngx_str_t                    note;
     ngx_http_cart_redis_conn_t  *rc = ev->data;
 
-    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "cart redis: %s \"%V\" timed out",
-                  (rc->ac->c.flags & REDIS_CONNECTED) ? "handshake with"
-                                                     : "connect to",
-                  &rc->node->conf->url);
+    if (ngx_http_cart_redis_log_now(rc->node, NGX_HTTP_CART_REDIS_LOG_CONNECT,
+                                    &note)
+        == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "cart redis: %s \"%V\" timed out%V",
+                      (rc->ac->c.flags & REDIS_CONNECTED) ? "handshake with"
+                                                         : "connect to",
+                      &rc->node->conf->url, &note);
+    }
 
     /* connected: the disconnect callback reschedules; if not, we do */
     redisAsyncFree(rc->ac);
@@ -780,6 +809,7 @@ static void
 ngx_http_cart_redis_handshake_reply(redisAsyncContext *ac, void *reply,
     void *privdata)
 {
+    ngx_str_t                    note;
     redisReply                  *r = reply;
     ngx_http_cart_redis_conn_t  *rc = ac->data;
 
@@ -789,10 +819,17 @@ ngx_http_cart_redis_handshake_reply(redisAsyncContext *ac, void *reply,
     }
 
     if (r->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
-                      "cart redis: %s on \"%V\" failed: %*s, closing the "
-                      "connection", (char *) privdata, &rc->node->conf->url,
-                      (size_t) r->len, r->str);
+        if (ngx_http_cart_redis_log_now(rc->node,
+                                        NGX_HTTP_CART_REDIS_LOG_HANDSHAKE,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
+                          "cart redis: %s on \"%V\" failed: %*s, closing "
+                          "the connection%V", (char *) privdata,
+                          &rc->node->conf->url, (size_t) r->len, r->str,
+                          &note);
+        }
 
         /* a wrong user, password or database: the connection never gets
          * a command; hiredis frees it when this callback returns */
@@ -1026,6 +1063,7 @@ ngx_int_t
 ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
     ngx_http_cart_redis_node_t *node, ngx_uint_t asking)
 {
+    ngx_str_t                    note;
     ngx_uint_t                   max;
     ngx_http_cart_redis_conn_t  *rc;
 
@@ -1039,24 +1077,44 @@ ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
 
     if (ngx_http_cart_redis_has(node, NGX_HTTP_CART_REDIS_READY)) {
         /* a stall: failing fast keeps the worker's memory flat */
-        ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
-                      "cart redis: every connection to \"%V\" has %ui "
-                      "commands in flight (cart_redis_max_pending)",
-                      &node->conf->url, max);
+
+        if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_BUSY,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
+                          "cart redis: every connection to \"%V\" has %ui "
+                          "commands in flight (cart_redis_max_pending)%V",
+                          &node->conf->url, max, &note);
+        }
+
         return NGX_ERROR;
     }
 
     if (!ngx_http_cart_redis_has(node, NGX_HTTP_CART_REDIS_CONNECTING)) {
-        ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
-                      "cart redis: no connection to \"%V\"",
-                      &node->conf->url);
+        if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_NOCONN,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
+                          "cart redis: no connection to \"%V\"%V",
+                          &node->conf->url, &note);
+        }
+
         return NGX_ERROR;
     }
 
     if (node->nwaiting >= max) {
-        ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
-                      "cart redis: %ui commands wait for a connection to "
-                      "\"%V\" already", node->nwaiting, &node->conf->url);
+        if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_QUEUE,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
+                          "cart redis: %ui commands wait for a connection to "
+                          "\"%V\" already%V", node->nwaiting,
+                          &node->conf->url, &note);
+        }
+
         return NGX_ERROR;
     }
 
@@ -1132,6 +1190,7 @@ static void
 ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     uint64_t                     written;
+    ngx_str_t                    note;
     ngx_int_t                    status;
     redisReply                  *rr = reply;
     ngx_http_cart_redis_op_t    *op = privdata;
@@ -1167,6 +1226,21 @@ ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
         }
 
         status = NGX_OK;
+
+        /* NOSCRIPT is the scripts layer's to recover from */
+
+        if (rr && rr->type == REDIS_REPLY_ERROR
+            && !(rr->len >= 8 && ngx_strncmp(rr->str, "NOSCRIPT", 8) == 0)
+            && ngx_http_cart_redis_log_now(rc->node,
+                                           NGX_HTTP_CART_REDIS_LOG_REPLY,
+                                           &note)
+               == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
+                          "cart redis: \"%V\" answered an error: %*s%V",
+                          &rc->node->conf->url, (size_t) rr->len, rr->str,
+                          &note);
+        }
 
         if (rr == NULL) {
             /* the connection broke; hiredis still has its output buffer */
@@ -1235,19 +1309,28 @@ static void
 ngx_http_cart_redis_op_timeout(ngx_event_t *ev)
 {
     ngx_log_t                   *log;
+    ngx_str_t                    note;
     ngx_http_cart_redis_op_t    *op = ev->data;
     ngx_http_cart_redis_conn_t  *rc;
+    ngx_http_cart_redis_node_t  *node;
 
     log = op->redis->log;
 
     if (op->waiting) {
+        node = op->node;
+
         ngx_queue_remove(&op->queue);
-        op->node->nwaiting--;
+        node->nwaiting--;
         op->waiting = 0;
 
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "cart redis: no connection to \"%V\" was ready in "
-                      "time", &op->node->conf->url);
+        if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_WAITED,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "cart redis: no connection to \"%V\" was ready "
+                          "in time%V", &node->conf->url, &note);
+        }
 
         /* never sent */
         ngx_http_cart_redis_op_finish(op, NULL, NGX_ERROR);
@@ -1256,10 +1339,16 @@ ngx_http_cart_redis_op_timeout(ngx_event_t *ev)
     }
 
     rc = op->conn;
+    node = rc->node;
 
-    ngx_log_error(NGX_LOG_ERR, log, 0,
-                  "cart redis: command timed out on \"%V\"",
-                  &rc->node->conf->url);
+    if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_TIMEOUT,
+                                    &note)
+        == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "cart redis: command timed out on \"%V\"%V",
+                      &node->conf->url, &note);
+    }
 
     /* the operation stays with hiredis until its reply or the disconnect;
      * the request, and its connection's log, may be gone when this returns */
@@ -1268,9 +1357,16 @@ ngx_http_cart_redis_op_timeout(ngx_event_t *ev)
     /* timeouts in a row and not one reply: a black hole, reconnect */
 
     if (++rc->timeouts >= NGX_HTTP_CART_REDIS_MAX_TIMEOUTS && rc->ac) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "cart redis: \"%V\" is not answering, reconnecting",
-                      &rc->node->conf->url);
+        if (ngx_http_cart_redis_log_now(node,
+                                        NGX_HTTP_CART_REDIS_LOG_UNANSWERED,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "cart redis: \"%V\" is not answering, "
+                          "reconnecting%V", &node->conf->url, &note);
+        }
+
         rc->timeouts = 0;
         redisAsyncFree(rc->ac);
 
@@ -1342,6 +1438,45 @@ ngx_http_cart_redis_op_finish(ngx_http_cart_redis_op_t *op,
          * (new subrequests, parents to wake) ourselves */
         ngx_http_run_posted_requests(c);
     }
+}
+
+
+/*
+ * One error line per node, kind and second: an outage would write one per
+ * request. NGX_DECLINED: hold this one back; else "note" ends the line,
+ * with how many like it were held back since the last one, or is empty.
+ */
+
+ngx_int_t
+ngx_http_cart_redis_log_now(ngx_http_cart_redis_node_t *node,
+    ngx_uint_t kind, ngx_str_t *note)
+{
+    ngx_msec_t                    elapsed;
+    ngx_http_cart_redis_quiet_t  *q;
+
+    static u_char  buf[sizeof(" ( more in the last s)") + 2 * NGX_INT_T_LEN];
+
+    q = &node->quiet[kind];
+    elapsed = ngx_current_msec - q->last;
+
+    if (q->last && elapsed < NGX_HTTP_CART_REDIS_LOG_EVERY) {
+        q->held++;
+        return NGX_DECLINED;
+    }
+
+    note->data = buf;
+    note->len = 0;
+
+    if (q->held) {
+        note->len = ngx_sprintf(buf, " (%ui more in the last %Ms)", q->held,
+                                (elapsed + 999) / 1000)
+                    - buf;
+    }
+
+    q->last = ngx_current_msec;
+    q->held = 0;
+
+    return NGX_OK;
 }
 
 

@@ -88,7 +88,7 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
 {
     u_char                      *p, *last, *sp, *colon;
     ngx_int_t                    slot, port;
-    ngx_str_t                    host, text;
+    ngx_str_t                    host, text, note;
     ngx_uint_t                   ask;
     ngx_http_cart_redis_t       *redis;
     ngx_http_cart_redis_node_t  *node;
@@ -117,9 +117,16 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
                || ngx_strncmp(p, "CLUSTERDOWN", sizeof("CLUSTERDOWN") - 1)
                   == 0)
     {
-        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                      "cart redis: \"%V\" answered \"%V\"",
-                      &op->conn->node->conf->url, &text);
+        if (ngx_http_cart_redis_log_now(op->conn->node,
+                                        NGX_HTTP_CART_REDIS_LOG_CLUSTER,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                          "cart redis: \"%V\" answered \"%V\"%V",
+                          &op->conn->node->conf->url, &text, &note);
+        }
+
         ngx_http_cart_redis_refresh_soon(redis);
         return NGX_ERROR;
 
@@ -159,9 +166,16 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
     }
 
     if (++op->redirects > NGX_HTTP_CART_REDIS_MAX_REDIRECTS) {
-        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                      "cart redis: too many redirections, the last \"%V\"",
-                      &text);
+        if (ngx_http_cart_redis_log_now(op->conn->node,
+                                        NGX_HTTP_CART_REDIS_LOG_REDIRECT,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                          "cart redis: too many redirections, the last "
+                          "\"%V\"%V", &text, &note);
+        }
+
         ngx_http_cart_redis_refresh_soon(redis);
         return NGX_ERROR;
     }
@@ -184,8 +198,14 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
 
 invalid:
 
-    ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                  "cart redis: invalid redirection \"%V\"", &text);
+    if (ngx_http_cart_redis_log_now(op->conn->node,
+                                    NGX_HTTP_CART_REDIS_LOG_REDIRECT, &note)
+        == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "cart redis: invalid redirection \"%V\"%V", &text,
+                      &note);
+    }
 
     return NGX_ERROR;
 }

@@ -28,6 +28,30 @@ typedef enum {
 } ngx_http_cart_redis_state_e;
 
 
+/* the kinds of error line a node writes, each at most once a second */
+typedef enum {
+    NGX_HTTP_CART_REDIS_LOG_CONNECT = 0,   /* connect failed, timed out */
+    NGX_HTTP_CART_REDIS_LOG_LOST,          /* a connection lost */
+    NGX_HTTP_CART_REDIS_LOG_HANDSHAKE,     /* AUTH, SELECT... refused */
+    NGX_HTTP_CART_REDIS_LOG_UNANSWERED,    /* dropped after timeouts */
+    NGX_HTTP_CART_REDIS_LOG_NOCONN,        /* a command: no connection */
+    NGX_HTTP_CART_REDIS_LOG_BUSY,          /* cart_redis_max_pending */
+    NGX_HTTP_CART_REDIS_LOG_QUEUE,         /* the handshake queue is full */
+    NGX_HTTP_CART_REDIS_LOG_WAITED,        /* no connection ready in time */
+    NGX_HTTP_CART_REDIS_LOG_TIMEOUT,       /* a command timed out */
+    NGX_HTTP_CART_REDIS_LOG_REPLY,         /* an error reply */
+    NGX_HTTP_CART_REDIS_LOG_CLUSTER,       /* TRYAGAIN, CLUSTERDOWN */
+    NGX_HTTP_CART_REDIS_LOG_REDIRECT,      /* a redirection not followed */
+    NGX_HTTP_CART_REDIS_LOG_N
+} ngx_http_cart_redis_log_e;
+
+
+typedef struct {
+    ngx_msec_t                     last;         /* the last line logged */
+    ngx_uint_t                     held;         /* lines held back since */
+} ngx_http_cart_redis_quiet_t;
+
+
 typedef struct {
     ngx_http_cart_redis_node_t    *node;
     redisAsyncContext             *ac;
@@ -69,6 +93,8 @@ struct ngx_http_cart_redis_node_s {
      * most cart_redis_max_pending */
     ngx_queue_t                        waiting;
     ngx_uint_t                         nwaiting;
+
+    ngx_http_cart_redis_quiet_t        quiet[NGX_HTTP_CART_REDIS_LOG_N];
 };
 
 
@@ -133,6 +159,8 @@ ngx_int_t ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
     ngx_http_cart_redis_node_t *node, ngx_uint_t asking);
 ngx_int_t ngx_http_cart_redis_append(ngx_http_cart_redis_conn_t *rc,
     redisCallbackFn *fn, void *privdata, const char *cmd, size_t len);
+ngx_int_t ngx_http_cart_redis_log_now(ngx_http_cart_redis_node_t *node,
+    ngx_uint_t kind, ngx_str_t *note);
 
 /* ngx_http_cart_redis_cluster.c */
 ngx_int_t ngx_http_cart_redis_cluster_init(ngx_http_cart_redis_t *redis);

@@ -337,8 +337,6 @@ const ngx_http_cart_answer_t *
 ngx_http_cart_store_answer(ngx_http_request_t *r, redisReply *reply,
     ngx_int_t rc, ngx_uint_t write)
 {
-    ngx_http_cart_store_log(r->connection->log, reply, rc);
-
     if (write && rc == NGX_OK && reply && reply->type == REDIS_REPLY_ERROR
         && ngx_strlcasestrn((u_char *) reply->str,
                             (u_char *) reply->str + reply->len,
@@ -379,12 +377,3 @@ ngx_http_cart_store_write_error(ngx_http_request_t *r, redisReply *reply,
     return ngx_http_cart_fail(r, ngx_http_cart_store_answer(r, reply, rc, 1));
 }
 
-
-void
-ngx_http_cart_store_log(ngx_log_t *log, redisReply *reply, ngx_int_t rc)
-{
-    if (rc == NGX_OK && reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "cart redis: error reply: %*s",
-                      (size_t) reply->len, reply->str);
-    }
-}

@@ -50,10 +50,6 @@ ngx_int_t ngx_http_cart_store_error(ngx_http_request_t *r, redisReply *reply,
 ngx_int_t ngx_http_cart_store_write_error(ngx_http_request_t *r,
     redisReply *reply, ngx_int_t rc);
 
-/* logs an error reply of a command that otherwise succeeded */
-void ngx_http_cart_store_log(ngx_log_t *log, redisReply *reply,
-    ngx_int_t rc);
-
 /*
  * The first word of a write script's answer, in "word". NULL when it is
  * not an error ("ok", a word of the resource's own, or "replay", which

@@ -6,6 +6,7 @@ use CartTest;
 use CartConf;
 use CartClient;
 use Test::More ();
+use Time::HiRes ();
 
 plan 'no_plan';
 no_shuffle();
@@ -46,6 +47,7 @@ __DATA__
 --- http_config
 cart_redis_connections 3;
 --- init
+redis_cmd('DEL', 'cart:{user-s1}', 'cart_count:{user-s1}');
 my ($status) = CartClient::request('GET', '/nocatalog/count', 's1');
 die "warm-up: $status\n" unless $status == 200;
 my @sockets = main::redis_sockets();
@@ -58,3 +60,37 @@ GET /nocatalog/count
 --- more_headers
 X-User-Id: s1
 --- response_body: {"item_count":0}
+
+
+
+=== TEST 2: Redis stopped: 200 requests write a handful of error lines, not 200; the held-back ones are counted in the next line
+--- init
+redis_cmd('DEL', 'cart:{user-s2}', 'cart_count:{user-s2}');
+my ($status) = CartClient::request('GET', '/nocatalog/count', 's2');
+die "warm-up: $status\n" unless $status == 200;
+my $log = "$ENV{TEST_NGINX_SERVROOT}/logs/error.log";
+my $from = -s $log;
+CartClient::redis_ctl('stop');
+my @codes = map { (CartClient::request('GET', '/nocatalog/count', 's2'))[0] } 1 .. 200;
+Test::More::is(scalar(grep { $_ == 503 } @codes), 200, '200 answers 503');
+Time::HiRes::sleep(1.1);
+CartClient::request('GET', '/nocatalog/count', 's2');
+open my $fh, '<', $log or die "$log: $!";
+seek $fh, $from, 0;
+my @errors = grep { /\[error\].*cart redis/ } <$fh>;
+Test::More::cmp_ok(scalar @errors, '<=', 8,
+                   'a handful of error lines: ' . scalar @errors);
+Test::More::ok((grep { /cart redis: no connection to "[^"]+" \(\d+ more in the last [12]s\)$/ } @errors),
+               'one says how many like it were held back')
+    or Test::More::diag(join '', @errors);
+CartClient::redis_ctl('start');
+--- request eval
+["GET /wait", "GET /wait", "GET /nocatalog/count"]
+--- more_headers
+X-User-Id: s2
+--- response_body_like eval
+['', '', '^\{"item_count":0\}$']
+--- timeout: 10
+--- no_error_log
+[alert]
+[crit]
