@@ -12,16 +12,24 @@ plan 'no_plan';
 no_shuffle();
 add_block_preprocessor(\&CartConf::default_config);
 
-# The established TCP sockets of the block's nginx (one process: no
-# master) to the test Redis, as [inode, timer] from /proc/net/tcp; timer 2
-# is the keepalive timer (an idle socket without SO_KEEPALIVE has none).
+# The established TCP sockets of the block's nginx (its process and, with
+# a master, the workers) to the test Redis, as [inode, timer] from
+# /proc/net/tcp; timer 2 is the keepalive timer (an idle socket without
+# SO_KEEPALIVE has none).
 sub redis_sockets {
     my $pidfile = "$ENV{TEST_NGINX_SERVROOT}/logs/nginx.pid";
     open my $pf, '<', $pidfile or die "$pidfile: $!";
     chomp(my $pid = <$pf>);
 
+    my @pids = ($pid);
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $sf, '<', $stat or next;
+        my ($child, $ppid) = (<$sf> // '') =~ /^(\d+) \(.*\) \S+ (\d+)/;
+        push @pids, $child if defined $ppid && $ppid == $pid;
+    }
+
     my %mine;
-    for my $fd (glob "/proc/$pid/fd/*") {
+    for my $fd (map { glob "/proc/$_/fd/*" } @pids) {
         my $link = readlink($fd) // '';
         $mine{$1} = 1 if $link =~ /^socket:\[(\d+)\]$/;
     }
@@ -51,8 +59,8 @@ redis_cmd('DEL', 'cart:{user-s1}', 'cart_count:{user-s1}');
 my ($status) = CartClient::request('GET', '/nocatalog/count', 's1');
 die "warm-up: $status\n" unless $status == 200;
 my @sockets = main::redis_sockets();
-Test::More::is(scalar @sockets, 3, 'three connections to Redis');
-Test::More::is(scalar(grep { $_->[1] == 2 } @sockets), 3,
+Test::More::cmp_ok(scalar @sockets, '>=', 3, 'three connections to Redis');
+Test::More::is(scalar(grep { $_->[1] != 2 } @sockets), 0,
                'each has a keepalive timer: '
                . join ' ', map { "$_->[0]:$_->[1]" } @sockets);
 --- request
