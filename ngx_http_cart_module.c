@@ -43,6 +43,10 @@ static ngx_conf_num_bounds_t  ngx_http_cart_connections_bounds = {
     ngx_conf_check_num_bounds, 1, 64
 };
 
+static ngx_conf_num_bounds_t  ngx_http_cart_pending_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000000
+};
+
 /* a view of N lines is up to 3N lookups: keep N sane */
 static ngx_conf_num_bounds_t  ngx_http_cart_lines_bounds = {
     ngx_conf_check_num_bounds, 1, 1000
@@ -91,6 +95,13 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_cart_main_conf_t, redis_connections),
       &ngx_http_cart_connections_bounds },
+
+    { ngx_string("cart_redis_max_pending"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cart_main_conf_t, redis_max_pending),
+      &ngx_http_cart_pending_bounds },
 
     { ngx_string("cart_redis_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -390,6 +401,7 @@ ngx_http_cart_create_main_conf(ngx_conf_t *cf)
 
     cmcf->redis_cluster = NGX_CONF_UNSET;
     cmcf->redis_connections = NGX_CONF_UNSET_UINT;
+    cmcf->redis_max_pending = NGX_CONF_UNSET_UINT;
     cmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     cmcf->ttl = NGX_CONF_UNSET;
     cmcf->idempotency_ttl = NGX_CONF_UNSET;
@@ -413,6 +425,7 @@ ngx_http_cart_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_value(cmcf->redis_cluster, 0);
     ngx_conf_init_uint_value(cmcf->redis_connections, 2);
+    ngx_conf_init_uint_value(cmcf->redis_max_pending, 1024);
     ngx_conf_init_msec_value(cmcf->redis_timeout, 100);
     ngx_conf_init_value(cmcf->ttl, 30 * 86400);
     ngx_conf_init_value(cmcf->idempotency_ttl, 86400);

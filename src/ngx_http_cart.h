@@ -46,6 +46,7 @@ typedef struct {
     ngx_array_t                   *redis_nodes;  /* node confs, in order */
     ngx_flag_t                     redis_cluster; /* the nodes are seeds */
     ngx_uint_t                     redis_connections;
+    ngx_uint_t                     redis_max_pending; /* per connection */
     ngx_msec_t                     redis_timeout;
 
     time_t                         ttl;

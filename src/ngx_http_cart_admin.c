@@ -135,7 +135,7 @@ ngx_http_cart_admin_written(ngx_http_request_t *r, void *data,
 
     if (rc != NGX_OK || ngx_http_cart_reply_str(reply, 0, &word) != NGX_OK) {
         ngx_http_finalize_request(r,
-                                  ngx_http_cart_store_error(r, reply, rc));
+                              ngx_http_cart_store_write_error(r, reply, rc));
         return;
     }
 

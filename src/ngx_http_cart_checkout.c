@@ -736,9 +736,7 @@ ngx_http_cart_checkout_done(ngx_http_request_t *r, void *data,
          * retry with the same key reuses them), the key is given back
          * unless the checkout stored its answer under it */
         ngx_http_finalize_request(r, ngx_http_cart_stored_fail(r,
-                                        rc == NGX_AGAIN
-                                        ? &ngx_http_cart_checkout_timeout
-                                        : &ngx_http_cart_checkout_store));
+                                  ngx_http_cart_store_answer(r, reply, rc, 1)));
         return;
     }
 

@@ -48,6 +48,7 @@ static void ngx_http_cart_add_priced(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cart_add_run(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cart_add_fail(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message);
+static void ngx_http_cart_add_release(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cart_set_run(ngx_http_request_t *r);
 static void ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
@@ -181,12 +182,17 @@ ngx_http_cart_add_reserved(ngx_http_request_t *r, void *data,
     ngx_str_t             answer;
     ngx_http_cart_ctx_t  *ctx;
 
-    if (rc != NGX_OK
-        || ngx_http_cart_reply_str(reply, 0, &answer) != NGX_OK
+    if (rc != NGX_OK) {
+        /* at most the key was reserved: the add itself was not sent */
+        ngx_http_finalize_request(r, ngx_http_cart_store_error(r, reply, rc));
+        return;
+    }
+
+    if (ngx_http_cart_reply_str(reply, 0, &answer) != NGX_OK
         || answer.len != sizeof("reserved") - 1
         || ngx_strncmp(answer.data, "reserved", answer.len) != 0)
     {
-        /* a replay, a conflict, or a failure: answered like the write */
+        /* a replay, a conflict, or an error: answered like the write */
         ngx_http_cart_write_done(r, data, reply, rc);
         return;
     }
@@ -293,20 +299,36 @@ static ngx_int_t
 ngx_http_cart_add_fail(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message)
 {
+    ngx_http_cart_add_release(r);
+
+    return ngx_http_cart_error(r, status, code, message);
+}
+
+
+/*
+ * Also after an add of unknown outcome: the release only deletes a
+ * reservation still in flight, never an answer the add stored, so a retry
+ * with the key replays the add if it ran and makes it if it did not.
+ */
+
+static void
+ngx_http_cart_add_release(ngx_http_request_t *r)
+{
     ngx_str_t             arg;
     ngx_http_cart_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (ctx->reserved) {
-        ngx_str_set(&arg, "release");
-
-        /* fire and forget: the answer does not change the response */
-        (void) ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg,
-                                          1, ngx_http_cart_ignore);
+    if (!ctx->reserved) {
+        return;
     }
 
-    return ngx_http_cart_error(r, status, code, message);
+    ctx->reserved = 0;
+    ngx_str_set(&arg, "release");
+
+    /* fire and forget: the answer does not change the response */
+    (void) ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg, 1,
+                                      ngx_http_cart_ignore);
 }
 
 
@@ -473,8 +495,9 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
     if (rc != NGX_OK || ngx_http_cart_reply_str(reply, 0, &answer) != NGX_OK) {
+        ngx_http_cart_add_release(r);
         ngx_http_finalize_request(r,
-                                  ngx_http_cart_store_error(r, reply, rc));
+                              ngx_http_cart_store_write_error(r, reply, rc));
         return;
     }
 

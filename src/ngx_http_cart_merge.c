@@ -166,6 +166,12 @@ ngx_http_cart_merge_checked(ngx_http_request_t *r, void *data,
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     m = ctx->data;
 
+    if (rc != NGX_OK) {
+        /* apply.lua's check writes nothing: the merge was not sent */
+        ngx_http_finalize_request(r, ngx_http_cart_store_error(r, reply, rc));
+        return;
+    }
+
     a = ngx_http_cart_script_answer(r, reply, rc, NULL, &word);
     if (a) {
         ngx_http_finalize_request(r, ngx_http_cart_fail(r, a));

@@ -10,6 +10,7 @@
 #define NGX_HTTP_CART_REDIS_BACKOFF_MIN   50
 #define NGX_HTTP_CART_REDIS_BACKOFF_MAX   3000
 #define NGX_HTTP_CART_REDIS_MAX_TIMEOUTS  3
+#define NGX_HTTP_CART_REDIS_LOG_EVERY     1000
 
 
 static void ngx_http_cart_redis_conn_close(ngx_http_cart_redis_conn_t *rc);
@@ -20,8 +21,13 @@ static void ngx_http_cart_redis_on_disconnect(const redisAsyncContext *ac,
 static void ngx_http_cart_redis_connect_timeout(ngx_event_t *ev);
 static void ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc);
 static void ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_http_cart_redis_has(ngx_http_cart_redis_node_t *node,
+    ngx_uint_t state);
+static void ngx_http_cart_redis_ready(ngx_http_cart_redis_conn_t *rc);
+static void ngx_http_cart_redis_flush(ngx_http_cart_redis_node_t *node,
+    ngx_int_t fail);
 static ngx_int_t ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc);
-static ngx_int_t ngx_http_cart_redis_queue(redisAsyncContext *ac,
+static ngx_int_t ngx_http_cart_redis_queue(ngx_http_cart_redis_conn_t *rc,
     ngx_pool_t *pool, char *name, int argc, const char **argv,
     const size_t *argvlen);
 static void ngx_http_cart_redis_handshake_reply(redisAsyncContext *ac,
@@ -42,6 +48,8 @@ static void ngx_http_cart_redis_op_timeout(ngx_event_t *ev);
 static void ngx_http_cart_redis_op_cleanup(void *data);
 static void ngx_http_cart_redis_op_finish(ngx_http_cart_redis_op_t *op,
     redisReply *reply, ngx_int_t rc);
+static ngx_int_t ngx_http_cart_redis_write(ngx_http_cart_redis_op_t *op,
+    ngx_http_cart_redis_conn_t *rc, ngx_uint_t asking);
 static ngx_int_t ngx_http_cart_redis_format(ngx_pool_t *pool, int argc,
     const char **argv, const size_t *argvlen, ngx_str_t *cmd);
 static u_char *ngx_http_cart_redis_head(u_char *p, u_char type, size_t n);
@@ -211,6 +219,23 @@ ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf)
     nodes = redis->nodes.elts;
 
     for (i = 0; i < redis->nodes.nelts; i++) {
+
+        /* never sent: freed here, their requests are not served any more */
+
+        while (!ngx_queue_empty(&nodes[i]->waiting)) {
+            q = ngx_queue_head(&nodes[i]->waiting);
+            ngx_queue_remove(q);
+            op = ngx_queue_data(q, ngx_http_cart_redis_op_t, queue);
+
+            if (op->cleanup) {
+                op->cleanup->handler = NULL;
+            }
+
+            ngx_free(op);
+        }
+
+        nodes[i]->nwaiting = 0;
+
         for (j = 0; j < nodes[i]->nconns; j++) {
             ngx_http_cart_redis_conn_close(&nodes[i]->conns[j]);
         }
@@ -252,6 +277,7 @@ ngx_http_cart_redis_node_add(ngx_http_cart_redis_t *redis,
 
     node->redis = redis;
     node->conf = conf;
+    ngx_queue_init(&node->waiting);
     node->nconns = redis->cmcf->redis_connections;
     node->conns = ngx_pcalloc(redis->pool,
                             node->nconns * sizeof(ngx_http_cart_redis_conn_t));
@@ -272,32 +298,52 @@ ngx_http_cart_redis_node_add(ngx_http_cart_redis_t *redis,
 }
 
 
-/* round-robin over ready connections; a connecting one will do: hiredis
- * buffers the command behind the handshake */
+/*
+ * Round-robin over the ready connections with room under
+ * cart_redis_max_pending: what a stalled Redis costs the worker stays
+ * bounded. One that hiredis is closing (its callbacks run) takes nothing.
+ */
 
 ngx_http_cart_redis_conn_t *
 ngx_http_cart_redis_pick(ngx_http_cart_redis_node_t *node)
 {
-    ngx_uint_t                   i, n;
-    ngx_http_cart_redis_conn_t  *rc, *pick;
+    ngx_uint_t                   i, n, max;
+    ngx_http_cart_redis_conn_t  *rc;
 
-    pick = NULL;
+    max = node->redis->cmcf->redis_max_pending;
 
     for (i = 0; i < node->nconns; i++) {
         n = (node->next + i) % node->nconns;
         rc = &node->conns[n];
 
-        if (rc->state == NGX_HTTP_CART_REDIS_READY) {
+        if (rc->state == NGX_HTTP_CART_REDIS_READY
+            && rc->pending < max
+            && rc->ac
+            && !(rc->ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING)))
+        {
             node->next = n + 1;
             return rc;
         }
+    }
 
-        if (rc->state == NGX_HTTP_CART_REDIS_CONNECTING && pick == NULL) {
-            pick = rc;
+    return NULL;
+}
+
+
+/* a connection of the node is in that state */
+
+static ngx_uint_t
+ngx_http_cart_redis_has(ngx_http_cart_redis_node_t *node, ngx_uint_t state)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < node->nconns; i++) {
+        if (node->conns[i].state == state) {
+            return 1;
         }
     }
 
-    return pick;
+    return 0;
 }
 
 
@@ -348,6 +394,8 @@ ngx_http_cart_redis_conn_close(ngx_http_cart_redis_conn_t *rc)
 void
 ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
 {
+    int                               on;
+    ngx_str_t                         note;
     ngx_connection_t                 *c;
     redisAsyncContext                *ac;
     ngx_http_cart_redis_t            *redis;
@@ -355,6 +403,8 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
 
     redis = rc->node->redis;
     ncf = rc->node->conf;
+
+    on = 1;
 
     ac = redisAsyncConnect((char *) ncf->host.data, ncf->port);
     if (ac == NULL) {
@@ -366,12 +416,30 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
     }
 
     if (ac->err) {
-        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                      "cart redis: connect to \"%V\" failed: %s",
-                      &ncf->url, ac->errstr);
+        if (ngx_http_cart_redis_log_now(rc->node,
+                                        NGX_HTTP_CART_REDIS_LOG_CONNECT, &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                          "cart redis: connect to \"%V\" failed: %s%V",
+                          &ncf->url, ac->errstr, &note);
+        }
+
         redisAsyncFree(ac);
         ngx_http_cart_redis_schedule(rc);
         return;
+    }
+
+    /* an idle connection to a peer gone without a FIN (a host down, a
+     * NAT entry dropped) is found by the kernel, not by a request */
+
+    if (setsockopt(ac->c.fd, SOL_SOCKET, SO_KEEPALIVE, (const void *) &on,
+                   sizeof(int))
+        == -1)
+    {
+        ngx_log_error(NGX_LOG_ALERT, redis->log, ngx_socket_errno,
+                      "cart redis: setsockopt(SO_KEEPALIVE) failed for "
+                      "\"%V\"", &ncf->url);
     }
 
     c = ngx_get_connection(ac->c.fd, redis->log);
@@ -391,6 +459,9 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
     rc->c = c;
     rc->state = NGX_HTTP_CART_REDIS_CONNECTING;
     rc->timeouts = 0;
+    rc->handshake = 0;
+    rc->pending = 0;
+    rc->out = 0;
 
     ac->data = rc;
     ac->ev.data = rc;
@@ -413,6 +484,7 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
     /* the first write event tells hiredis that the connect completed */
     ngx_http_cart_redis_add_write(rc);
 
+    /* until the handshake is answered too */
     ngx_add_timer(&rc->connect, redis->cmcf->redis_timeout * 10);
 }
 
@@ -420,20 +492,30 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
 static void
 ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
 {
-    ngx_uint_t                   level;
+    ngx_str_t                    note;
     ngx_http_cart_redis_conn_t  *rc = ac->data;
 
-    if (rc->connect.timer_set) {
-        ngx_del_timer(&rc->connect);
-    }
-
     if (status != REDIS_OK) {
-        /* the first failure of an outage is an error, the retries are not */
-        level = rc->backoff ? NGX_LOG_INFO : NGX_LOG_ERR;
+        if (rc->connect.timer_set) {
+            ngx_del_timer(&rc->connect);
+        }
 
-        ngx_log_error(level, rc->node->redis->log, 0,
-                      "cart redis: connect to \"%V\" failed: %s",
-                      &rc->node->conf->url, ac->errstr);
+        /* the first failure of an outage is an error, the retries are not */
+
+        if (rc->backoff) {
+            ngx_log_error(NGX_LOG_INFO, rc->node->redis->log, 0,
+                          "cart redis: connect to \"%V\" failed: %s",
+                          &rc->node->conf->url, ac->errstr);
+
+        } else if (ngx_http_cart_redis_log_now(rc->node,
+                                               NGX_HTTP_CART_REDIS_LOG_CONNECT,
+                                               &note)
+                   == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
+                          "cart redis: connect to \"%V\" failed: %s%V",
+                          &rc->node->conf->url, ac->errstr, &note);
+        }
 
         /* hiredis frees the context after we return */
         ngx_http_cart_redis_schedule(rc);
@@ -441,6 +523,25 @@ ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
         /* a master gone for good is replaced: the map says by whom */
         ngx_http_cart_redis_refresh_soon(rc->node->redis);
         return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rc->node->redis->log, 0,
+                   "cart redis: connected to \"%V\" (#%ui), handshake",
+                   &rc->node->conf->url, rc->index);
+
+    if (rc->handshake == 0) {
+        ngx_http_cart_redis_ready(rc);
+    }
+}
+
+
+/* every handshake reply was OK: commands may run here now */
+
+static void
+ngx_http_cart_redis_ready(ngx_http_cart_redis_conn_t *rc)
+{
+    if (rc->connect.timer_set) {
+        ngx_del_timer(&rc->connect);
     }
 
     ngx_log_error(NGX_LOG_INFO, rc->node->redis->log, 0,
@@ -454,6 +555,49 @@ ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
         /* the subscriber subscribes again to what it follows */
         rc->sub->handler(rc->sub->data, NGX_HTTP_CART_REDIS_SUB_UP, NULL,
                          NULL);
+        return;
+    }
+
+    ngx_http_cart_redis_flush(rc->node, 0);
+
+    /* at start, the first node up is asked for the cluster's map */
+    ngx_http_cart_redis_refresh_soon(rc->node->redis);
+}
+
+
+/*
+ * The node's waiting operations: sent now that a connection is ready, or
+ * failed when none is left that could become ready (fail), never sent.
+ * A handler called here may queue new ones: the list is taken first.
+ */
+
+static void
+ngx_http_cart_redis_flush(ngx_http_cart_redis_node_t *node, ngx_int_t fail)
+{
+    ngx_queue_t                waiting, *q;
+    ngx_http_cart_redis_op_t  *op;
+
+    if (ngx_queue_empty(&node->waiting)) {
+        return;
+    }
+
+    ngx_queue_init(&waiting);
+    ngx_queue_add(&waiting, &node->waiting);
+    ngx_queue_init(&node->waiting);
+
+    while (!ngx_queue_empty(&waiting)) {
+        q = ngx_queue_head(&waiting);
+        ngx_queue_remove(q);
+        op = ngx_queue_data(q, ngx_http_cart_redis_op_t, queue);
+
+        op->waiting = 0;
+        node->nwaiting--;
+
+        if (fail || ngx_http_cart_redis_send(op, node, op->asking) != NGX_OK)
+        {
+            ngx_http_cart_redis_op_finish(op, NULL, NGX_ERROR);
+            ngx_http_cart_redis_op_free(op);
+        }
     }
 }
 
@@ -461,13 +605,18 @@ ngx_http_cart_redis_on_connect(const redisAsyncContext *ac, int status)
 static void
 ngx_http_cart_redis_on_disconnect(const redisAsyncContext *ac, int status)
 {
+    ngx_str_t                    note;
     ngx_http_cart_redis_conn_t  *rc = ac->data;
 
-    if (status != REDIS_OK && !rc->node->redis->exiting) {
+    if (status != REDIS_OK && !rc->node->redis->exiting
+        && ngx_http_cart_redis_log_now(rc->node, NGX_HTTP_CART_REDIS_LOG_LOST,
+                                       &note)
+           == NGX_OK)
+    {
         ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
-                      "cart redis: connection to \"%V\" lost: %s",
+                      "cart redis: connection to \"%V\" lost: %s%V",
                       &rc->node->conf->url,
-                      ac->errstr ? ac->errstr : "closed");
+                      ac->errstr ? ac->errstr : "closed", &note);
     }
 
     ngx_http_cart_redis_schedule(rc);
@@ -478,13 +627,21 @@ ngx_http_cart_redis_on_disconnect(const redisAsyncContext *ac, int status)
 static void
 ngx_http_cart_redis_connect_timeout(ngx_event_t *ev)
 {
+    ngx_str_t                    note;
     ngx_http_cart_redis_conn_t  *rc = ev->data;
 
-    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "cart redis: connect to \"%V\" timed out",
-                  &rc->node->conf->url);
+    if (ngx_http_cart_redis_log_now(rc->node, NGX_HTTP_CART_REDIS_LOG_CONNECT,
+                                    &note)
+        == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "cart redis: %s \"%V\" timed out%V",
+                      (rc->ac->c.flags & REDIS_CONNECTED) ? "handshake with"
+                                                         : "connect to",
+                      &rc->node->conf->url, &note);
+    }
 
-    /* not connected yet: hiredis calls no disconnect callback here */
+    /* connected: the disconnect callback reschedules; if not, we do */
     redisAsyncFree(rc->ac);
 
     if (!rc->reconnect.timer_set) {
@@ -507,6 +664,13 @@ ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc)
 
     if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
         return;
+    }
+
+    if (rc->sub == NULL
+        && !ngx_http_cart_redis_has(rc->node, NGX_HTTP_CART_REDIS_CONNECTING))
+    {
+        /* no connection left that could take them soon */
+        ngx_http_cart_redis_flush(rc->node, 1);
     }
 
     /* exponential backoff with jitter: workers must not reconnect in step */
@@ -533,8 +697,8 @@ ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev)
 }
 
 
-/* queued ahead of everything else: pipelined commands run authenticated,
- * in the right database, with the scripts loaded */
+/* queued before the connect completes; no other command is given the
+ * connection before each reply is OK (ngx_http_cart_redis_ready) */
 
 static ngx_int_t
 ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
@@ -546,11 +710,9 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
     ngx_uint_t                        i;
     ngx_pool_t                       *pool;
     const char                       *argv[3];
-    redisAsyncContext                *ac;
     ngx_http_cart_redis_t            *redis;
     ngx_http_cart_redis_node_conf_t  *ncf;
 
-    ac = rc->ac;
     redis = rc->node->redis;
     ncf = rc->node->conf;
 
@@ -574,7 +736,7 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
         argv[argc] = (const char *) ncf->password.data;
         argvlen[argc++] = ncf->password.len;
 
-        rv = ngx_http_cart_redis_queue(ac, pool, "AUTH", argc, argv, argvlen);
+        rv = ngx_http_cart_redis_queue(rc, pool, "AUTH", argc, argv, argvlen);
     }
 
     if (rv == NGX_OK && ncf->db) {
@@ -583,7 +745,7 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
         argv[1] = (const char *) db;
         argvlen[1] = ngx_sprintf(db, "%ui", ncf->db) - db;
 
-        rv = ngx_http_cart_redis_queue(ac, pool, "SELECT", 2, argv, argvlen);
+        rv = ngx_http_cart_redis_queue(rc, pool, "SELECT", 2, argv, argvlen);
     }
 
     argv[0] = "SCRIPT";
@@ -598,7 +760,7 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
         argv[2] = redis->scripts[i].data;
         argvlen[2] = redis->scripts[i].len;
 
-        rv = ngx_http_cart_redis_queue(ac, pool, "SCRIPT LOAD", 3, argv,
+        rv = ngx_http_cart_redis_queue(rc, pool, "SCRIPT LOAD", 3, argv,
                                        argvlen);
     }
 
@@ -617,10 +779,10 @@ ngx_http_cart_redis_handshake(ngx_http_cart_redis_conn_t *rc)
 /* a handshake command; hiredis copies it into its output buffer at once */
 
 static ngx_int_t
-ngx_http_cart_redis_queue(redisAsyncContext *ac, ngx_pool_t *pool,
+ngx_http_cart_redis_queue(ngx_http_cart_redis_conn_t *rc, ngx_pool_t *pool,
     char *name, int argc, const char **argv, const size_t *argvlen)
 {
-    int        rc;
+    ngx_int_t  rv;
     ngx_str_t  cmd;
 
     if (ngx_http_cart_redis_format(pool, argc, argv, argvlen, &cmd)
@@ -629,13 +791,17 @@ ngx_http_cart_redis_queue(redisAsyncContext *ac, ngx_pool_t *pool,
         return NGX_ERROR;
     }
 
-    rc = redisAsyncFormattedCommand(ac, ngx_http_cart_redis_handshake_reply,
+    rv = ngx_http_cart_redis_append(rc, ngx_http_cart_redis_handshake_reply,
                                     name, (char *) cmd.data, cmd.len);
 
     /* a script's text is a large allocation: it goes back at once */
     ngx_pfree(pool, cmd.data);
 
-    return (rc == REDIS_OK) ? NGX_OK : NGX_ERROR;
+    if (rv == NGX_OK) {
+        rc->handshake++;
+    }
+
+    return rv;
 }
 
 
@@ -643,20 +809,37 @@ static void
 ngx_http_cart_redis_handshake_reply(redisAsyncContext *ac, void *reply,
     void *privdata)
 {
+    ngx_str_t                    note;
     redisReply                  *r = reply;
     ngx_http_cart_redis_conn_t  *rc = ac->data;
 
-    if (r == NULL || r->type != REDIS_REPLY_ERROR) {
+    if (r == NULL) {
+        /* the connection is going: ngx_http_cart_redis_schedule tells */
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
-                  "cart redis: %s on \"%V\" failed: %*s",
-                  (char *) privdata, &rc->node->conf->url,
-                  (size_t) r->len, r->str);
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (ngx_http_cart_redis_log_now(rc->node,
+                                        NGX_HTTP_CART_REDIS_LOG_HANDSHAKE,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, rc->node->redis->log, 0,
+                          "cart redis: %s on \"%V\" failed: %*s, closing "
+                          "the connection%V", (char *) privdata,
+                          &rc->node->conf->url, (size_t) r->len, r->str,
+                          &note);
+        }
 
-    /* a wrong password or database makes every later command fail */
-    redisAsyncDisconnect(ac);
+        /* a wrong user, password or database: the connection never gets
+         * a command; hiredis frees it when this callback returns */
+        redisAsyncFree(ac);
+        return;
+    }
+
+    if (--rc->handshake == 0) {
+        ngx_http_cart_redis_ready(rc);
+    }
 }
 
 
@@ -824,8 +1007,6 @@ ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key, int argc,
         return NGX_ERROR;
     }
 
-    op->timer.log = r->connection->log;
-
     if (ngx_http_cart_redis_format(r->pool, argc, argv, argvlen, &op->cmd)
         != NGX_OK
         || ngx_http_cart_redis_send(op, ngx_http_cart_redis_route(redis, key),
@@ -871,40 +1052,135 @@ ngx_http_cart_redis_read(ngx_http_request_t *r, const char *cmd,
 }
 
 
-/* sends the operation's command on one of the node's connections */
+/*
+ * Sends the operation's command on a ready connection of the node. While
+ * none is ready but one is connecting or in its handshake, the operation
+ * waits in the node's queue (its timer runs). NGX_ERROR: not sent, and
+ * it will not be.
+ */
 
 ngx_int_t
 ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
     ngx_http_cart_redis_node_t *node, ngx_uint_t asking)
 {
+    ngx_str_t                    note;
+    ngx_uint_t                   max;
     ngx_http_cart_redis_conn_t  *rc;
 
     rc = ngx_http_cart_redis_pick(node);
 
-    if (rc == NULL) {
-        ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
-                      "cart redis: no connection to \"%V\"",
-                      &node->conf->url);
+    if (rc) {
+        return ngx_http_cart_redis_write(op, rc, asking);
+    }
+
+    max = node->redis->cmcf->redis_max_pending;
+
+    if (ngx_http_cart_redis_has(node, NGX_HTTP_CART_REDIS_READY)) {
+        /* a stall: failing fast keeps the worker's memory flat */
+
+        if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_BUSY,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
+                          "cart redis: every connection to \"%V\" has %ui "
+                          "commands in flight (cart_redis_max_pending)%V",
+                          &node->conf->url, max, &note);
+        }
+
         return NGX_ERROR;
     }
+
+    if (!ngx_http_cart_redis_has(node, NGX_HTTP_CART_REDIS_CONNECTING)) {
+        if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_NOCONN,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
+                          "cart redis: no connection to \"%V\"%V",
+                          &node->conf->url, &note);
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (node->nwaiting >= max) {
+        if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_QUEUE,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
+                          "cart redis: %ui commands wait for a connection to "
+                          "\"%V\" already%V", node->nwaiting,
+                          &node->conf->url, &note);
+        }
+
+        return NGX_ERROR;
+    }
+
+    op->conn = NULL;
+    op->node = node;
+    op->asking = asking;
+    op->waiting = 1;
+
+    ngx_queue_insert_tail(&node->waiting, &op->queue);
+    node->nwaiting++;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cart_redis_write(ngx_http_cart_redis_op_t *op,
+    ngx_http_cart_redis_conn_t *rc, ngx_uint_t asking)
+{
+    static const char  asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
 
     /* ASKING holds for the next command of this connection only */
 
     if (asking
-        && redisAsyncCommand(rc->ac, NULL, NULL, "ASKING") != REDIS_OK)
+        && ngx_http_cart_redis_append(rc, NULL, NULL, asking_cmd,
+                                      sizeof(asking_cmd) - 1)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    if (redisAsyncFormattedCommand(rc->ac, ngx_http_cart_redis_reply, op,
+    op->start = rc->out;
+
+    if (ngx_http_cart_redis_append(rc, ngx_http_cart_redis_reply, op,
                                    (char *) op->cmd.data, op->cmd.len)
-        != REDIS_OK)
+        != NGX_OK)
     {
         /* disconnecting */
         return NGX_ERROR;
     }
 
     op->conn = rc;
+    rc->pending++;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Every command reaches hiredis's output buffer through here (but the
+ * subscriber's, which carries no operation): counting the bytes tells a
+ * command written to the socket, which may run, from one still in the
+ * buffer when the connection breaks, which never will.
+ */
+
+ngx_int_t
+ngx_http_cart_redis_append(ngx_http_cart_redis_conn_t *rc,
+    redisCallbackFn *fn, void *privdata, const char *cmd, size_t len)
+{
+    if (redisAsyncFormattedCommand(rc->ac, fn, privdata, cmd, len)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    rc->out += len;
 
     return NGX_OK;
 }
@@ -913,13 +1189,19 @@ ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
 static void
 ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
+    uint64_t                     written;
+    ngx_str_t                    note;
+    ngx_int_t                    status;
     redisReply                  *rr = reply;
     ngx_http_cart_redis_op_t    *op = privdata;
     ngx_http_cart_redis_conn_t  *rc;
 
     rc = op->conn;
 
-    if (rr && rc) {
+    /* a redirection sends it again, counted on its new connection */
+    rc->pending--;
+
+    if (rr) {
         rc->timeouts = 0;
     }
 
@@ -943,7 +1225,30 @@ ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
             }
         }
 
-        ngx_http_cart_redis_op_finish(op, rr, rr ? NGX_OK : NGX_ERROR);
+        status = NGX_OK;
+
+        /* NOSCRIPT is the scripts layer's to recover from */
+
+        if (rr && rr->type == REDIS_REPLY_ERROR
+            && !(rr->len >= 8 && ngx_strncmp(rr->str, "NOSCRIPT", 8) == 0)
+            && ngx_http_cart_redis_log_now(rc->node,
+                                           NGX_HTTP_CART_REDIS_LOG_REPLY,
+                                           &note)
+               == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, op->redis->log, 0,
+                          "cart redis: \"%V\" answered an error: %*s%V",
+                          &rc->node->conf->url, (size_t) rr->len, rr->str,
+                          &note);
+        }
+
+        if (rr == NULL) {
+            /* the connection broke; hiredis still has its output buffer */
+            written = rc->out - sdslen(ac->c.obuf);
+            status = (written > op->start) ? NGX_DECLINED : NGX_ERROR;
+        }
+
+        ngx_http_cart_redis_op_finish(op, rr, status);
     }
 
     ngx_http_cart_redis_op_free(op);
@@ -1003,24 +1308,65 @@ ngx_http_cart_redis_op_free(ngx_http_cart_redis_op_t *op)
 static void
 ngx_http_cart_redis_op_timeout(ngx_event_t *ev)
 {
+    ngx_log_t                   *log;
+    ngx_str_t                    note;
     ngx_http_cart_redis_op_t    *op = ev->data;
     ngx_http_cart_redis_conn_t  *rc;
+    ngx_http_cart_redis_node_t  *node;
+
+    log = op->redis->log;
+
+    if (op->waiting) {
+        node = op->node;
+
+        ngx_queue_remove(&op->queue);
+        node->nwaiting--;
+        op->waiting = 0;
+
+        if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_WAITED,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "cart redis: no connection to \"%V\" was ready "
+                          "in time%V", &node->conf->url, &note);
+        }
+
+        /* never sent */
+        ngx_http_cart_redis_op_finish(op, NULL, NGX_ERROR);
+        ngx_http_cart_redis_op_free(op);
+        return;
+    }
 
     rc = op->conn;
+    node = rc->node;
 
-    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "cart redis: command timed out on \"%V\"",
-                  &rc->node->conf->url);
+    if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_TIMEOUT,
+                                    &note)
+        == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "cart redis: command timed out on \"%V\"%V",
+                      &node->conf->url, &note);
+    }
 
-    /* the operation stays with hiredis until its reply or the disconnect */
+    /* the operation stays with hiredis until its reply or the disconnect;
+     * the request, and its connection's log, may be gone when this returns */
     ngx_http_cart_redis_op_finish(op, NULL, NGX_AGAIN);
 
     /* timeouts in a row and not one reply: a black hole, reconnect */
 
     if (++rc->timeouts >= NGX_HTTP_CART_REDIS_MAX_TIMEOUTS && rc->ac) {
-        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                      "cart redis: \"%V\" is not answering, reconnecting",
-                      &rc->node->conf->url);
+        if (ngx_http_cart_redis_log_now(node,
+                                        NGX_HTTP_CART_REDIS_LOG_UNANSWERED,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "cart redis: \"%V\" is not answering, "
+                          "reconnecting%V", &node->conf->url, &note);
+        }
+
         rc->timeouts = 0;
         redisAsyncFree(rc->ac);
 
@@ -1037,6 +1383,16 @@ static void
 ngx_http_cart_redis_op_cleanup(void *data)
 {
     ngx_http_cart_redis_op_t  *op = data;
+
+    if (op->waiting) {
+        /* never sent: it goes with its request */
+        ngx_queue_remove(&op->queue);
+        op->node->nwaiting--;
+        op->waiting = 0;
+        op->cleanup = NULL;
+        ngx_http_cart_redis_op_free(op);
+        return;
+    }
 
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
@@ -1082,6 +1438,45 @@ ngx_http_cart_redis_op_finish(ngx_http_cart_redis_op_t *op,
          * (new subrequests, parents to wake) ourselves */
         ngx_http_run_posted_requests(c);
     }
+}
+
+
+/*
+ * One error line per node, kind and second: an outage would write one per
+ * request. NGX_DECLINED: hold this one back; else "note" ends the line,
+ * with how many like it were held back since the last one, or is empty.
+ */
+
+ngx_int_t
+ngx_http_cart_redis_log_now(ngx_http_cart_redis_node_t *node,
+    ngx_uint_t kind, ngx_str_t *note)
+{
+    ngx_msec_t                    elapsed;
+    ngx_http_cart_redis_quiet_t  *q;
+
+    static u_char  buf[sizeof(" ( more in the last s)") + 2 * NGX_INT_T_LEN];
+
+    q = &node->quiet[kind];
+    elapsed = ngx_current_msec - q->last;
+
+    if (q->last && elapsed < NGX_HTTP_CART_REDIS_LOG_EVERY) {
+        q->held++;
+        return NGX_DECLINED;
+    }
+
+    note->data = buf;
+    note->len = 0;
+
+    if (q->held) {
+        note->len = ngx_sprintf(buf, " (%ui more in the last %Ms)", q->held,
+                                (elapsed + 999) / 1000)
+                    - buf;
+    }
+
+    q->last = ngx_current_msec;
+    q->held = 0;
+
+    return NGX_OK;
 }
 
 

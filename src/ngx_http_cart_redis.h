@@ -3,10 +3,17 @@
  * pipelined hiredis connections wrapped in ngx_connection_t; one node, or
  * with cart_redis_cluster the masters of a Redis Cluster, routed by slot.
  *
- * Callers hand in a command and get exactly one call of their handler:
- * with the reply (NGX_OK), on failure (NGX_ERROR: no connection, or it
- * broke) or on timeout (NGX_AGAIN). The handler is never called once the
- * request it belongs to has been freed.
+ * Callers hand in a command and get exactly one call of their handler,
+ * never once the request it belongs to has been freed. Its rc says what
+ * became of the command:
+ *
+ *   NGX_OK        the reply (an error reply too)
+ *   NGX_ERROR     it did not run and will not: never written (no ready
+ *                 connection, cart_redis_max_pending, the connection broke
+ *                 first) or refused before running (TRYAGAIN, CLUSTERDOWN,
+ *                 a redirection that could not be followed)
+ *   NGX_AGAIN     sent, no reply within cart_redis_timeout: it may run
+ *   NGX_DECLINED  written, then the connection broke: it may have run
  *
  * Only the reply type of hiredis (redisReply) crosses this header; the
  * async API stays inside the Redis layer (ngx_http_cart_redis_int.h).

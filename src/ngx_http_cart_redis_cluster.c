@@ -38,8 +38,9 @@ ngx_http_cart_redis_cluster_init(ngx_http_cart_redis_t *redis)
     redis->refresh.log = redis->log;
     redis->refresh.cancelable = 1;
 
-    /* queued behind the seeds' handshakes */
-    ngx_add_timer(&redis->refresh, 0);
+    /* the first connection ready asks at once (ngx_http_cart_redis_ready);
+     * this is the retry when none is */
+    ngx_add_timer(&redis->refresh, NGX_HTTP_CART_REDIS_REFRESH_RETRY);
 
     return NGX_OK;
 }
@@ -87,7 +88,7 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
 {
     u_char                      *p, *last, *sp, *colon;
     ngx_int_t                    slot, port;
-    ngx_str_t                    host, text;
+    ngx_str_t                    host, text, note;
     ngx_uint_t                   ask;
     ngx_http_cart_redis_t       *redis;
     ngx_http_cart_redis_node_t  *node;
@@ -116,9 +117,16 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
                || ngx_strncmp(p, "CLUSTERDOWN", sizeof("CLUSTERDOWN") - 1)
                   == 0)
     {
-        ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
-                      "cart redis: \"%V\" answered \"%V\"",
-                      &op->conn->node->conf->url, &text);
+        if (ngx_http_cart_redis_log_now(op->conn->node,
+                                        NGX_HTTP_CART_REDIS_LOG_CLUSTER,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                          "cart redis: \"%V\" answered \"%V\"%V",
+                          &op->conn->node->conf->url, &text, &note);
+        }
+
         ngx_http_cart_redis_refresh_soon(redis);
         return NGX_ERROR;
 
@@ -158,9 +166,16 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
     }
 
     if (++op->redirects > NGX_HTTP_CART_REDIS_MAX_REDIRECTS) {
-        ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
-                      "cart redis: too many redirections, the last \"%V\"",
-                      &text);
+        if (ngx_http_cart_redis_log_now(op->conn->node,
+                                        NGX_HTTP_CART_REDIS_LOG_REDIRECT,
+                                        &note)
+            == NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                          "cart redis: too many redirections, the last "
+                          "\"%V\"%V", &text, &note);
+        }
+
         ngx_http_cart_redis_refresh_soon(redis);
         return NGX_ERROR;
     }
@@ -170,7 +185,7 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
         return NGX_ERROR;
     }
 
-    ngx_log_error(NGX_LOG_INFO, op->timer.log, 0,
+    ngx_log_error(NGX_LOG_INFO, redis->log, 0,
                   "cart redis: following \"%V\"", &text);
 
     if (!ask) {
@@ -183,8 +198,14 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
 
 invalid:
 
-    ngx_log_error(NGX_LOG_ERR, op->timer.log, 0,
-                  "cart redis: invalid redirection \"%V\"", &text);
+    if (ngx_http_cart_redis_log_now(op->conn->node,
+                                    NGX_HTTP_CART_REDIS_LOG_REDIRECT, &note)
+        == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "cart redis: invalid redirection \"%V\"%V", &text,
+                      &note);
+    }
 
     return NGX_ERROR;
 }
@@ -311,6 +332,8 @@ ngx_http_cart_redis_refresh_handler(ngx_event_t *ev)
     ngx_http_cart_redis_conn_t   *rc;
     ngx_http_cart_redis_node_t  **nodes;
 
+    static const char  slots[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
+
     redis = ev->data;
 
     if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
@@ -340,10 +363,10 @@ ngx_http_cart_redis_refresh_handler(ngx_event_t *ev)
     redis->refresh_id++;
 
     if (rc == NULL
-        || redisAsyncCommand(rc->ac, ngx_http_cart_redis_slots_reply,
-                             (void *) (uintptr_t) redis->refresh_id,
-                             "CLUSTER SLOTS")
-           != REDIS_OK)
+        || ngx_http_cart_redis_append(rc, ngx_http_cart_redis_slots_reply,
+                                      (void *) (uintptr_t) redis->refresh_id,
+                                      slots, sizeof(slots) - 1)
+           != NGX_OK)
     {
         ngx_add_timer(ev, NGX_HTTP_CART_REDIS_REFRESH_RETRY);
         return;

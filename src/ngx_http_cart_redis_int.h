@@ -19,11 +19,37 @@ typedef struct ngx_http_cart_redis_node_s  ngx_http_cart_redis_node_t;
 typedef struct ngx_http_cart_redis_sub_s   ngx_http_cart_redis_sub_t;
 
 
+/* CONNECTING lasts until every handshake reply (AUTH, SELECT, SCRIPT
+ * LOAD) was OK: only a READY connection is given commands */
 typedef enum {
     NGX_HTTP_CART_REDIS_DISCONNECTED = 0,
     NGX_HTTP_CART_REDIS_CONNECTING,
     NGX_HTTP_CART_REDIS_READY
 } ngx_http_cart_redis_state_e;
+
+
+/* the kinds of error line a node writes, each at most once a second */
+typedef enum {
+    NGX_HTTP_CART_REDIS_LOG_CONNECT = 0,   /* connect failed, timed out */
+    NGX_HTTP_CART_REDIS_LOG_LOST,          /* a connection lost */
+    NGX_HTTP_CART_REDIS_LOG_HANDSHAKE,     /* AUTH, SELECT... refused */
+    NGX_HTTP_CART_REDIS_LOG_UNANSWERED,    /* dropped after timeouts */
+    NGX_HTTP_CART_REDIS_LOG_NOCONN,        /* a command: no connection */
+    NGX_HTTP_CART_REDIS_LOG_BUSY,          /* cart_redis_max_pending */
+    NGX_HTTP_CART_REDIS_LOG_QUEUE,         /* the handshake queue is full */
+    NGX_HTTP_CART_REDIS_LOG_WAITED,        /* no connection ready in time */
+    NGX_HTTP_CART_REDIS_LOG_TIMEOUT,       /* a command timed out */
+    NGX_HTTP_CART_REDIS_LOG_REPLY,         /* an error reply */
+    NGX_HTTP_CART_REDIS_LOG_CLUSTER,       /* TRYAGAIN, CLUSTERDOWN */
+    NGX_HTTP_CART_REDIS_LOG_REDIRECT,      /* a redirection not followed */
+    NGX_HTTP_CART_REDIS_LOG_N
+} ngx_http_cart_redis_log_e;
+
+
+typedef struct {
+    ngx_msec_t                     last;         /* the last line logged */
+    ngx_uint_t                     held;         /* lines held back since */
+} ngx_http_cart_redis_quiet_t;
 
 
 typedef struct {
@@ -32,9 +58,16 @@ typedef struct {
     ngx_connection_t              *c;
     ngx_http_cart_redis_state_e    state;
     ngx_event_t                    reconnect;    /* backoff, cancelable */
-    ngx_event_t                    connect;      /* timeout, cancelable */
+    ngx_event_t                    connect;      /* timeout of connect and
+                                                    handshake, cancelable */
     ngx_msec_t                     backoff;
     ngx_uint_t                     timeouts;     /* in a row, without a reply */
+    ngx_uint_t                     handshake;    /* its replies to come */
+    ngx_uint_t                     pending;      /* our commands hiredis
+                                                    holds, timed out too */
+    uint64_t                       out;          /* bytes given to hiredis:
+                                                    less its output buffer,
+                                                    the bytes written */
     ngx_uint_t                     index;
     ngx_http_cart_redis_sub_t     *sub;          /* the subscriber, or NULL */
 } ngx_http_cart_redis_conn_t;
@@ -55,15 +88,25 @@ struct ngx_http_cart_redis_node_s {
     ngx_http_cart_redis_conn_t        *conns;
     ngx_uint_t                         nconns;
     ngx_uint_t                         next;
+
+    /* operations waiting for a connection to finish its handshake, at
+     * most cart_redis_max_pending */
+    ngx_queue_t                        waiting;
+    ngx_uint_t                         nwaiting;
+
+    ngx_http_cart_redis_quiet_t        quiet[NGX_HTTP_CART_REDIS_LOG_N];
 };
 
 
 /* from a worker free list, not the request pool: hiredis may call back
- * after the request is gone; a request cleanup detaches the request */
+ * after the request is gone; a request cleanup detaches the request. It
+ * logs to the cycle's log: a request's log goes with its connection */
 typedef struct {
-    ngx_queue_t                        queue;     /* in the free list */
+    ngx_queue_t                        queue;     /* in the free list, or
+                                                     waiting in a node's */
     ngx_http_cart_redis_t             *redis;
-    ngx_http_cart_redis_conn_t        *conn;
+    ngx_http_cart_redis_conn_t        *conn;      /* hiredis has it there */
+    ngx_http_cart_redis_node_t        *node;      /* waiting there */
     ngx_http_request_t                *request;   /* NULL once detached */
     ngx_http_cart_redis_handler_pt     handler;
     void                              *data;
@@ -71,7 +114,12 @@ typedef struct {
     ngx_event_t                        timer;
     ngx_str_t                          cmd;       /* RESP, in the request's
                                                      pool, for a resend */
+    uint64_t                           start;     /* its first byte in the
+                                                     connection's output */
     ngx_uint_t                         redirects;
+
+    unsigned                           waiting:1;
+    unsigned                           asking:1;  /* ASKING goes first */
 } ngx_http_cart_redis_op_t;
 
 
@@ -109,6 +157,10 @@ void ngx_http_cart_redis_conn_init(ngx_http_cart_redis_conn_t *rc,
 void ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc);
 ngx_int_t ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
     ngx_http_cart_redis_node_t *node, ngx_uint_t asking);
+ngx_int_t ngx_http_cart_redis_append(ngx_http_cart_redis_conn_t *rc,
+    redisCallbackFn *fn, void *privdata, const char *cmd, size_t len);
+ngx_int_t ngx_http_cart_redis_log_now(ngx_http_cart_redis_node_t *node,
+    ngx_uint_t kind, ngx_str_t *note);
 
 /* ngx_http_cart_redis_cluster.c */
 ngx_int_t ngx_http_cart_redis_cluster_init(ngx_http_cart_redis_t *redis);

@@ -10,12 +10,19 @@
 const ngx_http_cart_answer_t  ngx_http_cart_internal =
     { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "internal error" };
 
+/* what a Redis failure answers: each says whether the write can have
+ * happened (see ngx_http_cart_redis.h for what the layer tells) */
 static const ngx_http_cart_answer_t  ngx_http_cart_store_unavailable =
     { NGX_HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
-      "the cart store is unavailable, retry later" };
+      "the cart store is unavailable, nothing was changed: retry later" };
 static const ngx_http_cart_answer_t  ngx_http_cart_store_timeout =
     { NGX_HTTP_SERVICE_UNAVAILABLE, "store_timeout",
-      "the cart store is unavailable, retry later" };
+      "the cart store did not answer in time, nothing was changed: "
+      "retry later" };
+static const ngx_http_cart_answer_t  ngx_http_cart_store_outcome_unknown =
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "store_outcome_unknown",
+      "the cart store did not confirm the write, which may have been "
+      "applied: retry with the same Idempotency-Key" };
 
 /* what any write script may answer instead of success (src/lua/_lib.lua) */
 static const ngx_http_cart_answer_t  ngx_http_cart_script_answers[] = {
@@ -280,10 +287,7 @@ ngx_http_cart_script_answer(ngx_http_request_t *r, redisReply *reply,
     ngx_int_t rc, const ngx_http_cart_answer_t *answers, ngx_str_t *word)
 {
     if (rc != NGX_OK || ngx_http_cart_reply_str(reply, 0, word) != NGX_OK) {
-        ngx_http_cart_store_log(r->connection->log, reply, rc);
-
-        return rc == NGX_AGAIN ? &ngx_http_cart_store_timeout
-                               : &ngx_http_cart_store_unavailable;
+        return ngx_http_cart_store_answer(r, reply, rc, 1);
     }
 
     if (ngx_http_cart_word_is(word, "replay")) {
@@ -324,6 +328,43 @@ ngx_http_cart_answer_find(ngx_http_request_t *r,
 }
 
 
+/*
+ * A read changed nothing whatever became of it: store_timeout when Redis
+ * did not answer in time, else store_unavailable. A write is
+ * store_unavailable only when it certainly did not run (not sent, or
+ * refused by Redis before running); sent and not answered, or a script
+ * that failed while running, it may have: store_outcome_unknown.
+ */
+
+const ngx_http_cart_answer_t *
+ngx_http_cart_store_answer(ngx_http_request_t *r, redisReply *reply,
+    ngx_int_t rc, ngx_uint_t write)
+{
+    if (write && rc == NGX_OK && reply && reply->type == REDIS_REPLY_ERROR
+        && ngx_strlcasestrn((u_char *) reply->str,
+                            (u_char *) reply->str + reply->len,
+                            (u_char *) "user_script",
+                            sizeof("user_script") - 2)
+           != NULL)
+    {
+        /* a script that failed half way keeps the writes it made */
+        return &ngx_http_cart_store_outcome_unknown;
+    }
+
+    if (rc == NGX_AGAIN || rc == NGX_DECLINED) {
+        if (write) {
+            return &ngx_http_cart_store_outcome_unknown;
+        }
+
+        if (rc == NGX_AGAIN) {
+            return &ngx_http_cart_store_timeout;
+        }
+    }
+
+    return &ngx_http_cart_store_unavailable;
+}
+
+
 ngx_int_t
 ngx_http_cart_replayed(ngx_http_request_t *r)
 {
@@ -348,20 +389,14 @@ ngx_int_t
 ngx_http_cart_store_error(ngx_http_request_t *r, redisReply *reply,
     ngx_int_t rc)
 {
-    ngx_http_cart_store_log(r->connection->log, reply, rc);
-
-    return ngx_http_cart_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                               rc == NGX_AGAIN ? "store_timeout"
-                                               : "store_unavailable",
-                               "the cart store is unavailable, retry later");
+    return ngx_http_cart_fail(r, ngx_http_cart_store_answer(r, reply, rc, 0));
 }
 
 
-void
-ngx_http_cart_store_log(ngx_log_t *log, redisReply *reply, ngx_int_t rc)
+ngx_int_t
+ngx_http_cart_store_write_error(ngx_http_request_t *r, redisReply *reply,
+    ngx_int_t rc)
 {
-    if (rc == NGX_OK && reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "cart redis: error reply: %*s",
-                      (size_t) reply->len, reply->str);
-    }
+    return ngx_http_cart_fail(r, ngx_http_cart_store_answer(r, reply, rc, 1));
 }
+

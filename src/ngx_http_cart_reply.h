@@ -36,19 +36,26 @@ ngx_int_t ngx_http_cart_error(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_cart_fail(ngx_http_request_t *r,
     const ngx_http_cart_answer_t *answer);
 
-/* Redis failed (rc != NGX_OK or an error reply): 503 with Retry-After */
+/*
+ * Redis failed (rc != NGX_OK or an error reply): 503 with Retry-After,
+ * store_unavailable, store_timeout (reads) or store_outcome_unknown
+ * (writes that may have run). "write": the command can change what the
+ * client asked to change; a read, or the reservation of an
+ * Idempotency-Key, cannot.
+ */
+const ngx_http_cart_answer_t *ngx_http_cart_store_answer(
+    ngx_http_request_t *r, redisReply *reply, ngx_int_t rc, ngx_uint_t write);
 ngx_int_t ngx_http_cart_store_error(ngx_http_request_t *r, redisReply *reply,
     ngx_int_t rc);
-
-/* logs an error reply of a command that otherwise succeeded */
-void ngx_http_cart_store_log(ngx_log_t *log, redisReply *reply,
-    ngx_int_t rc);
+ngx_int_t ngx_http_cart_store_write_error(ngx_http_request_t *r,
+    redisReply *reply, ngx_int_t rc);
 
 /*
  * The first word of a write script's answer, in "word". NULL when it is
  * not an error ("ok", a word of the resource's own, or "replay", which
  * sets Idempotent-Replayed); else the answer to fail with, from "answers"
- * (may be NULL), the shared ones of _lib.lua, or 503 when Redis failed.
+ * (may be NULL), the shared ones of _lib.lua, or the 503 of a write when
+ * Redis failed.
  */
 const ngx_http_cart_answer_t *ngx_http_cart_script_answer(
     ngx_http_request_t *r, redisReply *reply, ngx_int_t rc,

@@ -124,6 +124,12 @@ ngx_http_cart_share_create_reserved(ngx_http_request_t *r, void *data,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
+    if (rc != NGX_OK) {
+        /* at most the key was reserved: no link was made */
+        ngx_http_finalize_request(r, ngx_http_cart_store_error(r, reply, rc));
+        return;
+    }
+
     a = ngx_http_cart_script_answer(r, reply, rc, NULL, &word);
     if (a) {
         ngx_http_finalize_request(r, ngx_http_cart_fail(r, a));
@@ -230,7 +236,7 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
         /* a nil reply would be a token drawn twice: never, but not OK */
         ngx_http_cart_share_release(r);
         ngx_http_finalize_request(r,
-                                  ngx_http_cart_store_error(r, reply, rc));
+                              ngx_http_cart_store_write_error(r, reply, rc));
         return;
     }
 
@@ -380,7 +386,13 @@ ngx_http_cart_share_reserved(ngx_http_request_t *r, void *data,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    if (rc == NGX_OK && ngx_http_cart_reply_str(reply, 0, &word) == NGX_OK
+    if (rc != NGX_OK) {
+        /* at most the key was reserved: nothing was copied */
+        ngx_http_finalize_request(r, ngx_http_cart_store_error(r, reply, rc));
+        return;
+    }
+
+    if (ngx_http_cart_reply_str(reply, 0, &word) == NGX_OK
         && ngx_http_cart_word_is(&word, "reserved"))
     {
         ctx->reserved = 1;

@@ -57,6 +57,12 @@ ngx_http_cart_stored_snapshot(ngx_http_request_t *r, void *data,
     ngx_http_cart_stored_pt    next = (ngx_http_cart_stored_pt) data;
     ngx_http_cart_snapshot_t  *snap;
 
+    if (rc != NGX_OK) {
+        /* a read that at most reserved the key: the write was not sent */
+        ngx_http_finalize_request(r, ngx_http_cart_store_error(r, reply, rc));
+        return;
+    }
+
     if (ngx_http_cart_stored_word(r, reply, rc, &word, &rc) != NGX_OK) {
         ngx_http_finalize_request(r, rc);
         return;
@@ -91,7 +97,10 @@ ngx_http_cart_stored_word(ngx_http_request_t *r, redisReply *reply,
 
     if (status != NGX_OK || ngx_http_cart_reply_str(reply, 0, word) != NGX_OK)
     {
-        *rc = ngx_http_cart_store_error(r, reply, status);
+        /* the release leaves an answer the write stored: a retry with the
+         * key replays it if the write ran, and makes it if not */
+        ngx_http_cart_stored_release(r);
+        *rc = ngx_http_cart_store_write_error(r, reply, status);
         return NGX_DONE;
     }
 

@@ -29,10 +29,11 @@ ngx_int_t ngx_http_cart_stored_start(ngx_http_request_t *r,
     ngx_http_cart_stored_pt next);
 
 /*
- * The first word of a script reply: NGX_OK with *word, or NGX_DONE when
- * the reply was a replay or a failure and has been answered (the caller
- * finalizes with *rc). A replay is answered with its stored body
- * (element 4), or with "replay" when the caller renders it itself.
+ * The first word of a write script's reply: NGX_OK with *word, or
+ * NGX_DONE when the reply was a replay or a failure and has been answered
+ * (the caller finalizes with *rc; a failure gives the key back). A replay
+ * is answered with its stored body (element 4), or with "replay" when the
+ * caller renders it itself.
  */
 ngx_int_t ngx_http_cart_stored_word(ngx_http_request_t *r, redisReply *reply,
     ngx_int_t status, ngx_str_t *word, ngx_int_t *rc);

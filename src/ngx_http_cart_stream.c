@@ -604,8 +604,6 @@ ngx_http_cart_stream_read_reply(ngx_http_request_t *r, void *data,
         || ngx_http_cart_reply_int(reply, 0, &version) != NGX_OK
         || ngx_http_cart_reply_int(reply, 1, &count) != NGX_OK)
     {
-        ngx_http_cart_store_log(r->connection->log, reply, rc);
-
         s->stale = 1;
         streams = s->streams;
 

@@ -300,7 +300,7 @@ Content-Type: application/json
 
 
 
-=== TEST 10: (checks of TEST 9) the cart is in database 5, not 0; a wrong password is logged
+=== TEST 10: (checks of TEST 9) the cart is in database 5, not 0; a wrong password: 503, the write never runs
 --- http_config
 cart_redis redis://cart-t:wrong@127.0.0.1:$TEST_NGINX_REDIS_PORT/5;
 --- init
@@ -309,14 +309,34 @@ Test::More::like(redis_cmd('EVAL', "redis.call('SELECT', 5) return redis.call('H
                            1, 'cart:{user-db5}'),
                  qr/^2\|/, 'the line is in database 5');
 redis_cmd('ACL', 'DELUSER', 'cart-t');
-# the connection is dropped on the AUTH error, but a command already
-# pipelined behind it runs as Redis's default user (no password here)
+redis_cmd('EVAL', "redis.call('SELECT', 5) return redis.call('DEL', KEYS[1], KEYS[2])",
+          2, 'cart:{user-db10}', 'cart_count:{user-db10}');
+redis_cmd('DEL', 'cart:{user-db10}', 'cart_count:{user-db10}');
+# no connection gets past AUTH: the write is refused at once, or waits for
+# a handshake that fails; it never runs as Redis's default user
 --- request
-GET /nocatalog/count
+POST /nocatalog/items
+{"sku_id":"SKU-1","quantity":1}
 --- more_headers
-X-User-Id: db5
---- error_code_like: ^(200|503)$
+X-User-Id: db10
+Content-Type: application/json
+--- error_code: 503
+--- response_body_like: "code":"store_unavailable"
 --- error_log eval
 qr/cart redis: AUTH on "redis:\/\/cart-t:wrong@[^"]+" failed: WRONGPASS/
 --- no_error_log
 [alert]
+
+
+
+=== TEST 11: (checks of TEST 10) nothing was written, in database 0 or 5
+--- init
+Test::More::is(redis_cmd('EXISTS', 'cart:{user-db10}'), 0, 'nothing in database 0');
+Test::More::is(redis_cmd('EVAL', "redis.call('SELECT', 5) return redis.call('EXISTS', KEYS[1])",
+                         1, 'cart:{user-db10}'),
+               0, 'nothing in database 5');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: db10
+--- response_body: {"item_count":0}
