@@ -14,6 +14,11 @@
 #                                    ports (default 17379; t/400-cluster.t)
 #   TEST_NGINX_KAFKA_PORT=N          first of the 3 mock brokers' ports (default 19092)
 #   TEST_NGINX_PG_PORT=N             PostgreSQL port (default 15432)
+#
+# Every answer the runner receives is captured (TEST_NGINX_CAPTURE, one
+# JSON line each, build/test/capture.jsonl); t/990-openapi.t, last in
+# prove's order, validates those of the cart locations against
+# docs/openapi.yaml with the node modules of t/openapi (installed here).
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -21,6 +26,14 @@ TOP=$(pwd)
 
 util/deps.sh
 make build
+
+# t/990-openapi.t's validator: ajv and yaml, as locked in t/openapi; nothing
+# to do when they are installed at the locked versions already. A failed
+# install (no registry) is no reason to stop here: t/990 fails and says so.
+if ! node t/openapi/installed.js 2>/dev/null; then
+    npm ci --prefix t/openapi --prefer-offline --no-audit --no-fund --loglevel=error \
+        || echo "test: npm ci in t/openapi failed; t/990-openapi.t needs its modules" >&2
+fi
 
 export TEST_NGINX_REDIS_PORT=${TEST_NGINX_REDIS_PORT:-16379}
 export TEST_NGINX_REDIS_DIR=$TOP/build/test/redis
@@ -64,6 +77,13 @@ kafka start
 pg stop
 rm -rf "$TEST_NGINX_PG_DIR"
 pg start
+
+# The answers, for t/990-openapi.t; it also checks that every operation was
+# exercised when the whole suite runs.
+export TEST_NGINX_CAPTURE=$TOP/build/test/capture.jsonl
+mkdir -p "$TOP/build/test"
+rm -f "$TEST_NGINX_CAPTURE"
+if [ $# -eq 0 ]; then export TEST_NGINX_CAPTURE_ALL=1; else unset TEST_NGINX_CAPTURE_ALL; fi
 
 rc=0
 prove -r -I t/lib "${@:-t/}" || rc=$?
