@@ -108,6 +108,46 @@ SKIP: {
     like($error, qr/request timed out/, 'runner: a request times out');
 }
 
+# -- CartTest::Runner's capture (TEST_NGINX_CAPTURE): locations as nginx
+# -- picks them, paths as the module routes them -----------------------------
+
+SKIP: {
+    skip 'the real Test::Nginx::Socket is in use', 9
+        unless $CartTest::Impl eq 'CartTest::Runner';
+
+    my $locations = CartTest::Runner::_config_locations(<<'EOC');
+    location /api/v1/cart {
+        cart_api;    # a comment { with a brace
+        cart_user $http_x_user_id;
+    }
+    location = /_catalog/SKU-1 { return 200 '{"sku_id":"SKU-1"}'; }
+    location /admin/cart { allow 127.0.0.1; cart_admin; }
+    location /outer { location /outer/inner { cart_api; } }
+    location ^~ /api/v1/cart/static { root /tmp; }
+EOC
+    my $pick = sub {
+        my $loc = CartTest::Runner::_match_location($locations, shift);
+        return $loc ? join ' ', $loc->{path}, $loc->{kind} // '-' : 'none';
+    };
+    is($pick->('/api/v1/cart/items/SKU-1'), '/api/v1/cart cart_api',
+       'capture: a cart_api prefix location');
+    is($pick->('/admin/cart/promotions'), '/admin/cart cart_admin',
+       'capture: a cart_admin location');
+    is($pick->('/_catalog/SKU-1'), '/_catalog/SKU-1 -',
+       'capture: an exact location, quoted braces and all');
+    is($pick->('/outer/inner/count'), '/outer/inner cart_api',
+       'capture: a nested location');
+    is($pick->('/api/v1/cart/static/x'), '/api/v1/cart/static -',
+       'capture: the longest prefix wins');
+    is($pick->('/elsewhere'), 'none', 'capture: no location');
+    is(CartTest::Runner::_normalized_path('/a//b/./c/../d?x=1'), '/a/b/d',
+       'capture: the path without query, "//", "." and ".."');
+    is(CartTest::Runner::_normalized_path('/a/%2E%2e/b%2F'), '/b/',
+       'capture: %XX decoded before the dot segments');
+    ok(!defined CartTest::Runner::_normalized_path('/..'),
+       'capture: ".." above the root is no path');
+}
+
 __DATA__
 
 === TEST 1: exact response body, default status 200

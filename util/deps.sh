@@ -25,10 +25,21 @@ PACKAGES=(
     # tests (prove, Test::Nginx-style runner in t/lib), demo, benchmarks;
     # openssl signs the RS256/ES256 test tokens (t/lib/CartAuth.pm)
     perl curl wrk valgrind procps openssl
+    # t/990-openapi.t validates the suite's answers against
+    # docs/openapi.yaml with node (t/openapi/, its modules from npm)
+    nodejs npm
 )
+
+# Packages that a command on PATH stands for: a Node.js installed another
+# way (one that bundles npm and conflicts with Debian's npm package) is
+# kept, not replaced.
+declare -A COMMAND_OF=([nodejs]=node [npm]=npm)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
+    if [ -n "${COMMAND_OF[$pkg]:-}" ] && command -v "${COMMAND_OF[$pkg]}" >/dev/null 2>&1; then
+        continue
+    fi
     status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
     [ "$status" = installed ] || missing+=("$pkg")
 done
@@ -67,7 +78,8 @@ echo "deps: installing ${missing[*]}"
 
 # The scripts use these exact paths, not just the package names.
 for path in /usr/share/nginx/src/conf_flags /usr/sbin/nginx /usr/bin/redis-server \
-            /usr/bin/redis-cli /usr/bin/prove /usr/bin/make /usr/bin/curl; do
+            /usr/bin/redis-cli /usr/bin/prove /usr/bin/make /usr/bin/curl \
+            "$(command -v node || echo node)" "$(command -v npm || echo npm)"; do
     [ -e "$path" ] || { echo "deps: $path is still missing after the install" >&2; exit 1; }
 done
 echo "deps: done"

@@ -18,6 +18,11 @@
 #                                    (default build/test); a second run at
 #                                    the same time needs its own, its own
 #                                    ports and its own TEST_NGINX_SERVROOT
+#
+# Every answer the runner receives is captured (TEST_NGINX_CAPTURE, one
+# JSON line each, $TEST_DIR/capture.jsonl); t/990-openapi.t, last in
+# prove's order, validates those of the cart locations against
+# docs/openapi.yaml with the node modules of t/openapi (installed here).
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -25,6 +30,14 @@ TOP=$(pwd)
 
 util/deps.sh
 make build
+
+# t/990-openapi.t's validator: ajv and yaml, as locked in t/openapi; nothing
+# to do when they are installed at the locked versions already. A failed
+# install (no registry) is no reason to stop here: t/990 fails and says so.
+if ! node t/openapi/installed.js 2>/dev/null; then
+    npm ci --prefix t/openapi --prefer-offline --no-audit --no-fund --loglevel=error \
+        || echo "test: npm ci in t/openapi failed; t/990-openapi.t needs its modules" >&2
+fi
 
 export TEST_NGINX_REDIS_PORT=${TEST_NGINX_REDIS_PORT:-16379}
 TEST_DIR=${TEST_DIR:-$TOP/build/test}
@@ -69,6 +82,13 @@ kafka start
 pg stop
 rm -rf "$TEST_NGINX_PG_DIR"
 pg start
+
+# The answers, for t/990-openapi.t; it also checks that every operation was
+# exercised when the whole suite runs.
+export TEST_NGINX_CAPTURE=$TEST_DIR/capture.jsonl
+mkdir -p "$TOP/build/test"
+rm -f "$TEST_NGINX_CAPTURE"
+if [ $# -eq 0 ]; then export TEST_NGINX_CAPTURE_ALL=1; else unset TEST_NGINX_CAPTURE_ALL; fi
 
 rc=0
 prove -r -I t/lib "${@:-t/}" || rc=$?

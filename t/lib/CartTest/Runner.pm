@@ -55,6 +55,12 @@ my $UseValgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 # needs nginx to exit after each block to produce its leak report.
 my $UseHup = $ENV{TEST_NGINX_USE_HUP} && !$UseValgrind;
 
+# TEST_NGINX_CAPTURE=<file>: every request a block sends and its answer
+# are appended to the file, one JSON line each (see _capture); t/990 checks
+# the answers of the cart locations against docs/openapi.yaml.  The real
+# Test::Nginx has no such thing: there nothing is captured.
+my $CaptureFile = $ENV{TEST_NGINX_CAPTURE};
+
 my $Timeout              = $ENV{TEST_NGINX_TIMEOUT} || ($UseValgrind ? 15 : 3);
 my $RepeatEach           = 1;
 my $Workers              = 1;
@@ -386,9 +392,12 @@ sub run_tests {
     _stop_nginx();    # HUP mode keeps nginx across blocks
 }
 
+my $CurrentBlock;    # the block running now, for capture_exchange
+
 sub _run_block {
     my ($block) = @_;
     my $name = $block->name;
+    $CurrentBlock = $block;
 
     for my $section (@{ $block->{_sections} || [] }) {
         bail_out("$name - '--- $section' is not supported by CartTest::Runner"
@@ -432,6 +441,7 @@ sub _run_requests {
 
     for my $i (0 .. $#$requests) {
         my $res = _do_request($name, $requests->[$i], $timeout, $i);
+        _capture($block, $requests->[$i], $res, $i, $repeat) if $CaptureFile;
         _check_error_code($block, $res, $i, $need_array);
         _check_response_headers($block, $res, $i, $need_array);
         _check_response_body($block, $res, $i, $repeat, $need_array);
@@ -1246,6 +1256,180 @@ sub _check_valgrind {
     my $report = join '', grep { /$error_record/ }
                           map { _slurp($_) } sort glob "$LogDir/valgrind.*.log";
     ok($report eq '', $block->name . ' - valgrind clean') or diag($report);
+}
+
+# ---------------------------------------------------------------------------
+# Capture (TEST_NGINX_CAPTURE): one JSON line per request and answer,
+#
+#   {"file","block","req","repeat","method","uri","location","kind","path",
+#    "status","complete","content_type","headers","body"}
+#
+# "location" is the prefix of the block's location that serves the URI, as
+# nginx picks it, "kind" its cart handler ("cart_api", "cart_admin", or
+# null for any other location) and "path" the URI below the prefix, as the
+# module routes it ("/" for the prefix itself).  "body" is text; a body
+# that is not UTF-8 comes as "body_base64" instead.  "status" is null when
+# no answer came.
+
+sub _capture {
+    my ($block, $request, $res, $i, $repeat) = @_;
+    require JSON::PP;
+
+    my ($method, $uri) = $request =~ /\A(\S+)[ \t]+(\S+)/;
+    my $path = defined $uri ? _normalized_path($uri) : undef;
+    my ($location, $kind);
+    if (defined $path) {
+        $block->{_capture_locations} //=
+            _config_locations($ConfigPreamble . "\n"
+                              . _expand_env($block->config // '', $block->name));
+        my $loc = _match_location($block->{_capture_locations}, $path);
+        if ($loc) {
+            ($location, $kind) = @$loc{qw(path kind)};
+            if ($kind && $loc->{modifier} !~ /^~/) {
+                $path = substr $path, length $location;
+                $path = '/' if $path eq '';
+            }
+        }
+    }
+
+    my %headers = map { $_ => join(', ', @{ $res->{headers}{$_} }) }
+                  keys %{ $res->{headers} || {} };
+    (my $file = $0) =~ s{.*/}{};
+    (my $name = $block->name) =~ s/^\Q$0\E //;
+    my %record = (
+        file => $file, block => $name, req => $i, repeat => $repeat,
+        method => $method, uri => $uri, location => $location, kind => $kind,
+        path => $kind ? $path : undef,
+        status => defined $res->{code} ? $res->{code} + 0 : undef,
+        complete => $res->{complete} || ($res->{until_close} && !$res->{error})
+                    ? JSON::PP::true() : JSON::PP::false(),
+        content_type => $headers{'content-type'}, headers => \%headers,
+    );
+    my $body = $res->{body} // '';
+    if (utf8::decode(my $text = $body)) {
+        $record{body} = $text;
+    } else {
+        require MIME::Base64;
+        $record{body_base64} = MIME::Base64::encode_base64($body, '');
+    }
+
+    my $line = JSON::PP->new->canonical->ascii->encode(\%record) . "\n";
+    # one write in append mode: lines of concurrent writers never mix
+    open my $fh, '>>', $CaptureFile or bail_out("cannot append to $CaptureFile: $!");
+    binmode $fh;
+    syswrite $fh, $line;
+    close $fh;
+}
+
+# An exchange that a test made with its own client (from "--- init" code,
+# e.g. an endless GET /stream read in part), captured like the runner's
+# own: $headers is {lower-case name => value}, $body what was read.
+sub capture_exchange {
+    my ($method, $uri, $status, $headers, $body) = @_;
+    return unless $CaptureFile && $CurrentBlock;
+    my %res = (code => $status, complete => 1, body => $body // '',
+               headers => { map { lc($_) => [$headers->{$_}] } keys %{ $headers || {} } });
+    _capture($CurrentBlock, "$method $uri HTTP/1.1\r\n", \%res, 'client', 0);
+}
+
+# The URI's path as nginx routes it: without the query, %XX decoded, "//"
+# merged, "." and ".." segments resolved (undef when ".." leaves the root:
+# nginx refuses such a request itself).
+sub _normalized_path {
+    my ($uri) = @_;
+    (my $path = $uri) =~ s/[?#].*//s;
+    $path =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
+    return undef unless $path =~ m{^/};
+    my @out;
+    my @segments = split m{/+}, $path, -1;
+    shift @segments;
+    for my $i (0 .. $#segments) {
+        my $segment = $segments[$i];
+        my $last = $i == $#segments;
+        if ($segment eq '.') {
+            push @out, '' if $last;
+        } elsif ($segment eq '..') {
+            return undef unless @out;
+            pop @out;
+            push @out, '' if $last;
+        } else {
+            push @out, $segment;
+        }
+    }
+    return '/' . join '/', @out;
+}
+
+# The locations of a server's configuration text, nested ones included:
+# [{modifier => '', '=', '^~', '~' or '~*', path, kind => 'cart_api',
+# 'cart_admin' or undef}].
+sub _config_locations {
+    my ($text) = @_;
+    my @tokens;
+    while (1) {
+        $text =~ /\G\s+/gc;
+        last if (pos($text) // 0) >= length $text;
+        if ($text =~ /\G#[^\n]*/gc) {
+            next;
+        } elsif ($text =~ /\G([{};])/gc) {
+            push @tokens, $1;
+        } elsif ($text =~ /\G"((?:[^"\\]|\\.)*)"/gcs
+                 || $text =~ /\G'((?:[^'\\]|\\.)*)'/gcs) {
+            push @tokens, [$1];    # quoted: a word, never a brace
+        } elsif ($text =~ /\G((?:\$\{[^}]*\}|[^\s{};"'])+)/gc) {
+            push @tokens, [$1];
+        } else {
+            $text =~ /\G./gcs;     # an unbalanced quote: skip it
+        }
+    }
+
+    my (@locations, @stack, @statement);
+    for my $token (@tokens) {
+        if (ref $token) {
+            push @statement, $token->[0];
+        } elsif ($token eq '{') {
+            my $location;
+            if (@statement >= 2 && $statement[0] eq 'location') {
+                my ($modifier, $path) = @statement == 2
+                    ? ('', $statement[1]) : @statement[1, 2];
+                $location = { modifier => $modifier, path => $path };
+                push @locations, $location;
+            }
+            push @stack, $location;
+            @statement = ();
+        } elsif ($token eq ';') {
+            if (@statement && @stack && $stack[-1]
+                && $statement[0] =~ /^cart_(?:api|admin)$/) {
+                $stack[-1]{kind} = $statement[0];
+            }
+            @statement = ();
+        } else {    # '}'
+            pop @stack;
+            @statement = ();
+        }
+    }
+    return \@locations;
+}
+
+# The location nginx picks for a path: an exact one, else a regular
+# expression unless the longest prefix has "^~", else the longest prefix.
+sub _match_location {
+    my ($locations, $path) = @_;
+    my ($prefix, $length) = (undef, -1);
+    for my $loc (@$locations) {
+        return $loc if $loc->{modifier} eq '=' && $loc->{path} eq $path;
+        next if $loc->{modifier} =~ /^(?:=|~\*?)$/;
+        if (index($path, $loc->{path}) == 0 && length $loc->{path} > $length) {
+            ($prefix, $length) = ($loc, length $loc->{path});
+        }
+    }
+    unless ($prefix && $prefix->{modifier} eq '^~') {
+        for my $loc (@$locations) {
+            next unless $loc->{modifier} =~ /^~(\*?)$/;
+            my $re = $1 ? qr/$loc->{path}/i : qr/$loc->{path}/;
+            return $loc if eval { $path =~ $re };
+        }
+    }
+    return $prefix;
 }
 
 # ---------------------------------------------------------------------------
