@@ -17,19 +17,23 @@ use CartClient;
 use IO::Select;
 use IO::Socket::INET;
 use File::Path ();
+use POSIX ();
 use Time::HiRes ();
 
 plan 'no_plan';
 no_shuffle();
 add_block_preprocessor(\&CartShop::prepare);
 
-# a block with "--- two_workers" runs a master and two workers (valgrind
-# mode runs one process: one worker then)
+# a block with "--- two_workers" runs a master and two workers, one with
+# "--- master" a master and one worker (valgrind mode runs one process)
 add_block_preprocessor(sub {
     my ($block) = @_;
     if (defined $block->two_workers && !$ENV{TEST_NGINX_USE_VALGRIND}) {
         master_on();
         workers(2);
+    } elsif (defined $block->master && !$ENV{TEST_NGINX_USE_VALGRIND}) {
+        master_on();
+        workers(1);
     } else {
         master_off();
         workers(1);
@@ -133,11 +137,24 @@ sub product {
     doc("inventory/$sku", qq({"sku_id":"$sku","available":) . ($stock // 100) . '}');
 }
 
+# the shop's log since the block's mark() (one nginx may serve the whole
+# file: TEST_NGINX_USE_HUP)
+our $Mark = 0;
+
+sub mark {
+    $Mark = () = CartShop::shop_log();
+}
+
+sub shop {
+    my @lines = CartShop::shop_log();
+    return @lines[$Mark .. $#lines];
+}
+
 # how many requests the shop got for paths starting with /_$what
-# ("catalog", "catalog/X-1", "shipping/X-1?country=FR")
+# ("catalog", "catalog/X-1", "shipping/X-1?country=FR") since mark()
 sub asked {
     my ($what) = @_;
-    return scalar grep { /^GET \/_\Q$what\E[\/ ?&]/ } CartShop::shop_log();
+    return scalar grep { /^GET \/_\Q$what\E[\/ ?&]/ } shop();
 }
 
 # the counts of catalog, inventory and shipping requests so far
@@ -197,6 +214,7 @@ promotions). Every view is byte for byte the view without a cache.
 --- config eval
 main::conf('c1', '60s')
 --- init
+main::mark();
 CartShop::reset_promotions();
 main::product("X-$_", "1$_.00") for 1 .. 5;
 CartShop::cart('c1', [map { ["X-$_", $_, "1${_}00", 'seller-x'] } 1 .. 5]);
@@ -230,6 +248,7 @@ cart cache hit: "iX-5"
 --- config eval
 main::conf('c2', '60s')
 --- init
+main::mark();
 main::product('X-1', '11.00');
 CartShop::cart('c2', [['X-1', 1, 1100, 'seller-x']]);
 redis_cmd('DEL', 'cart:{user-c2b}', 'cart_count:{user-c2b}');
@@ -262,6 +281,7 @@ answers 500; NZ is no destination for shipping (404, kept).
 --- config eval
 main::conf('c3', '60s')
 --- init
+main::mark();
 main::product('X-1', '11.00');
 main::product('DOWN', '1.00');
 unlink "$main::Html/catalog/GONE", "$main::Html/inventory/GONE";
@@ -293,6 +313,7 @@ entries are fresh again.
 --- config eval
 main::conf('c4', "${main::Slow}s")
 --- init
+main::mark();
 main::product("X-$_", "1$_.00") for 1 .. 5;
 CartShop::cart('c4', [map { ["X-$_", 1, "1${_}00", 'seller-x'] } 1 .. 5]);
 my @first = main::counts();
@@ -331,6 +352,7 @@ answered from the stale entry without waiting and without asking.
 --- config eval
 main::conf('c5', "${main::Slow}s")
 --- init
+main::mark();
 main::doc('inventory/LAZY', '{"sku_id":"LAZY","available":10}');
 CartShop::cart('c5', [['LAZY', 1, 300, 'seller-x']]);
 main::view('c5');
@@ -368,6 +390,7 @@ sees it.
 --- config eval
 main::conf('c6', (2 * $main::Slow) . 's')
 --- init
+main::mark();
 main::product('P-1', '10.00');
 CartShop::cart('c6', [['P-1', 1, 1000, 'seller-x']], '#a', 'US|10001');
 my ($s, $b) = main::view('c6');
@@ -403,6 +426,7 @@ X-User-Id: c6
 --- config eval
 main::conf('c7', '60s')
 --- init
+main::mark();
 main::product("X-$_", "1$_.00") for 1 .. 3;
 CartShop::cart('c7', [map { ["X-$_", 1, "1${_}00", 'seller-x'] } 1 .. 3], '#a', 'US|10001');
 main::view('c7') for 1 .. 2;
@@ -427,6 +451,7 @@ X-User-Id: c7
 --- config eval
 main::conf('c8', '60s')
 --- init
+main::mark();
 main::product('X-1', '11.00');
 CartShop::cart('c8', [['X-1', 1, 1100, 'seller-x']], '#a', 'US|10001');
 main::view('c8') for 1 .. 2;
@@ -454,15 +479,16 @@ X-User-Id: c8
 --- config eval
 main::conf('c9', '60s')
 --- init
+main::mark();
 CartShop::cart('c9', [['A-1', 1, 2999, 'seller-a'], ['A-2', 1, 500, 'seller-a'],
                       ['B-2', 1, 1250, 'seller-b']]);
 main::view('c9', '/batch') for 1 .. 3;
-my @b = grep { m{^GET /_batch/catalog} } CartShop::shop_log();
+my @b = grep { m{^GET /_batch/catalog} } main::shop();
 Test::More::is(scalar(@b), 1, 'one batch for three views');
 Test::More::like($b[0], qr/skus=A-1,A-2,B-2 /, 'of the three SKUs');
 redis_cmd('HSET', 'cart:{user-c9}', 'C-1', '1|10000|seller-c|t6kdc0');
 my ($s, $body) = main::view('c9', '/batch');
-@b = grep { m{^GET /_batch/catalog} } CartShop::shop_log();
+@b = grep { m{^GET /_batch/catalog} } main::shop();
 Test::More::is(scalar(@b), 2, 'a line more: one batch more');
 Test::More::like($b[1], qr/skus=C-1 /, 'of that SKU alone');
 Test::More::is(main::prices($body), 'A-1=29.99 A-2=5.00 B-2=12.50 C-1=100.00', 'the four prices');
@@ -482,6 +508,7 @@ cart cache hit: "cC-1"
 --- config eval
 main::conf('c10', '60s')
 --- init
+main::mark();
 main::product("X-$_", "1$_.00") for 1 .. 2;
 CartShop::cart('c10', [['X-1', 1, 1100, 'seller-x'], ['X-2', 2, 1200, 'seller-x']]);
 redis_cmd('DEL', 'cart:{user-c10b}', 'cart_count:{user-c10b}');
@@ -512,6 +539,7 @@ X-User-Id: c10b
 --- config eval
 main::conf('c11', '60s', "listen 127.0.0.1:" . ($ENV{TEST_NGINX_PORT} + 2) . " reuseport;")
 --- init
+main::mark();
 main::product("X-$_", "1$_.00") for 1 .. 5;
 CartShop::cart('c11', [map { ["X-$_", 1, "1${_}00", 'seller-x'] } 1 .. 5]);
 my $port = $ENV{TEST_NGINX_PORT} + 2;
@@ -543,6 +571,7 @@ cart that fits: its second view asks nothing.
 --- config eval
 main::conf('tiny12', '60s')
 --- init
+main::mark();
 my $name = 'n' x 1000;
 main::product("T-$_", "$_.00", $name) for 1 .. 40;
 CartShop::cart('c12', [map { ["T-$_", 1, "${_}00", 'seller-x'] } 1 .. 40]);
@@ -570,3 +599,52 @@ cart cache evict: "cT-
 [error]
 [crit]
 [alert]
+
+
+
+=== TEST 13: a refresher that dies blocks nobody: its entry is served stale, and past cart_lookup_timeout another request refreshes it
+The worker is killed while it refreshes LAZY (about two seconds); the
+master starts another. A view then finds the entry being updated and is
+served at once; once cart_lookup_timeout (3s) has passed since the
+refresh began, the next view takes it over.
+--- master
+--- config eval
+main::conf('c13', '1s', 'cart_lookup_timeout 3s;')
+--- init
+main::mark();
+if ($ENV{TEST_NGINX_USE_VALGRIND}) {
+    Test::More::pass('no worker to kill under valgrind');
+} else {
+    main::doc('inventory/LAZY', '{"sku_id":"LAZY","available":10}');
+    CartShop::cart('c13', [['LAZY', 1, 300, 'seller-x']]);
+    my (undef, undef, $pid) = main::call('GET', '/api/v1/cart', 'c13');
+    Test::More::is(main::asked('catalog/LAZY'), 1, 'filled');
+    Time::HiRes::sleep(1.2);
+    my $t1 = Time::HiRes::time();
+    my $child = fork // die "fork: $!";
+    if ($child == 0) {
+        eval { main::call('GET', '/api/v1/cart', 'c13') };
+        POSIX::_exit(0);
+    }
+    Time::HiRes::sleep(0.5);
+    kill 'KILL', $pid;
+    waitpid $child, 0;
+    Time::HiRes::sleep(0.3);
+    my $t = Time::HiRes::time();
+    my ($status, $body, $new) = main::call('GET', '/api/v1/cart', 'c13');
+    Test::More::isnt($new, $pid, 'another worker');
+    Test::More::is("$status " . main::prices($body), '200 LAZY=3.00', 'served');
+    Test::More::cmp_ok(Time::HiRes::time() - $t, '<', 0.8, 'at once, from the stale entry');
+    Test::More::is(main::asked('catalog/LAZY'), 1, 'not asked: the refresh is still "under way"');
+    Time::HiRes::sleep($t1 + 3.3 - Time::HiRes::time());
+    $t = Time::HiRes::time();
+    ($status, $body) = main::call('GET', '/api/v1/cart', 'c13');
+    Test::More::is("$status " . main::prices($body), '200 LAZY=3.00', 'refreshed');
+    Test::More::cmp_ok(Time::HiRes::time() - $t, '>', 1, 'by this view, which waited for it');
+    Test::More::is(main::asked('catalog/LAZY'), 2, 'asked again');
+}
+--- request
+GET /api/v1/cart/count
+--- more_headers
+X-User-Id: c13
+--- response_body_like: ^\{"item_count":\d\}$
