@@ -648,3 +648,6 @@ GET /api/v1/cart/count
 --- more_headers
 X-User-Id: c13
 --- response_body_like: ^\{"item_count":\d\}$
+--- error_log eval
+# the worker killed on purpose
+$ENV{TEST_NGINX_USE_VALGRIND} ? 'cart' : '[alert]'
