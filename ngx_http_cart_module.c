@@ -6,6 +6,7 @@
 
 #include "ngx_http_cart.h"
 #include "ngx_http_cart_handler.h"
+#include "ngx_http_cart_cache.h"
 #include "ngx_http_cart_errors.h"
 #include "ngx_http_cart_identity.h"
 #include "ngx_http_cart_promo.h"
@@ -285,6 +286,27 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       offsetof(ngx_http_cart_loc_conf_t, shipping),
       NULL },
 
+    { ngx_string("cart_catalog_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_cart_cache_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, catalog_cache),
+      NULL },
+
+    { ngx_string("cart_inventory_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_cart_cache_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, inventory_cache),
+      NULL },
+
+    { ngx_string("cart_shipping_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_cart_cache_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, shipping_cache),
+      NULL },
+
     { ngx_string("cart_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_cart_api,
@@ -493,6 +515,9 @@ ngx_http_cart_create_loc_conf(ngx_conf_t *cf)
     lcf->subrequests = NGX_CONF_UNSET_UINT;
     lcf->lookup_timeout = NGX_CONF_UNSET_MSEC;
     lcf->admin = NGX_CONF_UNSET;
+    lcf->catalog_cache = NGX_CONF_UNSET_PTR;
+    lcf->inventory_cache = NGX_CONF_UNSET_PTR;
+    lcf->shipping_cache = NGX_CONF_UNSET_PTR;
 
     return lcf;
 }
@@ -516,6 +541,11 @@ ngx_http_cart_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->lookup_timeout, prev->lookup_timeout,
                               5000);
     ngx_conf_merge_value(conf->admin, prev->admin, 0);
+    ngx_conf_merge_ptr_value(conf->catalog_cache, prev->catalog_cache, NULL);
+    ngx_conf_merge_ptr_value(conf->inventory_cache, prev->inventory_cache,
+                             NULL);
+    ngx_conf_merge_ptr_value(conf->shipping_cache, prev->shipping_cache,
+                             NULL);
 
     return NGX_CONF_OK;
 }

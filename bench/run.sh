@@ -7,7 +7,8 @@
 #
 # main    ceiling (return 200), the OpenResty-style peer (bench/peer/) and
 #         the module: add, get, update, remove, count, mixed 3:1, with and
-#         without catalog subrequests, at each of BENCH_CONNS connections.
+#         without catalog subrequests, and get with the catalog cached
+#         (cart_catalog_cache), at each of BENCH_CONNS connections.
 #         BENCH_ROUNDS rounds, workloads interleaved within a round, the
 #         median of each figure over the rounds.
 # redis   redis-benchmark: the add script by EVALSHA, HGETALL of a 5-line
@@ -177,6 +178,9 @@ $(common_server "$1")
         location /n { cart_api; cart_user \$http_x_user_id; }
         location /c { cart_api; cart_user \$http_x_user_id;
                       cart_catalog /_catalog/\$cart_sku; }
+        location /cc { cart_api; cart_user \$http_x_user_id;
+                       cart_catalog /_catalog/\$cart_sku;
+                       cart_catalog_cache zone=bench_catalog:4m valid=60s; }
     }
 }
 CONF
@@ -401,6 +405,7 @@ section_main() {
             wrk_run "$round" add-catalog ours "$conns" add /c
             wrk_run "$round" peer-get-catalog peer "$conns" get /c
             wrk_run "$round" get-catalog ours "$conns" get /c
+            wrk_run "$round" get-catalog-cached ours "$conns" get /cc
             wrk_run "$round" mixed-catalog ours "$conns" mixed /c
             } >>"$DIR/main.raw"
         done
@@ -619,13 +624,14 @@ per() {
 
 # callgrind: instructions per request of each workload (stable on a noisy
 # machine), and where they go. nginx runs as one process under valgrind.
-PROFILE_LOADS=${BENCH_PROFILE:-ceiling add get update count get-catalog}
+PROFILE_LOADS=${BENCH_PROFILE:-ceiling add get update count get-catalog get-catalog-cached}
 
 profile_path() {
     case $1 in
         ceiling) echo "get /ceiling" ;;
         count) echo "get /n/count" ;;
         *-catalog) echo "${1%-catalog} /c" ;;
+        *-catalog-cached) echo "${1%-catalog-cached} /cc" ;;
         *) echo "$1 /n" ;;
     esac
 }

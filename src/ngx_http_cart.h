@@ -29,6 +29,7 @@ typedef struct ngx_http_cart_jwt_s    ngx_http_cart_jwt_t;
 typedef struct ngx_http_cart_cookie_s  ngx_http_cart_cookie_t;
 typedef struct ngx_http_cart_kafka_s  ngx_http_cart_kafka_t;
 typedef struct ngx_http_cart_streams_s  ngx_http_cart_streams_t;
+typedef struct ngx_http_cart_cache_conf_s  ngx_http_cart_cache_conf_t;
 
 
 /* one Redis node as written in cart_redis, resolved at configuration time */
@@ -94,6 +95,11 @@ typedef struct {
     ngx_uint_t                     subrequests; /* at once, per request */
     ngx_msec_t                     lookup_timeout; /* a wave's deadline */
     ngx_flag_t                     admin;      /* cart_admin: promotions API */
+
+    /* cart_*_cache: the lookups' answers in shared memory, or NULL */
+    ngx_http_cart_cache_conf_t    *catalog_cache;
+    ngx_http_cart_cache_conf_t    *inventory_cache;
+    ngx_http_cart_cache_conf_t    *shipping_cache;
 } ngx_http_cart_loc_conf_t;
 
 

@@ -228,7 +228,11 @@ ngx_http_cart_checkout_snapshot(ngx_http_request_t *r,
         return;
     }
 
-    if (ngx_http_cart_pricing_fetch(r, st->snap, NGX_HTTP_CART_PRICE_FRESH,
+    /* exact: prices, stock and shipping as the upstreams say now */
+
+    if (ngx_http_cart_pricing_fetch(r, st->snap,
+                                    NGX_HTTP_CART_PRICE_FRESH
+                                    |NGX_HTTP_CART_PRICE_EXACT,
                                     ngx_http_cart_checkout_priced)
         != NGX_OK)
     {

@@ -151,27 +151,34 @@ ngx_http_cart_items_add(ngx_http_request_t *r)
 }
 
 
-/* the catalog document of the SKU to add; ngx_http_cart_add_priced() next */
+/* the catalog's answer for the SKU to add (maybe cached);
+ * ngx_http_cart_add_priced() next */
 
 static ngx_int_t
 ngx_http_cart_add_lookup(ngx_http_request_t *r)
 {
     ngx_http_cart_ctx_t       *ctx;
-    ngx_http_cart_fetch_t     *f;
-    ngx_http_cart_loc_conf_t  *lcf;
+    ngx_http_cart_line_t      *line;
+    ngx_http_cart_snapshot_t  *snap;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
-    f = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_fetch_t));
-    if (f == NULL) {
+    line = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_line_t));
+    if (line == NULL) {
         return NGX_ERROR;
     }
 
-    f->sku = ctx->path_sku;
+    line->sku = ctx->path_sku;
 
-    return ngx_http_cart_fetch(r, lcf->catalog, f, 1,
-                               ngx_http_cart_add_priced);
+    snap = ngx_http_cart_snapshot_lines(r, line, 1);
+    if (snap == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->data = snap;
+
+    return ngx_http_cart_pricing_fetch(r, snap, NGX_HTTP_CART_PRICE_CATALOG,
+                                       ngx_http_cart_add_priced);
 }
 
 
@@ -214,13 +221,15 @@ ngx_http_cart_add_priced(ngx_http_request_t *r)
 {
     ngx_int_t                 rc;
     ngx_http_cart_ctx_t      *ctx;
-    ngx_http_cart_fetch_t    *f;
-    ngx_http_cart_product_t   product;
+    ngx_http_cart_facts_t    *facts;
+    ngx_http_cart_product_t  *product;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-    f = &ctx->wave.fetches[0];
 
-    rc = ngx_http_cart_product(r, f, &product);
+    facts = ngx_http_cart_pricing_facts(r, ctx->data);
+
+    rc = facts ? facts[0].catalog : NGX_ERROR;
+    product = facts ? &facts[0].product : NULL;
 
     if (rc == NGX_DECLINED) {
         rc = ngx_http_cart_add_fail(r, 422, "unknown_sku",
@@ -233,11 +242,11 @@ ngx_http_cart_add_priced(ngx_http_request_t *r)
                                     "retry later");
 
     } else {
-        ctx->price = product.price;
+        ctx->price = product->price;
 
         /* the catalog knows who sells the SKU; the client's guess yields */
-        if (product.seller.len) {
-            ctx->seller = product.seller;
+        if (product->seller.len) {
+            ctx->seller = product->seller;
         }
 
         rc = ngx_http_cart_add_run(r);

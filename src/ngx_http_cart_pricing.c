@@ -1,15 +1,18 @@
 /*
  * Pricing glue: the wave of lookups a snapshot needs, and its prices from
  * the engine, with the documents decoded once and the clock read here.
+ * A lookup the location's cache answers (ngx_http_cart_cache.c) is no
+ * subrequest; checkout asks the upstreams whatever is cached.
  */
 
 #include "ngx_http_cart_pricing.h"
+#include "ngx_http_cart_cache.h"
 #include "ngx_http_cart_subrequest.h"
 
 
-static ngx_http_cart_fetch_t *ngx_http_cart_pricing_start(
-    ngx_http_request_t *r, ngx_http_cart_snapshot_t *snap,
-    ngx_http_complex_value_t *uri);
+static ngx_http_cart_lookup_t *ngx_http_cart_pricing_start(
+    ngx_http_request_t *r, ngx_http_cart_snapshot_t *snap, ngx_uint_t kind,
+    ngx_http_complex_value_t *uri, ngx_uint_t flags);
 
 
 ngx_int_t
@@ -21,16 +24,35 @@ ngx_http_cart_pricing_fetch(ngx_http_request_t *r,
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
+    if (snap->nlines
+        && (lcf->catalog || lcf->inventory || lcf->shipping))
+    {
+        /* the cache's answers land here as the wave starts */
+        snap->facts = ngx_pcalloc(r->pool, (snap->nlines + 1)
+                                           * sizeof(ngx_http_cart_facts_t));
+        if (snap->facts == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     if (snap->nlines && lcf->catalog) {
-        snap->catalog = ngx_http_cart_pricing_start(r, snap, lcf->catalog);
+        snap->catalog = ngx_http_cart_pricing_start(r, snap,
+                                                  NGX_HTTP_CART_CACHE_CATALOG,
+                                                  lcf->catalog, flags);
         if (snap->catalog == NULL) {
             return NGX_ERROR;
         }
     }
 
+    if (flags & NGX_HTTP_CART_PRICE_CATALOG) {
+        ngx_http_cart_fetch_wait(r, resume);
+        return NGX_OK;
+    }
+
     if (snap->nlines && lcf->inventory) {
         snap->inventory = ngx_http_cart_pricing_start(r, snap,
-                                                      lcf->inventory);
+                                                NGX_HTTP_CART_CACHE_INVENTORY,
+                                                lcf->inventory, flags);
         if (snap->inventory == NULL) {
             return NGX_ERROR;
         }
@@ -39,7 +61,9 @@ ngx_http_cart_pricing_fetch(ngx_http_request_t *r,
     if (snap->nlines && lcf->shipping && snap->country.len) {
         ngx_http_cart_fetch_address(r, &snap->country, &snap->postal_code);
 
-        snap->shipping = ngx_http_cart_pricing_start(r, snap, lcf->shipping);
+        snap->shipping = ngx_http_cart_pricing_start(r, snap,
+                                                 NGX_HTTP_CART_CACHE_SHIPPING,
+                                                 lcf->shipping, flags);
         if (snap->shipping == NULL) {
             return NGX_ERROR;
         }
@@ -56,27 +80,63 @@ ngx_http_cart_pricing_fetch(ngx_http_request_t *r,
 }
 
 
-static ngx_http_cart_fetch_t *
-ngx_http_cart_pricing_start(ngx_http_request_t *r,
-    ngx_http_cart_snapshot_t *snap, ngx_http_complex_value_t *uri)
-{
-    ngx_uint_t              i;
-    ngx_http_cart_fetch_t  *f;
+/*
+ * One upstream's lookups for every line: what the cache holds (unless
+ * the answers must be exact) is in snap->facts at once, the rest is
+ * asked, in one group (batched when the URI uses $cart_skus).
+ */
 
+static ngx_http_cart_lookup_t *
+ngx_http_cart_pricing_start(ngx_http_request_t *r,
+    ngx_http_cart_snapshot_t *snap, ngx_uint_t kind,
+    ngx_http_complex_value_t *uri, ngx_uint_t flags)
+{
+    ngx_int_t                rc;
+    ngx_uint_t               i, n;
+    ngx_http_cart_fetch_t   *f;
+    ngx_http_cart_lookup_t  *lk;
+
+    lk = ngx_pcalloc(r->pool, snap->nlines * sizeof(ngx_http_cart_lookup_t));
     f = ngx_pcalloc(r->pool, snap->nlines * sizeof(ngx_http_cart_fetch_t));
-    if (f == NULL) {
+
+    if (lk == NULL || f == NULL) {
         return NULL;
     }
+
+    n = 0;
 
     for (i = 0; i < snap->nlines; i++) {
-        f[i].sku = snap->lines[i].sku;
+
+        if (!(flags & NGX_HTTP_CART_PRICE_EXACT)) {
+            rc = ngx_http_cart_cache_get(r, kind, &snap->lines[i].sku,
+                                         &snap->country, &snap->postal_code,
+                                         &snap->facts[i], &lk[i].hold);
+            if (rc == NGX_OK) {
+                continue;
+            }
+        }
+
+        f[n].sku = snap->lines[i].sku;
+        lk[i].fetch = &f[n++];
     }
 
-    if (ngx_http_cart_fetch_start(r, uri, f, snap->nlines) != NGX_OK) {
+    if (n && ngx_http_cart_fetch_start(r, uri, f, n) != NGX_OK) {
         return NULL;
     }
 
-    return f;
+    return lk;
+}
+
+
+ngx_http_cart_facts_t *
+ngx_http_cart_pricing_facts(ngx_http_request_t *r,
+    ngx_http_cart_snapshot_t *snap)
+{
+    if (!snap->decoded && ngx_http_cart_snapshot_facts(r, snap) != NGX_OK) {
+        return NULL;
+    }
+
+    return snap->facts;
 }
 
 
@@ -87,11 +147,8 @@ ngx_http_cart_price(ngx_http_request_t *r, ngx_http_cart_snapshot_t *snap,
     ngx_http_cart_promos_t  *set;
     ngx_http_cart_basket_t   basket;
 
-    if (snap->facts == NULL) {
-        snap->facts = ngx_http_cart_snapshot_facts(r, snap);
-        if (snap->facts == NULL) {
-            return NULL;
-        }
+    if (ngx_http_cart_pricing_facts(r, snap) == NULL) {
+        return NULL;
     }
 
     set = snap->promos.set;

@@ -18,18 +18,29 @@
 #include "ngx_http_cart_view.h"
 
 
-/* what a wave looks up besides the catalog */
+/* how a wave looks up */
 #define NGX_HTTP_CART_PRICE_FRESH      1   /* promotions read from Redis */
+#define NGX_HTTP_CART_PRICE_EXACT      2   /* the upstreams, never the cache
+                                              (checkout); what they answer
+                                              refreshes the cache */
+#define NGX_HTTP_CART_PRICE_CATALOG    4   /* the catalog alone: no stock,
+                                              shipping or promotions (an
+                                              add, a shared cart) */
 
 
 /*
  * One parallel wave: catalog, inventory and (with an address) shipping
- * subrequests for every line, and the promotions, all at once. "resume"
- * runs when all are done (possibly before this returns).
+ * subrequests for every line, and the promotions, all at once; a lookup
+ * the location's cache answers is no subrequest. "resume" runs when all
+ * are done (possibly before this returns).
  */
 ngx_int_t ngx_http_cart_pricing_fetch(ngx_http_request_t *r,
     ngx_http_cart_snapshot_t *snap, ngx_uint_t flags,
     ngx_http_cart_resume_pt resume);
+
+/* the facts of every line once the wave is done (decoded once), or NULL */
+ngx_http_cart_facts_t *ngx_http_cart_pricing_facts(ngx_http_request_t *r,
+    ngx_http_cart_snapshot_t *snap);
 
 /* prices the snapshot with the coupon "coupon" (may be empty), now */
 ngx_http_cart_priced_t *ngx_http_cart_price(ngx_http_request_t *r,

@@ -17,6 +17,7 @@
 #include "ngx_http_cart_identity.h"
 #include "ngx_http_cart_items.h"
 #include "ngx_http_cart_merge.h"
+#include "ngx_http_cart_pricing.h"
 #include "ngx_http_cart_scripts.h"
 #include "ngx_http_cart_stored.h"
 #include "ngx_http_cart_subrequest.h"
@@ -34,6 +35,7 @@ typedef struct {
     time_t                     expires;
     ngx_http_cart_line_t      *lines;
     ngx_uint_t                 nlines;
+    ngx_http_cart_snapshot_t  *snap;       /* the lines' catalog answers */
     ngx_http_cart_resume_pt    next;
     ngx_http_cart_apply_answer_t    result;
     ngx_str_t                  answer;     /* POST /share's, to be kept */
@@ -530,11 +532,8 @@ ngx_http_cart_share_lines(ngx_http_request_t *r, void *data,
     ngx_http_cart_ctx_t       *ctx;
     ngx_http_cart_line_t      *line;
     ngx_http_cart_share_t     *s;
-    ngx_http_cart_fetch_t     *f;
-    ngx_http_cart_loc_conf_t  *lcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
     s = ctx->data;
 
     if (rc != NGX_OK || reply->type != REDIS_REPLY_ARRAY) {
@@ -575,23 +574,14 @@ ngx_http_cart_share_lines(ngx_http_request_t *r, void *data,
         }
     }
 
-    if (lcf->catalog == NULL || s->nlines == 0) {
-        s->next(r);
-        return;
-    }
+    /* the catalog's answers, maybe cached (none without a catalog) */
 
-    f = ngx_pcalloc(r->pool, s->nlines * sizeof(ngx_http_cart_fetch_t));
-    if (f == NULL) {
-        ngx_http_cart_share_fail(r, &ngx_http_cart_share_internal);
-        return;
-    }
+    s->snap = ngx_http_cart_snapshot_lines(r, s->lines, s->nlines);
 
-    for (i = 0; i < s->nlines; i++) {
-        f[i].sku = s->lines[i].sku;
-    }
-
-    if (ngx_http_cart_fetch(r, lcf->catalog, f, s->nlines, s->next)
-        != NGX_OK)
+    if (s->snap == NULL
+        || ngx_http_cart_pricing_fetch(r, s->snap,
+                                       NGX_HTTP_CART_PRICE_CATALOG, s->next)
+           != NGX_OK)
     {
         ngx_http_cart_share_fail(r, &ngx_http_cart_share_internal);
     }
@@ -614,7 +604,8 @@ ngx_http_cart_share_render(ngx_http_request_t *r)
     ngx_http_cart_ctx_t        *ctx;
     ngx_http_cart_line_t       *line;
     ngx_http_cart_share_t      *s;
-    ngx_http_cart_product_t     product;
+    ngx_http_cart_facts_t      *facts;
+    ngx_http_cart_product_t    *product;
     ngx_http_cart_json_gen_t   *json;
     ngx_http_cart_main_conf_t  *cmcf;
 
@@ -623,7 +614,9 @@ ngx_http_cart_share_render(ngx_http_request_t *r)
     s = ctx->data;
 
     json = ngx_http_cart_json_gen(r->pool);
-    if (json == NULL) {
+    facts = ngx_http_cart_pricing_facts(r, s->snap);
+
+    if (json == NULL || facts == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -640,11 +633,10 @@ ngx_http_cart_share_render(ngx_http_request_t *r)
     for (i = 0; i < s->nlines; i++) {
         line = &s->lines[i];
 
-        found = ctx->wave.fetches
-                ? ngx_http_cart_product(r, &ctx->wave.fetches[i], &product)
-                : NGX_DONE;
+        found = facts[i].catalog;
+        product = &facts[i].product;
 
-        price = found == NGX_OK ? product.price : line->price;
+        price = found == NGX_OK ? product->price : line->price;
 
         count += line->qty;
         if (price >= 0 && found != NGX_DECLINED) {
@@ -663,9 +655,9 @@ ngx_http_cart_share_render(ngx_http_request_t *r)
 
         if (found == NGX_OK) {
             ngx_http_cart_json_key(g, "name");
-            ngx_http_cart_json_str(g, &product.name);
+            ngx_http_cart_json_str(g, &product->name);
             ngx_http_cart_json_key(g, "image");
-            ngx_http_cart_json_str(g, &product.image);
+            ngx_http_cart_json_str(g, &product->image);
 
         } else if (found == NGX_DECLINED) {
             ngx_http_cart_json_key(g, "available");
@@ -699,15 +691,16 @@ ngx_http_cart_share_render(ngx_http_request_t *r)
 static void
 ngx_http_cart_share_priced(ngx_http_request_t *r)
 {
-    u_char                 *p;
-    int64_t                 price;
-    ngx_int_t               found;
-    ngx_str_t              *lines, *seller;
-    ngx_uint_t              i, n;
-    ngx_http_cart_ctx_t    *ctx;
-    ngx_http_cart_line_t   *line;
-    ngx_http_cart_share_t  *s;
-    ngx_http_cart_product_t product;
+    u_char                   *p;
+    int64_t                   price;
+    ngx_int_t                 found;
+    ngx_str_t                *lines, *seller;
+    ngx_uint_t                i, n;
+    ngx_http_cart_ctx_t      *ctx;
+    ngx_http_cart_line_t     *line;
+    ngx_http_cart_share_t    *s;
+    ngx_http_cart_facts_t    *facts;
+    ngx_http_cart_product_t  *product;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     s = ctx->data;
@@ -720,7 +713,9 @@ ngx_http_cart_share_priced(ngx_http_request_t *r)
     }
 
     lines = ngx_palloc(r->pool, (2 * s->nlines + 1) * sizeof(ngx_str_t));
-    if (lines == NULL) {
+    facts = ngx_http_cart_pricing_facts(r, s->snap);
+
+    if (lines == NULL || facts == NULL) {
         ngx_http_cart_share_fail(r, &ngx_http_cart_share_internal);
         return;
     }
@@ -731,11 +726,8 @@ ngx_http_cart_share_priced(ngx_http_request_t *r)
         line = &s->lines[i];
         price = line->price;
         seller = &line->seller;
-        ngx_memzero(&product, sizeof(ngx_http_cart_product_t));
-
-        found = ctx->wave.fetches
-                ? ngx_http_cart_product(r, &ctx->wave.fetches[i], &product)
-                : NGX_DONE;
+        product = &facts[i].product;
+        found = facts[i].catalog;
 
         if (found == NGX_ERROR) {
             ngx_http_cart_share_fail(r, &ngx_http_cart_share_catalog);
@@ -743,7 +735,7 @@ ngx_http_cart_share_priced(ngx_http_request_t *r)
         }
 
         p = ngx_pnalloc(r->pool, 3 * NGX_INT64_LEN + line->seller.len
-                                 + product.seller.len + 16);
+                                 + product->seller.len + 16);
         if (p == NULL) {
             ngx_http_cart_share_fail(r, &ngx_http_cart_share_internal);
             return;
@@ -761,9 +753,9 @@ ngx_http_cart_share_priced(ngx_http_request_t *r)
         }
 
         if (found == NGX_OK) {
-            price = product.price;
-            if (product.seller.len) {
-                seller = &product.seller;
+            price = product->price;
+            if (product->seller.len) {
+                seller = &product->seller;
             }
         }
 

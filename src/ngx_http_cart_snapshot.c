@@ -10,6 +10,8 @@
 #include "ngx_http_cart_subrequest.h"
 
 
+static ngx_int_t ngx_http_cart_product(ngx_http_request_t *r,
+    ngx_http_cart_fetch_t *f, ngx_http_cart_product_t *product);
 static ngx_int_t ngx_http_cart_stock(ngx_http_request_t *r,
     ngx_http_cart_fetch_t *f, int64_t *available);
 static ngx_int_t ngx_http_cart_quote(ngx_http_request_t *r,
@@ -197,42 +199,87 @@ ngx_http_cart_line_stamp(u_char *p, time_t t)
 
 /* upstream documents */
 
-ngx_http_cart_facts_t *
-ngx_http_cart_snapshot_facts(ngx_http_request_t *r,
-    ngx_http_cart_snapshot_t *snap)
+ngx_http_cart_snapshot_t *
+ngx_http_cart_snapshot_lines(ngx_http_request_t *r,
+    ngx_http_cart_line_t *lines, ngx_uint_t n)
 {
-    ngx_uint_t              i;
-    ngx_http_cart_facts_t  *facts, *f;
+    ngx_http_cart_snapshot_t  *snap;
 
-    facts = ngx_pcalloc(r->pool, (snap->nlines + 1)
-                                 * sizeof(ngx_http_cart_facts_t));
-    if (facts == NULL) {
+    snap = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_snapshot_t));
+    if (snap == NULL) {
         return NULL;
     }
 
-    for (i = 0; i < snap->nlines; i++) {
-        f = &facts[i];
+    snap->lines = lines;
+    snap->nlines = n;
+    snap->promos.rc = NGX_DONE;
 
-        f->catalog = snap->catalog
-                     ? ngx_http_cart_product(r, &snap->catalog[i],
-                                             &f->product)
-                     : NGX_DONE;
-
-        f->stock = snap->inventory
-                   ? ngx_http_cart_stock(r, &snap->inventory[i],
-                                         &f->available)
-                   : NGX_DONE;
-
-        f->ship = snap->shipping
-                  ? ngx_http_cart_quote(r, &snap->shipping[i], f)
-                  : NGX_DONE;
-    }
-
-    return facts;
+    return snap;
 }
 
 
 ngx_int_t
+ngx_http_cart_snapshot_facts(ngx_http_request_t *r,
+    ngx_http_cart_snapshot_t *snap)
+{
+    ngx_str_t               *sku;
+    ngx_uint_t               i;
+    ngx_http_cart_facts_t   *f;
+    ngx_http_cart_lookup_t  *lk;
+
+    if (snap->facts == NULL) {
+        snap->facts = ngx_pcalloc(r->pool, (snap->nlines + 1)
+                                           * sizeof(ngx_http_cart_facts_t));
+        if (snap->facts == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    /* a line the cache answered has its facts of that kind already */
+
+    for (i = 0; i < snap->nlines; i++) {
+        f = &snap->facts[i];
+        sku = &snap->lines[i].sku;
+
+        if (snap->catalog == NULL) {
+            f->catalog = NGX_DONE;
+
+        } else if (snap->catalog[i].fetch) {
+            lk = &snap->catalog[i];
+            f->catalog = ngx_http_cart_product(r, lk->fetch, &f->product);
+            ngx_http_cart_cache_put(r, NGX_HTTP_CART_CACHE_CATALOG, sku,
+                                    NULL, NULL, f, lk->hold);
+        }
+
+        if (snap->inventory == NULL) {
+            f->stock = NGX_DONE;
+
+        } else if (snap->inventory[i].fetch) {
+            lk = &snap->inventory[i];
+            f->stock = ngx_http_cart_stock(r, lk->fetch, &f->available);
+            ngx_http_cart_cache_put(r, NGX_HTTP_CART_CACHE_INVENTORY, sku,
+                                    NULL, NULL, f, lk->hold);
+        }
+
+        if (snap->shipping == NULL) {
+            f->ship = NGX_DONE;
+
+        } else if (snap->shipping[i].fetch) {
+            lk = &snap->shipping[i];
+            f->ship = ngx_http_cart_quote(r, lk->fetch, f);
+            ngx_http_cart_cache_put(r, NGX_HTTP_CART_CACHE_SHIPPING, sku,
+                                    &snap->country, &snap->postal_code, f,
+                                    lk->hold);
+        }
+    }
+
+    snap->decoded = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
 ngx_http_cart_product(ngx_http_request_t *r, ngx_http_cart_fetch_t *f,
     ngx_http_cart_product_t *product)
 {

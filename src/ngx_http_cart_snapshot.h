@@ -12,6 +12,15 @@
 #include "ngx_http_cart_redis.h"
 #include "ngx_http_cart_promo.h"
 #include "ngx_http_cart_engine.h"
+#include "ngx_http_cart_cache.h"
+
+
+/* one line's lookup of one upstream in a wave */
+typedef struct {
+    ngx_http_cart_fetch_t         *fetch;      /* NULL: the cache answered */
+    ngx_http_cart_cache_hold_t    *hold;       /* this request refreshes
+                                                  the cached answer */
+} ngx_http_cart_lookup_t;
 
 
 /* a cart as read, and what its wave of lookups brought */
@@ -23,12 +32,16 @@ typedef struct {
     ngx_str_t                      country;    /* "#a": "<country>|<postal>" */
     ngx_str_t                      postal_code;
 
-    ngx_http_cart_fetch_t         *catalog;    /* NULL: not asked */
-    ngx_http_cart_fetch_t         *inventory;
-    ngx_http_cart_fetch_t         *shipping;
+    /* one per line; NULL: not asked */
+    ngx_http_cart_lookup_t        *catalog;
+    ngx_http_cart_lookup_t        *inventory;
+    ngx_http_cart_lookup_t        *shipping;
     ngx_http_cart_promos_ref_t     promos;
 
-    ngx_http_cart_facts_t         *facts;      /* decoded once, or NULL */
+    /* one per line: the cache's answers when the wave starts, the
+     * upstreams' documents decoded once it is done */
+    ngx_http_cart_facts_t         *facts;
+    unsigned                       decoded:1;
 
     /* promotions checkout found exhausted: priced as if they were gone */
     ngx_http_cart_promo_t        **excluded;
@@ -44,11 +57,17 @@ typedef struct {
 ngx_http_cart_snapshot_t *ngx_http_cart_snapshot(ngx_http_request_t *r,
     redisReply *reply, size_t first);
 
+/* a snapshot of these lines alone (an add, a shared cart), or NULL */
+ngx_http_cart_snapshot_t *ngx_http_cart_snapshot_lines(ngx_http_request_t *r,
+    ngx_http_cart_line_t *lines, ngx_uint_t n);
+
 /*
- * The facts of every line from the documents of the snapshot's wave; a
- * document that cannot be used is logged. NULL when out of memory.
+ * The facts of every line from the documents of the snapshot's wave (a
+ * document that cannot be used is logged), or from the cache; what the
+ * upstreams answered goes into the location's caches. NGX_ERROR when out
+ * of memory.
  */
-ngx_http_cart_facts_t *ngx_http_cart_snapshot_facts(ngx_http_request_t *r,
+ngx_int_t ngx_http_cart_snapshot_facts(ngx_http_request_t *r,
     ngx_http_cart_snapshot_t *snap);
 
 /* "qty|price|seller|added_at" (saved lines reuse it: price, saved_at) */
@@ -67,14 +86,6 @@ time_t ngx_http_cart_line_time(u_char *p, size_t len);
 u_char *ngx_http_cart_line_stamp(u_char *p, time_t t);
 
 #define NGX_HTTP_CART_STAMP_LEN  13
-
-/*
- * The catalog document of one fetch: NGX_OK with the product,
- * NGX_DECLINED when the catalog does not know the SKU (404),
- * NGX_ERROR when the catalog failed or answered something unusable.
- */
-ngx_int_t ngx_http_cart_product(ngx_http_request_t *r,
-    ngx_http_cart_fetch_t *f, ngx_http_cart_product_t *product);
 
 
 #endif /* _NGX_HTTP_CART_SNAPSHOT_H_INCLUDED_ */

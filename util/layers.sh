@@ -13,7 +13,7 @@ layer() {
         items|merge|saved|share|coupons|checkout|admin|stream)
                                                   echo 5 ;;   # resources
         stored)                                   echo 4 ;;   # resource helpers
-        pricing|snapshot|engine|view|promo|events)
+        pricing|snapshot|cache|engine|view|promo|events)
                                                   echo 3 ;;   # pricing, events
         reply)                                    echo 2 ;;   # toolkit
         scripts)                                  echo 1 ;;   # scripts
