@@ -10,7 +10,8 @@ package CartDrill;
 #
 #   TEST_NGINX_PORT + 20         the cart nginx (master, 2 workers, daemon)
 #   TEST_NGINX_PORT + 21         the catalog: a stock nginx, one process
-#   TEST_NGINX_REDIS_PORT + 30   a Redis (util/redis.sh) in build/drills/<drill>/
+#   TEST_NGINX_REDIS_PORT + 30   a Redis, a child of the test, in
+#                                build/drills/<drill>/redis
 #
 # The load: each client owns its users, so the cart each must end with is
 # known whatever the interleaving. Per user, in turn: four SKUs that only
@@ -55,10 +56,12 @@ our $Port = ($ENV{TEST_NGINX_PORT} || 1984) + 20;
 our $CatalogPort = $Port + 1;
 our $RedisPort = ($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 30;
 our $NginxBin = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
-our $So = $ENV{TEST_NGINX_CART_SO} || "$Top/build/nginx/ngx_http_cart_module.so";
-our $Run = sprintf('%x%x', time, $$);      # in user ids and keys: unique per run
+our $So = $ENV{TEST_NGINX_CART_SO}
+         || "$Top/build/nginx/ngx_http_cart_module.so";
+our $Run = sprintf('%x%x', time, $$);   # in user ids and keys: one per run
 
 my $Parent = $$;
+our $Died;                                  # why the drill died, if it did
 my @Cleanup;                                # [name, sub], run last first
 
 sub now { Time::HiRes::time() }
@@ -77,6 +80,9 @@ sub plan_drill {
     }
     Test::More::plan('no_plan');
     File::Path::make_path("$Out/$name");
+    # a drill that dies (outside an eval) fails, rather than prove's
+    # "skipped" for a file that ran no test
+    $SIG{__DIE__} = sub { $Died //= $_[0] if defined $^S && !$^S };
 }
 
 sub at_end {
@@ -95,6 +101,10 @@ sub cleanup_now {
 END {
     if ($$ == $Parent) {
         my $rc = $?;
+        if ($Died) {
+            chomp $Died;
+            Test::More::fail("the drill ran to its end: $Died");
+        }
         for my $c (reverse @Cleanup) {
             eval { $c->[1]->(); 1 } or Test::More::diag("cleanup $c->[0]: $@");
         }
@@ -263,6 +273,8 @@ sub catalog_start {
     my $dir = "$Out/$o{name}/catalog";
     File::Path::remove_tree($dir);
     File::Path::make_path("$dir/conf", "$dir/logs", "$dir/tmp");
+    my $doc = '{"sku_id":"$sku","price":1.25,"name":"Drill item",'
+            . '"seller_id":"seller-d"}';
     spew("$dir/conf/nginx.conf", <<"_EOC_");
 daemon off;
 master_process off;
@@ -280,7 +292,7 @@ http {
         listen 127.0.0.1:$CatalogPort;
         location ~ ^/sku/(?<sku>[A-Za-z0-9._:-]+)\$ {
             default_type application/json;
-            return 200 '{"sku_id":"\$sku","price":1.25,"name":"Drill item","seller_id":"seller-d"}';
+            return 200 '$doc';
         }
     }
 }
@@ -442,6 +454,14 @@ sub error_log {
     return slurp("$n->{dir}/logs/error.log");
 }
 
+# nginx's own notices of starts, stops, reloads and upgrades
+my $Routine = join '|', map { quotemeta } 'start worker process',
+    'using the "epoll"', 'nginx/', 'built by', 'OS: ', 'getrlimit',
+    'gracefully shutting', 'exiting', 'start cache', 'reconfiguring',
+    'using inherited', 'changing binary', 'start new binary',
+    'signal process started', 'reopening logs';
+$Routine = qr/$Routine|\bsignal \d+ \(|\bexit$|worker process \d+ exited/;
+
 # Distinct messages of an error log with numbers, addresses and ids
 # masked: what an operator would grep for. Returns "count  message" lines.
 sub log_digest {
@@ -450,7 +470,7 @@ sub log_digest {
     for my $line (split /\n/, $text) {
         next unless $line =~ /\[(emerg|alert|crit|error|warn|notice|info)\]/;
         my $level = $1;
-        next if $line =~ /\b(start worker process|signal \d+ \(|using the "epoll"|nginx\/|built by|OS: |getrlimit|gracefully shutting|exiting|exit$|worker process \d+ exited|start cache|reconfiguring|using inherited|changing binary|start new binary|signal process started|reopening logs)/;
+        next if $line =~ $Routine;
         my ($msg) = $line =~ /\[\w+\] \d+#\d+: (?:\*\d+ )?(.*)$/;
         next unless defined $msg;
         $msg =~ s/, client: .*//;
@@ -674,7 +694,10 @@ sub load {
         }
         $kids{$pid} = $i;
     }
-    at_end('clients', sub { kill 'KILL', keys %kids; waitpid $_, 0 for keys %kids });
+    at_end('clients', sub {
+        kill 'KILL', keys %kids;
+        waitpid $_, 0 for keys %kids;
+    });
     my $f = CartDrill::Faults->new($o{stop});
     my $t_start = now();
     my $ok = eval {
@@ -752,7 +775,8 @@ sub read_logs {
         unless $r{ended} == $o->{clients};
     spew("$dir/ledger.txt",
          "# L answered-at user sku kind value version quantity replayed\n"
-         . join('', sort { (split / /, $a)[1] <=> (split / /, $b)[1] } @ledger));
+         . join('', sort { (split / /, $a)[1] <=> (split / /, $b)[1] }
+                         @ledger));
     recovery(\%r);
     return \%r;
 }
@@ -784,8 +808,10 @@ sub recovery {
         my $t = defined $first ? $first - $end : 9e9;
         $rec = $t if $t > $rec;
         for my $c (keys %client_failed) {
-            # a client that left with the fault (the spike's) has no after
-            next unless grep { $_->[5] == $c && $_->[0] >= $end } @sorted;
+            # a client that sent no request of a failed kind after the
+            # fault (one that left with it, the spike's) is not measured
+            next unless grep { $_->[5] == $c && $_->[0] >= $end
+                               && $client_failed{$c}{ $_->[4] } } @sorted;
             my $ct = defined $client_first{$c} ? $client_first{$c} - $end : 9e9;
             $all = $ct if $ct > $all;
         }
@@ -833,7 +859,7 @@ sub verify {
                 pop @stack;
                 $v{lost}++;
             }
-            $v{extra} += $ver - $stack[-1] - 1 if @stack && $ver > $stack[-1] + 1;
+            $v{extra} += $ver - $stack[-1] - 1 if $ver > $stack[-1] + 1;
             push @stack, $ver;
         }
         next if $r->{tainted}{$u};
@@ -883,7 +909,7 @@ sub report {
     my $row = join(' | ', '', $r->{name}, $r->{requests}, statuses($r),
                    $r->{acked}, $r->{lost}, $rec,
                    sprintf('%.2f s', $r->{max_latency}),
-                   $extra{note} // '', '');
+                   $extra{note} // '', stamp(), '');
     $row =~ s/^ //;
     $row =~ s/ $//;
     write_row($r->{name}, $row);
@@ -893,8 +919,11 @@ sub report {
 # A drill that did not run gets a row saying why.
 sub report_skip {
     my ($name, $why) = @_;
-    write_row($name, "| $name | – | – | – | – | – | – | not run: $why |");
+    write_row($name, "| $name | – | – | – | – | – | – "
+                     . "| not run: $why | " . stamp() . ' |');
 }
+
+sub stamp { POSIX::strftime('%Y-%m-%d %H:%M', localtime) }
 
 # Rows live in build/drills/rows/<drill>; build/drills.md is rebuilt from
 # all of them, so it shows the latest measure of every drill.
@@ -902,7 +931,6 @@ sub write_row {
     my ($name, $row) = @_;
     my $dir = "$Out/rows";
     File::Path::make_path($dir);
-    my @t = localtime;
     spew("$dir/$name", $row . "\n");
     open my $lock, '>', "$Out/.lock" or die $!;
     flock $lock, LOCK_EX;
@@ -914,8 +942,9 @@ sub write_row {
         . "answer to a kind of request that failed during it (all clients: "
         . "the slowest client's).\n\n"
         . "| drill | requests | answers by status | acknowledged writes "
-        . "| acknowledged writes lost | recovery | slowest answer | notes |\n"
-        . "|---|---|---|---|---|---|---|---|\n";
+        . "| acknowledged writes lost | recovery | slowest answer | notes "
+        . "| measured |\n"
+        . "|---|---|---|---|---|---|---|---|---|\n";
     for my $f (sort glob("$dir/*")) {
         $md .= slurp($f);
     }
