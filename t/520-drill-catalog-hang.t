@@ -43,7 +43,8 @@ for my $a (@{ $r->{answers} }) {
 my $note = sprintf('catalog hung 4 s, cart_lookup_timeout 1s; during it: '
     . 'adds %s, sets/deletes %s, views %s (%d with price_verified false)',
     join('/', map { "$_:" . ($during{"add $_"} // 0) } 200, 503),
-    join('/', map { "$_:" . (($during{"set $_"} // 0) + ($during{"del $_"} // 0)) } 200, 503),
+    join('/', map { "$_:" . (($during{"set $_"} // 0)
+                             + ($during{"del $_"} // 0)) } 200, 503),
     join('/', map { "$_:" . ($during{"view $_"} // 0) } 200, 503),
     $r->{views_unverified});
 CartDrill::report($r, note => $note);

@@ -26,7 +26,8 @@ my $nginx = CartDrill::nginx_start(name => $name, http =>
 
 # the producers connect before the outage
 my $warm = "dr-$name-$CartDrill::Run-warm";
-CartDrill::http('POST', '/nocatalog/items', $warm, '{"sku_id":"W","quantity":1}');
+CartDrill::http('POST', '/nocatalog/items', $warm,
+                '{"sku_id":"W","quantity":1}');
 CartKafka::wait_events("user-$warm", 1);
 
 my $r = CartDrill::load(
@@ -45,7 +46,8 @@ CartDrill::verify($r);
 # every acknowledged version of every cart: one event, once
 my ($want, $lost, $dup) = (0, 0, 0);
 my %versions;
-for my $line (split /\n/, CartDrill::slurp("$CartDrill::Out/$name/ledger.txt")) {
+my $ledger = CartDrill::slurp("$CartDrill::Out/$name/ledger.txt");
+for my $line (split /\n/, $ledger) {
     my (undef, undef, $u, undef, undef, undef, $v) = split / /, $line;
     next unless defined $v && $v =~ /^\d+$/;
     $versions{$u}{$v} = 1;

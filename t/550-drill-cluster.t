@@ -20,7 +20,9 @@ use Test::More;
 
 my $P = $ENV{TEST_NGINX_REDIS_CLUSTER_PORT} // '';
 my $Dir = $ENV{TEST_NGINX_REDIS_CLUSTER_DIR} // '';
-my $up = $P && eval { CartDrill::cli($P, 'CLUSTER', 'INFO') =~ /cluster_state:ok/ };
+my $up = $P && eval {
+    CartDrill::cli($P, 'CLUSTER', 'INFO') =~ /cluster_state:ok/;
+};
 if (!$up) {
     CartDrill::report_skip($_, 'no Redis Cluster (run through util/test.sh)')
         for 'cluster-slot-migration', 'cluster-failover';
@@ -50,7 +52,7 @@ sub users_in {
     return \@users;
 }
 
-# --- slot migration ----------------------------------------------------------
+# --- slot migration --------------------------------------------------------
 
 {
     my $name = 'cluster-slot-migration';
@@ -93,7 +95,7 @@ sub users_in {
     is($on_new, 4, "$name: the carts are on the new master");
 }
 
-# --- replica failover ----------------------------------------------------------
+# --- replica failover ------------------------------------------------------
 
 SKIP: {
     my $name = 'cluster-failover';
