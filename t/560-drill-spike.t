@@ -1,5 +1,5 @@
 # Drill: a traffic spike, 10x: 2 clients write at 40 writes/s each, then
-# 18 more join for 3 s. The cart locations shed what is over 300 requests/s
+# 18 more join for 3 s. The cart locations shed what is over 200 requests/s
 # with limit_req (429 too_many_requests, Retry-After: 1); the clients retry
 # after Retry-After with the same Idempotency-Key. No acknowledged write is
 # lost; latency before and during the spike is printed. See
@@ -17,8 +17,8 @@ CartDrill::plan_drill($name);
 CartDrill::redis_start(name => $name);
 CartDrill::catalog_start(name => $name);
 my $nginx = CartDrill::nginx_start(name => $name, http => <<'_EOC_');
-limit_req_zone $server_port zone=drill_carts:1m rate=300r/s;
-    limit_req zone=drill_carts burst=50 nodelay;
+limit_req_zone $server_port zone=drill_carts:1m rate=200r/s;
+    limit_req zone=drill_carts burst=20 nodelay;
     limit_req_status 429;
 _EOC_
 
@@ -42,7 +42,7 @@ my $r = CartDrill::load(
 CartDrill::verify($r);
 my ($fs, $fe) = @{ $r->{faults}[0] }[1, 2];
 my $note = sprintf('2 -> 20 clients at 40 writes/s each for 3 s, limit_req '
-    . '300 r/s burst 50; latency p50/p99 %.0f/%.0f ms before, %.0f/%.0f ms '
+    . '200 r/s burst 20; latency p50/p99 %.1f/%.1f ms before, %.1f/%.1f ms '
     . 'during',
     1000 * CartDrill::latency($r, 50, undef, $fs),
     1000 * CartDrill::latency($r, 99, undef, $fs),
