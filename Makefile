@@ -65,7 +65,7 @@ daemon:
 
 # --- Developer commands (scripts in util/; see their headers) --------------
 # TESTS=t/010-items.t limits `make test*` to some files (default: all of t/).
-.PHONY: deps test test-valgrind test-hup run stop bench
+.PHONY: deps test test-valgrind test-hup drills run stop bench
 
 deps:
 	util/deps.sh
@@ -78,6 +78,11 @@ test-valgrind:
 
 test-hup:
 	HUP=1 util/test.sh $(TESTS)
+
+# the fault drills alone (t/5xx-drill-*.t, also part of `make test`);
+# the table of their results: build/drills.md
+drills:
+	util/test.sh $(sort $(wildcard t/5??-drill-*.t))
 
 run:
 	util/run.sh start
