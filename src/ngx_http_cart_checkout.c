@@ -1092,6 +1092,7 @@ ngx_http_cart_checkout_done(ngx_http_request_t *r, void *data,
     event.quantity = priced->item_count;
     event.price = priced->amount - priced->discount + priced->shipping;
     event.version = version;
+    event.checkout_id = st->id;
 
     ngx_http_cart_event(r, &event);
 
