@@ -118,8 +118,8 @@ sub serve {
             write_all($d->[1], $d->[2]->());
             drop($sel, \%conn, $d->[1]) if $d->[3];
         }
-        my $wait = @later ? (sort { $a <=> $b } map { $_->[0] } @later)[0] - $now
-                          : 1;
+        my ($next) = sort { $a <=> $b } map { $_->[0] } @later;
+        my $wait = defined $next ? $next - $now : 1;
         $wait = 0 if $wait < 0;
 
         for my $fh ($sel->can_read($wait)) {
@@ -197,7 +197,8 @@ sub response {
                 404 => 'Not Found', 409 => 'Conflict',
                 500 => 'Internal Server Error');
     my $body = ref $doc ? JSON::PP->new->canonical->encode($doc) : $doc // '';
-    return "HTTP/1.1 $status $text{$status}\r\nContent-Type: application/json\r\n"
+    return "HTTP/1.1 $status $text{$status}\r\n"
+         . "Content-Type: application/json\r\n"
          . "Content-Length: " . length($body) . "\r\n\r\n$body";
 }
 
@@ -228,7 +229,8 @@ sub handle {
     if ($m eq 'GET' && $uri =~ m{^/inventory/([^/?]+)}) {
         my $sku = $1;
         return (0, response(404, '')) unless exists $stock{$sku};
-        return (0, response(200, { sku_id => $sku, available => $stock{$sku} }));
+        return (0, response(200, { sku_id => $sku,
+                                   available => $stock{$sku} }));
     }
 
     my ($id) = $uri =~ m{^/holds/([^/?]+)$} or return (0, response(404, ''));
@@ -238,7 +240,8 @@ sub handle {
     my $sku = $in->{sku_id} // '';
 
     if ($m eq 'DELETE') {
-        return (0, response(500, '')) if ($mode{$sku} // '') eq 'refuse_release';
+        return (0, response(500, ''))
+            if ($mode{$sku} // '') eq 'refuse_release';
         my $hold = delete $holds{$id} or return (0, response(404, ''));
         $stock{$hold->[0]} += $hold->[1];
         return (0, response(200, { hold_id => $id, released => $hold->[1] }));
