@@ -32,6 +32,8 @@ static char *ngx_http_cart_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cart_currency(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_cart_reserve(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_cart_kafka_property(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cart_status(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -279,6 +281,13 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       offsetof(ngx_http_cart_loc_conf_t, inventory),
       NULL },
 
+    { ngx_string("cart_inventory_reserve"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cart_reserve,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, reserve),
+      NULL },
+
     { ngx_string("cart_shipping"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
@@ -510,6 +519,7 @@ ngx_http_cart_create_loc_conf(ngx_conf_t *cf)
     lcf->jwt = NGX_CONF_UNSET_PTR;
     lcf->guest_cookie = NGX_CONF_UNSET_PTR;
     lcf->inventory = NGX_CONF_UNSET_PTR;
+    lcf->reserve = NGX_CONF_UNSET_PTR;
     lcf->shipping = NGX_CONF_UNSET_PTR;
     lcf->share_url = NGX_CONF_UNSET_PTR;
     lcf->subrequests = NGX_CONF_UNSET_UINT;
@@ -535,6 +545,7 @@ ngx_http_cart_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->jwt, prev->jwt, NULL);
     ngx_conf_merge_ptr_value(conf->guest_cookie, prev->guest_cookie, NULL);
     ngx_conf_merge_ptr_value(conf->inventory, prev->inventory, NULL);
+    ngx_conf_merge_ptr_value(conf->reserve, prev->reserve, NULL);
     ngx_conf_merge_ptr_value(conf->shipping, prev->shipping, NULL);
     ngx_conf_merge_ptr_value(conf->share_url, prev->share_url, NULL);
     ngx_conf_merge_uint_value(conf->subrequests, prev->subrequests, 32);
@@ -613,6 +624,29 @@ ngx_http_cart_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cmcf->used = 1;
 
     return NGX_CONF_OK;
+}
+
+
+/* cart_inventory_reserve uri: one hold per line, never a batch */
+
+static char *
+ngx_http_cart_reserve(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (ngx_strstr(value[1].data, "$cart_skus") != NULL
+        || ngx_strstr(value[1].data, "${cart_skus}") != NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cart_inventory_reserve holds one line per "
+                           "subrequest: use $cart_sku or $cart_hold_id, "
+                           "not $cart_skus");
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_set_complex_value_slot(cf, cmd, conf);
 }
 
 

@@ -131,8 +131,20 @@ cartd_announce(cartd_abandon_t *ps, cartd_cart_t *cart, time_t activity,
 
     gen_key(g, "cart_id");
     gen_str(g, cart_id);
+    /* as the module's events: the user's own id (null for a guest), the
+     * owner as the cart key names it, and its kind */
     gen_key(g, "user_id");
+
+    if (strncmp(cart->owner, "user-", 5) == 0) {
+        gen_str(g, cart->owner + 5);
+    } else {
+        yajl_gen_null(g);
+    }
+
+    gen_key(g, "owner");
     gen_str(g, cart->owner);
+    gen_key(g, "owner_kind");
+    gen_str(g, strncmp(cart->owner, "user-", 5) == 0 ? "user" : "guest");
     gen_key(g, "version");
     yajl_gen_integer(g, cart->version);
     gen_key(g, "cart_items");

@@ -330,6 +330,41 @@ cartd_valid_id(const char *s, size_t max)
 }
 
 
+/* "user-<id>" or "guest-<session>": the cart key's owner */
+
+static int
+cartd_valid_owner(const char *s)
+{
+    return (strncmp(s, "user-", 5) == 0 || strncmp(s, "guest-", 6) == 0)
+           && cartd_valid_id(s, CARTD_MAX_OWNER);
+}
+
+
+/*
+ * The owner of an event: "owner". Events written before it existed carry
+ * the owner in "user_id" (now the user's own id, or null for a guest):
+ * such an event still in the topic is read by that, when it has the
+ * owner's form.
+ */
+
+static yajl_val
+cartd_event_owner(yajl_val doc)
+{
+    yajl_val  v;
+
+    static const char  *path_owner[] = { "owner", NULL };
+    static const char  *path_user[] = { "user_id", NULL };
+
+    v = yajl_tree_get(doc, path_owner, yajl_t_string);
+
+    if (v == NULL && yajl_tree_get(doc, path_owner, yajl_t_any) == NULL) {
+        v = yajl_tree_get(doc, path_user, yajl_t_string);
+    }
+
+    return v && cartd_valid_owner(v->u.string) ? v : NULL;
+}
+
+
 /* one event inside the batch's transaction */
 
 static int
@@ -342,7 +377,6 @@ cartd_apply(cartd_loop_t *lp, const rd_kafka_message_t *m, char *why,
 
     static const char  *path_id[] = { "event_id", NULL };
     static const char  *path_type[] = { "type", NULL };
-    static const char  *path_owner[] = { "user_id", NULL };
     static const char  *path_version[] = { "version", NULL };
     static const char  *path_ts[] = { "ts", NULL };
 
@@ -369,18 +403,17 @@ cartd_apply(cartd_loop_t *lp, const rd_kafka_message_t *m, char *why,
 
     id = yajl_tree_get(doc, path_id, yajl_t_string);
     type = yajl_tree_get(doc, path_type, yajl_t_string);
-    owner = yajl_tree_get(doc, path_owner, yajl_t_string);
+    owner = cartd_event_owner(doc);
     version = yajl_tree_get(doc, path_version, yajl_t_number);
     ts = yajl_tree_get(doc, path_ts, yajl_t_string);
 
     if (id == NULL || !cartd_valid_id(id->u.string, 128)
         || type == NULL || !cartd_valid_id(type->u.string, 64)
         || owner == NULL
-        || !cartd_valid_id(owner->u.string, CARTD_MAX_OWNER)
         || version == NULL || !YAJL_IS_INTEGER(version)
         || ts == NULL)
     {
-        snprintf(why, size, "not a cart event: event_id, type, user_id, "
+        snprintf(why, size, "not a cart event: event_id, type, owner, "
                  "version or ts missing or invalid");
         yajl_tree_free(doc);
         return CARTD_POISON;

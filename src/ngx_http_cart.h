@@ -90,6 +90,7 @@ typedef struct {
     ngx_http_cart_jwt_t           *jwt;         /* cart_jwt_key */
     ngx_http_cart_cookie_t        *guest_cookie;
     ngx_http_complex_value_t      *inventory;
+    ngx_http_complex_value_t      *reserve;     /* cart_inventory_reserve */
     ngx_http_complex_value_t      *shipping;
     ngx_http_complex_value_t      *share_url;  /* the link's base */
     ngx_uint_t                     subrequests; /* at once, per request */

@@ -8,13 +8,25 @@
  *     sold or not in stock (409 out_of_stock), lines not shipped to the
  *     address (409 not_shippable), prices that rose unless accepted (409
  *     price_increased), the coupon (422).
- *  4. redeem.lua on each limited promotion's own slot, all at once,
+ *  4. with cart_inventory_reserve, a hold per line at the inventory
+ *     service, all at once: POST {"sku_id","quantity","hold_id"}, the hold
+ *     id derived from the checkout id, so a retry asks for the same holds.
+ *     A 409 is 409 out_of_stock naming the lines refused, anything else
+ *     503 inventory_unavailable.
+ *  5. redeem.lua on each limited promotion's own slot, all at once,
  *     counted once per checkout id (derived from the Idempotency-Key, so a
  *     retry never counts twice). An exhausted automatic promotion is
  *     dropped and the cart priced again; an exhausted coupon is 422.
- *  5. checkout.lua: the cart must still be at the version priced (else
+ *  6. checkout.lua: the cart must still be at the version priced (else
  *     409 cart_changed); its lines and coupon go, the summary is stored
- *     for replays. Any failure after 4 gives the redemptions back.
+ *     for replays. Any failure after 5 gives the redemptions back.
+ *
+ * A checkout that fails once it asked for holds releases them (a DELETE
+ * per line with the same hold id, waited for, best effort) before it
+ * answers and gives the Idempotency-Key back; a successful one leaves
+ * them to the order. When the order's write has an unknown outcome (Redis
+ * timed out or broke), the holds stay, as the redemptions do: the order
+ * may exist, and a retry with the key asks for the same holds again.
  */
 
 #include "ngx_http_cart_checkout.h"
@@ -43,6 +55,15 @@ typedef struct {
     ngx_str_t                      id;
     ngx_http_cart_redemption_t    *redemptions;
     ngx_uint_t                     nredemptions;
+
+    /* cart_inventory_reserve: one hold per priced line, in their order */
+    ngx_http_cart_fetch_t         *holds;
+    int64_t                       *short_of;  /* a refusal's "available",
+                                                 -1 when it did not say */
+    ngx_uint_t                     nholds;
+    ngx_http_cart_fetch_t         *releases;
+    ngx_uint_t                     held;      /* holds may exist */
+    const ngx_http_cart_answer_t  *failure;   /* answered once released */
 } ngx_http_cart_checkout_t;
 
 
@@ -83,6 +104,11 @@ static const ngx_http_cart_answer_t  ngx_http_cart_checkout_price =
     { NGX_HTTP_CONFLICT, "price_increased",
       "prices went up since the items were added; check out with "
       "accept_price_increase to pay them" };
+/* the inventory service refused holds: today's stock refusal, its lines
+ * from the holds' answers */
+static const ngx_http_cart_answer_t  ngx_http_cart_checkout_not_held =
+    { NGX_HTTP_CONFLICT, "out_of_stock",
+      "some items are not available in the quantity asked for" };
 
 
 static ngx_int_t ngx_http_cart_checkout_id(ngx_http_request_t *r,
@@ -94,8 +120,16 @@ static const ngx_http_cart_answer_t *ngx_http_cart_checkout_check(
     ngx_http_request_t *r, ngx_http_cart_checkout_t *st);
 static ngx_int_t ngx_http_cart_checkout_refuse(ngx_http_request_t *r,
     const ngx_http_cart_answer_t *answer);
-static ngx_uint_t ngx_http_cart_checkout_blocks(
-    const ngx_http_cart_answer_t *answer, ngx_http_cart_priced_line_t *pl);
+static ngx_uint_t ngx_http_cart_checkout_blocks(ngx_http_cart_checkout_t *st,
+    const ngx_http_cart_answer_t *answer, ngx_uint_t i);
+static ngx_int_t ngx_http_cart_checkout_hold(ngx_http_request_t *r,
+    ngx_http_cart_checkout_t *st);
+static void ngx_http_cart_checkout_held(ngx_http_request_t *r);
+static int64_t ngx_http_cart_checkout_available(ngx_http_request_t *r,
+    ngx_http_cart_fetch_t *h);
+static ngx_int_t ngx_http_cart_checkout_fail(ngx_http_request_t *r,
+    ngx_http_cart_checkout_t *st, const ngx_http_cart_answer_t *answer);
+static void ngx_http_cart_checkout_released(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cart_checkout_redeem(ngx_http_request_t *r,
     ngx_http_cart_checkout_t *st);
 static void ngx_http_cart_checkout_counted(ngx_http_request_t *r, void *data,
@@ -248,7 +282,8 @@ ngx_http_cart_checkout_priced(ngx_http_request_t *r)
     ngx_int_t                      rc;
     const ngx_http_cart_answer_t  *answer;
     ngx_http_cart_ctx_t           *ctx;
-    ngx_http_cart_checkout_t  *st;
+    ngx_http_cart_checkout_t      *st;
+    ngx_http_cart_loc_conf_t      *lcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     st = ctx->data;
@@ -261,10 +296,13 @@ ngx_http_cart_checkout_priced(ngx_http_request_t *r)
         return;
     }
 
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
     answer = ngx_http_cart_checkout_check(r, st);
 
     rc = answer ? ngx_http_cart_checkout_refuse(r, answer)
-                : ngx_http_cart_checkout_redeem(r, st);
+         : lcf->reserve ? ngx_http_cart_checkout_hold(r, st)
+         : ngx_http_cart_checkout_redeem(r, st);
 
     if (rc != NGX_DONE) {
         ngx_http_finalize_request(r, rc);
@@ -312,12 +350,12 @@ ngx_http_cart_checkout_check(ngx_http_request_t *r,
             return &ngx_http_cart_checkout_shipping;
         }
 
-        stock += ngx_http_cart_checkout_blocks(&ngx_http_cart_checkout_stock,
-                                               pl);
-        ship += ngx_http_cart_checkout_blocks(
-                                   &ngx_http_cart_checkout_unshippable, pl);
-        price += ngx_http_cart_checkout_blocks(&ngx_http_cart_checkout_price,
-                                               pl);
+        stock += ngx_http_cart_checkout_blocks(st,
+                                         &ngx_http_cart_checkout_stock, i);
+        ship += ngx_http_cart_checkout_blocks(st,
+                                   &ngx_http_cart_checkout_unshippable, i);
+        price += ngx_http_cart_checkout_blocks(st,
+                                         &ngx_http_cart_checkout_price, i);
     }
 
     if (stock) {
@@ -343,12 +381,20 @@ ngx_http_cart_checkout_check(ngx_http_request_t *r,
 }
 
 
-/* whether line pl is one of those the refusal "answer" names */
+/* whether priced line i is one of those the refusal "answer" names */
 
 static ngx_uint_t
-ngx_http_cart_checkout_blocks(const ngx_http_cart_answer_t *answer,
-    ngx_http_cart_priced_line_t *pl)
+ngx_http_cart_checkout_blocks(ngx_http_cart_checkout_t *st,
+    const ngx_http_cart_answer_t *answer, ngx_uint_t i)
 {
+    ngx_http_cart_priced_line_t  *pl;
+
+    pl = &st->priced->lines[i];
+
+    if (answer == &ngx_http_cart_checkout_not_held) {
+        return i < st->nholds && st->holds[i].status == NGX_HTTP_CONFLICT;
+    }
+
     if (answer == &ngx_http_cart_checkout_stock) {
         return pl->catalog == NGX_DECLINED
                || (pl->stock == NGX_OK && pl->available < pl->line->qty);
@@ -376,6 +422,7 @@ static ngx_int_t
 ngx_http_cart_checkout_refuse(ngx_http_request_t *r,
     const ngx_http_cart_answer_t *answer)
 {
+    int64_t                       available;
     yajl_gen                      g;
     ngx_uint_t                    i;
     const char                   *reason;
@@ -385,7 +432,11 @@ ngx_http_cart_checkout_refuse(ngx_http_request_t *r,
     ngx_http_cart_json_gen_t     *json;
     ngx_http_cart_priced_line_t  *pl;
 
-    if (answer->status != NGX_HTTP_CONFLICT) {
+    if (answer != &ngx_http_cart_checkout_stock
+        && answer != &ngx_http_cart_checkout_not_held
+        && answer != &ngx_http_cart_checkout_unshippable
+        && answer != &ngx_http_cart_checkout_price)
+    {
         return ngx_http_cart_stored_fail(r, answer);
     }
 
@@ -418,7 +469,7 @@ ngx_http_cart_checkout_refuse(ngx_http_request_t *r,
     for (i = 0; i < priced->nlines; i++) {
         pl = &priced->lines[i];
 
-        if (!ngx_http_cart_checkout_blocks(answer, pl)) {
+        if (!ngx_http_cart_checkout_blocks(st, answer, i)) {
             continue;
         }
 
@@ -441,6 +492,21 @@ ngx_http_cart_checkout_refuse(ngx_http_request_t *r,
                 ngx_http_cart_json_int(g, pl->available);
             }
 
+        } else if (answer == &ngx_http_cart_checkout_not_held) {
+            available = st->short_of[i];
+            reason = available == 0 ? "out_of_stock" : "insufficient_stock";
+
+            ngx_http_cart_json_key(g, "reason");
+            yajl_gen_string(g, (const unsigned char *) reason,
+                            ngx_strlen(reason));
+            ngx_http_cart_json_key(g, "quantity");
+            ngx_http_cart_json_int(g, pl->line->qty);
+
+            if (available >= 0) {
+                ngx_http_cart_json_key(g, "available");
+                ngx_http_cart_json_int(g, available);
+            }
+
         } else if (answer == &ngx_http_cart_checkout_price) {
             ngx_http_cart_json_key(g, "price_at_add");
             ngx_http_cart_json_amount(g, pl->line->price);
@@ -459,7 +525,254 @@ ngx_http_cart_checkout_refuse(ngx_http_request_t *r,
 }
 
 
-/* step 4: every applied promotion with a limit, on its own slot, at once */
+/*
+ * step 4: a hold per line, all at once. The hold id is the checkout id
+ * and the SKU: every retry of one checkout (one Idempotency-Key) asks for
+ * the same holds, which the inventory service keeps idempotently.
+ */
+
+static ngx_int_t
+ngx_http_cart_checkout_hold(ngx_http_request_t *r,
+    ngx_http_cart_checkout_t *st)
+{
+    u_char                       *p;
+    size_t                        esc;
+    ngx_uint_t                    i;
+    ngx_http_cart_fetch_t        *h;
+    ngx_http_cart_loc_conf_t     *lcf;
+    ngx_http_cart_priced_line_t  *pl;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
+    st->nholds = st->priced->nlines;
+    st->holds = ngx_pcalloc(r->pool,
+                            st->nholds * sizeof(ngx_http_cart_fetch_t));
+    st->short_of = ngx_palloc(r->pool, st->nholds * sizeof(int64_t));
+    if (st->holds == NULL || st->short_of == NULL) {
+        return ngx_http_cart_stored_fail(r, &ngx_http_cart_checkout_internal);
+    }
+
+    for (i = 0; i < st->nholds; i++) {
+        pl = &st->priced->lines[i];
+        h = &st->holds[i];
+
+        h->sku = pl->line->sku;
+        st->short_of[i] = -1;
+
+        /* the SKU as a JSON string: escaped, whatever the hash holds */
+        esc = ngx_escape_json(NULL, h->sku.data, h->sku.len);
+
+        p = ngx_pnalloc(r->pool, 3 * (st->id.len + 1 + h->sku.len + esc)
+                                 + NGX_INT64_LEN
+                                 + sizeof("{\"sku_id\":\"\",\"quantity\":,"
+                                          "\"hold_id\":\"\"}"));
+        if (p == NULL) {
+            return ngx_http_cart_stored_fail(r,
+                                           &ngx_http_cart_checkout_internal);
+        }
+
+        h->hold_id.data = p;
+        p = ngx_sprintf(p, "%V-%V", &st->id, &h->sku);
+        h->hold_id.len = p - h->hold_id.data;
+
+        h->payload.data = p;
+        p = ngx_cpymem(p, "{\"sku_id\":\"", sizeof("{\"sku_id\":\"") - 1);
+        p = (u_char *) ngx_escape_json(p, h->sku.data, h->sku.len);
+        p = ngx_sprintf(p, "\",\"quantity\":%L,\"hold_id\":\"",
+                        pl->line->qty);
+        p = (u_char *) ngx_escape_json(p, h->hold_id.data, h->hold_id.len);
+        *p++ = '"';
+        *p++ = '}';
+        h->payload.len = p - h->payload.data;
+    }
+
+    /* from here on, a failure releases what may be held */
+    st->held = 1;
+
+    if (ngx_http_cart_send_start(r, lcf->reserve, NGX_HTTP_POST, st->holds,
+                                 st->nholds)
+        != NGX_OK)
+    {
+        /* those started are waited for; the others count as failed */
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cart: the holds of checkout %V could not all be "
+                      "asked for", &st->id);
+    }
+
+    ngx_http_cart_fetch_wait(r, ngx_http_cart_checkout_held);
+
+    return NGX_DONE;
+}
+
+
+/* 200 or 201: held; 409: not enough stock; anything else: failed */
+
+static void
+ngx_http_cart_checkout_held(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_uint_t                 i, refused, failed;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_fetch_t     *h;
+    ngx_http_cart_checkout_t  *st;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    st = ctx->data;
+
+    refused = 0;
+    failed = 0;
+
+    for (i = 0; i < st->nholds; i++) {
+        h = &st->holds[i];
+
+        if (h->status == NGX_HTTP_OK || h->status == NGX_HTTP_CREATED) {
+            continue;
+        }
+
+        if (h->status == NGX_HTTP_CONFLICT) {
+            st->short_of[i] = ngx_http_cart_checkout_available(r, h);
+            refused++;
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cart: hold \"%V\" of \"%V\" failed: the inventory "
+                      "answered %i", &h->hold_id, &h->sku, h->status);
+        failed++;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "cart holds of checkout %V: %ui refused, %ui failed",
+                   &st->id, refused, failed);
+
+    if (failed || refused) {
+        rc = ngx_http_cart_checkout_fail(r, st,
+                                         failed
+                                         ? &ngx_http_cart_checkout_inventory
+                                         : &ngx_http_cart_checkout_not_held);
+    } else {
+        rc = ngx_http_cart_checkout_redeem(r, st);
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/* what a 409 says is left: {"available": N}, or -1 */
+
+static int64_t
+ngx_http_cart_checkout_available(ngx_http_request_t *r,
+    ngx_http_cart_fetch_t *h)
+{
+    int64_t   n;
+    yajl_val  doc;
+
+    if (h->body.len == 0) {
+        return -1;
+    }
+
+    doc = ngx_http_cart_json_parse(r->pool, h->body.data, h->body.len);
+
+    if (!YAJL_IS_OBJECT(doc)
+        || ngx_http_cart_json_integer(ngx_http_cart_json_field(doc,
+                                                               "available"),
+                                      &n)
+           != NGX_OK)
+    {
+        return -1;
+    }
+
+    return n < 0 ? 0 : n;
+}
+
+
+/*
+ * A checkout that fails: holds that may exist are released first (a
+ * DELETE per line, same hold id and body, waited for, best effort), and
+ * only then is the refusal answered and the Idempotency-Key given back,
+ * so a retry under the key never races the releases. Lines refused or
+ * never held are released too: a release of a hold the service does not
+ * have changes nothing. NGX_DONE, or the rc to finalize with.
+ */
+
+static ngx_int_t
+ngx_http_cart_checkout_fail(ngx_http_request_t *r,
+    ngx_http_cart_checkout_t *st, const ngx_http_cart_answer_t *answer)
+{
+    ngx_uint_t                 i;
+    ngx_http_cart_loc_conf_t  *lcf;
+
+    if (!st->held) {
+        return ngx_http_cart_checkout_refuse(r, answer);
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
+    st->held = 0;
+    st->failure = answer;
+
+    /* their own copies: the holds' answers name the lines refused */
+    st->releases = ngx_palloc(r->pool,
+                              st->nholds * sizeof(ngx_http_cart_fetch_t));
+    if (st->releases == NULL) {
+        return ngx_http_cart_checkout_refuse(r, answer);
+    }
+
+    for (i = 0; i < st->nholds; i++) {
+        st->releases[i] = st->holds[i];
+    }
+
+    if (ngx_http_cart_send_start(r, lcf->reserve, NGX_HTTP_DELETE,
+                                 st->releases, st->nholds)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cart: the holds of checkout %V could not all be "
+                      "released", &st->id);
+    }
+
+    ngx_http_cart_fetch_wait(r, ngx_http_cart_checkout_released);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_cart_checkout_released(ngx_http_request_t *r)
+{
+    ngx_uint_t                 i;
+    ngx_http_cart_ctx_t       *ctx;
+    ngx_http_cart_fetch_t     *f;
+    ngx_http_cart_checkout_t  *st;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    st = ctx->data;
+
+    for (i = 0; i < st->nholds; i++) {
+        f = &st->releases[i];
+
+        /* 2xx: released; 404: nothing was held under the id */
+        if ((f->status >= 200 && f->status < 300)
+            || f->status == NGX_HTTP_NOT_FOUND)
+        {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cart: hold \"%V\" of \"%V\" not released: the "
+                      "inventory answered %i; it stays held until the "
+                      "service lets it expire", &f->hold_id, &f->sku,
+                      f->status);
+    }
+
+    ngx_http_finalize_request(r,
+                        ngx_http_cart_checkout_refuse(r, st->failure));
+}
+
+
+/* step 5: every applied promotion with a limit, on its own slot, at once */
 
 static ngx_int_t
 ngx_http_cart_checkout_redeem(ngx_http_request_t *r,
@@ -480,7 +793,8 @@ ngx_http_cart_checkout_redeem(ngx_http_request_t *r,
     st->redemptions = ngx_pcalloc(r->pool, (st->priced->napplied + 1)
                                          * sizeof(ngx_http_cart_redemption_t));
     if (st->redemptions == NULL) {
-        return ngx_http_cart_stored_fail(r, &ngx_http_cart_checkout_internal);
+        return ngx_http_cart_checkout_fail(r, st,
+                                           &ngx_http_cart_checkout_internal);
     }
 
     for (i = 0; i < st->priced->napplied; i++) {
@@ -501,7 +815,7 @@ ngx_http_cart_checkout_redeem(ngx_http_request_t *r,
                                  + sizeof("promo_use:{promo-}")
                                  + sizeof("promo_ck:{promo-}:"));
         if (args == NULL || p == NULL) {
-            return ngx_http_cart_stored_fail(r,
+            return ngx_http_cart_checkout_fail(r, st,
                                            &ngx_http_cart_checkout_internal);
         }
 
@@ -566,12 +880,14 @@ ngx_http_cart_checkout_counted(ngx_http_request_t *r, void *data,
 static void
 ngx_http_cart_checkout_redeemed(ngx_http_request_t *r)
 {
-    ngx_str_t                   *refused;
-    ngx_uint_t                   i, failed;
-    ngx_http_cart_ctx_t         *ctx;
-    ngx_http_cart_snapshot_t    *snap;
-    ngx_http_cart_checkout_t    *st;
-    ngx_http_cart_redemption_t  *red;
+    ngx_int_t                      rc;
+    ngx_str_t                     *refused;
+    ngx_uint_t                     i, failed;
+    ngx_http_cart_ctx_t           *ctx;
+    ngx_http_cart_snapshot_t      *snap;
+    ngx_http_cart_checkout_t      *st;
+    ngx_http_cart_redemption_t    *red;
+    const ngx_http_cart_answer_t  *answer;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     st = ctx->data;
@@ -608,29 +924,34 @@ ngx_http_cart_checkout_redeemed(ngx_http_request_t *r)
         }
     }
 
-    if (failed || refused) {
-        ngx_http_cart_checkout_give_back(r, st);
-        ngx_http_finalize_request(r, ngx_http_cart_stored_fail(r,
-                                    failed ? &ngx_http_cart_checkout_store
-                                    : ngx_http_cart_stored_error(r, refused)));
-        return;
-    }
+    answer = NULL;
 
-    if (snap->nexcluded) {
+    if (failed || refused) {
+        answer = failed ? &ngx_http_cart_checkout_store
+                        : ngx_http_cart_stored_error(r, refused);
+
+    } else if (snap->nexcluded) {
         st->priced = ngx_http_cart_price(r, snap, &snap->coupon);
 
         if (st->priced == NULL) {
-            ngx_http_cart_checkout_give_back(r, st);
-            ngx_http_finalize_request(r,
-              ngx_http_cart_stored_fail(r, &ngx_http_cart_checkout_internal));
-            return;
+            answer = &ngx_http_cart_checkout_internal;
         }
     }
 
-    if (ngx_http_cart_checkout_commit(r) != NGX_DONE) {
-        ngx_http_cart_checkout_give_back(r, st);
-        ngx_http_finalize_request(r,
-                 ngx_http_cart_stored_fail(r, &ngx_http_cart_checkout_store));
+    if (answer == NULL && ngx_http_cart_checkout_commit(r) != NGX_DONE) {
+        answer = &ngx_http_cart_checkout_store;
+    }
+
+    if (answer == NULL) {
+        return;
+    }
+
+    ngx_http_cart_checkout_give_back(r, st);
+
+    rc = ngx_http_cart_checkout_fail(r, st, answer);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
     }
 }
 
@@ -736,9 +1057,9 @@ ngx_http_cart_checkout_done(ngx_http_request_t *r, void *data,
     st = ctx->data;
 
     if (rc != NGX_OK) {
-        /* the order may exist or not: the redemptions stay counted (a
-         * retry with the same key reuses them), the key is given back
-         * unless the checkout stored its answer under it */
+        /* the order may exist or not: the redemptions stay counted and
+         * the holds held (a retry with the same key reuses them), the key
+         * is given back unless the checkout stored its answer under it */
         ngx_http_finalize_request(r, ngx_http_cart_stored_fail(r,
                                   ngx_http_cart_store_answer(r, reply, rc, 1)));
         return;
@@ -750,9 +1071,15 @@ ngx_http_cart_checkout_done(ngx_http_request_t *r, void *data,
     }
 
     if (word.len != 2 || ngx_strncmp(word.data, "ok", 2) != 0) {
+        /* not written (cart_changed): redemptions and holds go back */
         ngx_http_cart_checkout_give_back(r, st);
-        ngx_http_finalize_request(r,
-            ngx_http_cart_stored_fail(r, ngx_http_cart_stored_error(r, &word)));
+
+        rc = ngx_http_cart_checkout_fail(r, st,
+                                         ngx_http_cart_stored_error(r, &word));
+        if (rc != NGX_DONE) {
+            ngx_http_finalize_request(r, rc);
+        }
+
         return;
     }
 
@@ -767,6 +1094,7 @@ ngx_http_cart_checkout_done(ngx_http_request_t *r, void *data,
     event.quantity = priced->item_count;
     event.price = priced->amount - priced->discount + priced->shipping;
     event.version = version;
+    event.checkout_id = st->id;
 
     ngx_http_cart_event(r, &event);
 

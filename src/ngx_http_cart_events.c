@@ -1,6 +1,13 @@
 /*
  * Cart change events (contract section 6): one JSON document per change,
  * keyed by the cart's owner; "version" orders a cart's events across workers.
+ *
+ * "user_id" is the signed-in user's own id (null for a guest); the owner
+ * as the cart key names it ("user-<id>", "guest-<session>") is "owner",
+ * its kind "owner_kind". The message key stays the owner: all events of
+ * one cart go to one partition, in order, whoever they belong to, and
+ * a new key would send a cart's next events to another partition than
+ * its earlier ones (consumers would see its history reordered).
  */
 
 #include "ngx_http_cart_events.h"
@@ -71,7 +78,7 @@ ngx_http_cart_event(ngx_http_request_t *r, ngx_http_cart_event_t *ev)
     u_char                     *p;
     yajl_gen                    g;
     ngx_tm_t                    tm;
-    ngx_str_t                   text;
+    ngx_str_t                   text, user;
     ngx_time_t                 *tp;
     ngx_http_cart_ctx_t        *ctx;
     ngx_http_cart_json_gen_t   *json;
@@ -117,7 +124,22 @@ ngx_http_cart_event(ngx_http_request_t *r, ngx_http_cart_event_t *ev)
     ngx_http_cart_json_key(g, "cart_id");
     yajl_gen_string(g, cart_id, p - cart_id);
     ngx_http_cart_json_key(g, "user_id");
+
+    if (ctx->signed_in && ctx->owner.len > sizeof("user-") - 1) {
+        user.data = ctx->owner.data + sizeof("user-") - 1;
+        user.len = ctx->owner.len - (sizeof("user-") - 1);
+        ngx_http_cart_json_str(g, &user);
+
+    } else {
+        yajl_gen_null(g);
+    }
+
+    ngx_http_cart_json_key(g, "owner");
     ngx_http_cart_json_str(g, &ctx->owner);
+    ngx_http_cart_json_key(g, "owner_kind");
+    yajl_gen_string(g, (const unsigned char *)
+                       (ctx->signed_in ? "user" : "guest"),
+                    ctx->signed_in ? 4 : 5);
 
     if (ev->sku.len) {
         ngx_http_cart_json_key(g, "sku_id");
@@ -141,6 +163,12 @@ ngx_http_cart_event(ngx_http_request_t *r, ngx_http_cart_event_t *ev)
 
     ngx_http_cart_json_key(g, "version");
     ngx_http_cart_json_int(g, ev->version);
+
+    if (ev->checkout_id.len) {
+        ngx_http_cart_json_key(g, "checkout_id");
+        ngx_http_cart_json_str(g, &ev->checkout_id);
+    }
+
     ngx_http_cart_json_key(g, "ts");
     yajl_gen_string(g, ts, sizeof(ts) - 1);
     yajl_gen_map_close(g);

@@ -18,6 +18,8 @@ typedef struct {
     int64_t       price;      /* minor units, -1 when none */
     ngx_str_t     seller;     /* empty when none */
     int64_t       version;    /* the cart version after the change */
+    ngx_str_t     checkout_id; /* a checkout's: names the order and its
+                                  holds; empty for the others */
 } ngx_http_cart_event_t;
 
 

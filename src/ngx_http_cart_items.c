@@ -544,6 +544,7 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
     }
 
     if (!replay) {
+        ngx_memzero(&event, sizeof(ngx_http_cart_event_t));
         event.type = ctx->action == ngx_http_cart_items_add ? "item_added"
                      : qty ? "quantity_updated" : "item_removed";
         event.sku = sku;

@@ -191,6 +191,7 @@ ngx_http_cart_saved_done(ngx_http_request_t *r, void *data,
     /* dropping from the list is no change of the cart: no event */
 
     if (ngx_http_cart_word_is(&word, "ok") && !drop) {
+        ngx_memzero(&event, sizeof(ngx_http_cart_event_t));
         event.type = move ? "item_moved_to_cart" : "item_saved";
         event.sku = sku;
         event.quantity = qty;

@@ -820,6 +820,7 @@ ngx_http_cart_share_copied(ngx_http_request_t *r, void *data,
         line = s->result.lines->elts;
 
         for (i = 0; i < s->result.lines->nelts; i++) {
+            ngx_memzero(&event, sizeof(ngx_http_cart_event_t));
             event.type = "item_added";
             event.sku = line[i].sku;
             event.quantity = line[i].qty;

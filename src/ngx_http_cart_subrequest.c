@@ -29,8 +29,14 @@ struct ngx_http_cart_job_s {
     ngx_http_cart_vars_t          *vars;
     ngx_http_request_t            *sr;
     ngx_http_cart_job_t           *next;
+    ngx_uint_t                     method;     /* 0: a GET lookup */
+    ngx_str_t                      payload;    /* a write's body */
     unsigned                       done:1;
 };
+
+
+static ngx_str_t  ngx_http_cart_post_method = ngx_string("POST");
+static ngx_str_t  ngx_http_cart_delete_method = ngx_string("DELETE");
 
 
 static ngx_int_t ngx_http_cart_fetch_run(ngx_http_request_t *r,
@@ -40,7 +46,7 @@ static void ngx_http_cart_fetch_deadline(ngx_event_t *ev);
 static void ngx_http_cart_fetch_deadline_cleanup(void *data);
 static ngx_int_t ngx_http_cart_fetch_one(ngx_http_request_t *r,
     ngx_http_complex_value_t *uri, ngx_http_post_subrequest_pt handler,
-    void *data, ngx_str_t *sku, ngx_str_t *skus);
+    void *data, ngx_str_t *sku, ngx_str_t *skus, ngx_uint_t method);
 static ngx_int_t ngx_http_cart_fetch_batch(ngx_http_request_t *r,
     ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
     ngx_uint_t n);
@@ -52,6 +58,8 @@ static ngx_int_t ngx_http_cart_fetch_result(ngx_http_request_t *r,
     ngx_int_t rc, ngx_int_t *status, ngx_str_t *body);
 static ngx_int_t ngx_http_cart_fetch_headers(ngx_http_request_t *r,
     ngx_http_request_t *sr);
+static ngx_int_t ngx_http_cart_fetch_body(ngx_http_request_t *r,
+    ngx_http_request_t *sr, ngx_http_cart_job_t *job);
 static void ngx_http_cart_fetch_wake(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cart_capture_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -77,6 +85,9 @@ static ngx_http_variable_t  ngx_http_cart_variables[] = {
     { ngx_string("cart_postal_code"), NULL, ngx_http_cart_variable,
       offsetof(ngx_http_cart_vars_t, postal_code),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cart_hold_id"), NULL, ngx_http_cart_variable,
+      offsetof(ngx_http_cart_vars_t, hold_id), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -172,7 +183,39 @@ ngx_http_cart_fetch_start(ngx_http_request_t *r,
 
     for (i = 0; i < n; i++) {
         if (ngx_http_cart_fetch_one(r, uri, ngx_http_cart_fetch_done,
-                                    &fetches[i], &fetches[i].sku, NULL)
+                                    &fetches[i], &fetches[i].sku, NULL, 0)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_cart_send_start(ngx_http_request_t *r,
+    ngx_http_complex_value_t *uri, ngx_uint_t method,
+    ngx_http_cart_fetch_t *fetches, ngx_uint_t n)
+{
+    ngx_uint_t  i;
+
+    if (method != NGX_HTTP_POST && method != NGX_HTTP_DELETE) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        fetches[i].status = 0;
+        fetches[i].done = 0;
+        fetches[i].batch = NULL;
+        ngx_str_null(&fetches[i].body);
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_cart_fetch_one(r, uri, ngx_http_cart_fetch_done,
+                                    &fetches[i], &fetches[i].sku, NULL,
+                                    method)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -230,7 +273,7 @@ ngx_http_cart_fetch_batch(ngx_http_request_t *r,
         skus.len = p - skus.data;
 
         if (ngx_http_cart_fetch_one(r, uri, ngx_http_cart_batch_done, batch,
-                                    NULL, &skus)
+                                    NULL, &skus, 0)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -241,15 +284,18 @@ ngx_http_cart_fetch_batch(ngx_http_request_t *r,
 }
 
 
+/* a job: a lookup (method 0), or a write of the fetch "data" */
+
 static ngx_int_t
 ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     ngx_http_post_subrequest_pt handler, void *data, ngx_str_t *sku,
-    ngx_str_t *skus)
+    ngx_str_t *skus, ngx_uint_t method)
 {
     ngx_uint_t              flags;
     ngx_http_cart_job_t    *job;
     ngx_http_cart_vars_t   *vars;
     ngx_http_cart_wave_t   *wave;
+    ngx_http_cart_fetch_t  *f;
 
     wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
@@ -269,12 +315,21 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
         vars->skus = *skus;
     }
 
+    if (method) {
+        f = data;
+        wave->vars.hold_id = f->hold_id;
+        vars->hold_id = f->hold_id;
+        job->method = method;
+        job->payload = f->payload;
+    }
+
     if (ngx_http_complex_value(r, uri, &job->path) != NGX_OK) {
         return NGX_ERROR;
     }
 
     ngx_str_null(&wave->vars.sku);
     ngx_str_null(&wave->vars.skus);
+    ngx_str_null(&wave->vars.hold_id);
 
     flags = NGX_HTTP_LOG_UNSAFE;
 
@@ -341,6 +396,11 @@ ngx_http_cart_fetch_run(ngx_http_request_t *r, ngx_http_cart_wave_t *wave)
         sr->header_only = 0;
 
         if (ngx_http_cart_fetch_headers(r, sr) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        /* a write: its own method and body, asked for explicitly */
+        if (job->method && ngx_http_cart_fetch_body(r, sr, job) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -443,6 +503,75 @@ ngx_http_cart_fetch_headers(ngx_http_request_t *r, ngx_http_request_t *sr)
 
     in->content_length_n = -1;
     in->chunked = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A write's method and body: the JSON payload in one memory buffer as the
+ * subrequest's own request body (the proxy module sends it with its
+ * Content-Length from content_length_n), and our Content-Type in place of
+ * the client's, which ngx_http_cart_fetch_headers() left out.
+ */
+
+static ngx_int_t
+ngx_http_cart_fetch_body(ngx_http_request_t *r, ngx_http_request_t *sr,
+    ngx_http_cart_job_t *job)
+{
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl;
+    ngx_table_elt_t          *h;
+    ngx_http_request_body_t  *rb;
+
+    if (job->method == NGX_HTTP_POST) {
+        sr->method = NGX_HTTP_POST;
+        sr->method_name = ngx_http_cart_post_method;
+
+    } else {
+        sr->method = NGX_HTTP_DELETE;
+        sr->method_name = ngx_http_cart_delete_method;
+    }
+
+    if (job->payload.len == 0) {
+        return NGX_OK;
+    }
+
+    rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+    b = ngx_calloc_buf(r->pool);
+    cl = ngx_alloc_chain_link(r->pool);
+    if (rb == NULL || b == NULL || cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* read only, from its start: an upstream retry sends it again */
+    b->start = job->payload.data;
+    b->pos = b->start;
+    b->last = b->start + job->payload.len;
+    b->end = b->last;
+    b->memory = 1;
+    b->last_buf = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    rb->bufs = cl;
+    rb->rest = 0;
+
+    sr->request_body = rb;
+    sr->headers_in.content_length_n = job->payload.len;
+
+    h = ngx_list_push(&sr->headers_in.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&h->key, "Content-Type");
+    ngx_str_set(&h->value, "application/json");
+    h->lowcase_key = (u_char *) "content-type";
+    h->hash = ngx_hash_key(h->lowcase_key, h->key.len);
+
+    sr->headers_in.content_type = h;
 
     return NGX_OK;
 }

@@ -1,6 +1,8 @@
 /*
- * Parallel in-memory GET subrequests to the operator's upstream locations
- * (cart_catalog, cart_inventory, cart_shipping).
+ * Parallel in-memory subrequests to the operator's upstream locations:
+ * GET lookups (cart_catalog, cart_inventory, cart_shipping) and, through
+ * their own explicit call, POST / DELETE writes with a JSON body
+ * (cart_inventory_reserve's holds and their release).
  *
  * A request runs one "wave" at a time: any number of fetch groups started
  * with ngx_http_cart_fetch_start() (one subrequest per SKU, or, when the
@@ -24,13 +26,17 @@
 #define NGX_HTTP_CART_BATCH_MAX  50
 
 
-/* the result of one upstream lookup (the document of one SKU) */
+/* the result of one upstream lookup (the document of one SKU) or write */
 typedef struct {
     ngx_str_t                      sku;
     ngx_int_t                      status;     /* HTTP status; 0: failed */
     ngx_str_t                      body;
     ngx_uint_t                     done;       /* counted once */
     void                          *batch;      /* answering it, or NULL */
+
+    /* a write's own (ngx_http_cart_send_start()); lookups leave them */
+    ngx_str_t                      hold_id;    /* $cart_hold_id */
+    ngx_str_t                      payload;    /* the JSON body it sends */
 } ngx_http_cart_fetch_t;
 
 
@@ -38,14 +44,16 @@ typedef void (*ngx_http_cart_resume_pt)(ngx_http_request_t *r);
 
 
 /*
- * What $cart_sku, $cart_skus, $cart_country, $cart_postal_code are; in a
- * subrequest also the body it answered, captured by our body filter
+ * What $cart_sku, $cart_skus, $cart_country, $cart_postal_code,
+ * $cart_hold_id are; in a subrequest also the body it answered, captured
+ * by our body filter
  */
 typedef struct {
     ngx_str_t                      sku;
     ngx_str_t                      skus;       /* comma-joined */
     ngx_str_t                      country;
     ngx_str_t                      postal_code;
+    ngx_str_t                      hold_id;
 
     u_char                        *body;
     size_t                         len;
@@ -94,6 +102,21 @@ ngx_int_t ngx_http_cart_subrequest_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_cart_fetch_start(ngx_http_request_t *r,
     ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
     ngx_uint_t n);
+
+/*
+ * Writes, not lookups: one subrequest per element of fetches, with method
+ * NGX_HTTP_POST or NGX_HTTP_DELETE and the element's "payload" as its body
+ * (Content-Type: application/json, Content-Length), to the URI "uri"
+ * evaluates to with $cart_sku = its sku and $cart_hold_id = its hold_id.
+ * Never batched. Otherwise a lookup's rules: the client's body, cookies,
+ * credentials and preconditions are not passed, the answer is captured
+ * (status and body land in the element), cart_subrequests and
+ * cart_lookup_timeout bound them, and they join the wave like lookups.
+ * NGX_OK: started.
+ */
+ngx_int_t ngx_http_cart_send_start(ngx_http_request_t *r,
+    ngx_http_complex_value_t *uri, ngx_uint_t method,
+    ngx_http_cart_fetch_t *fetches, ngx_uint_t n);
 
 /* $cart_country and $cart_postal_code of the subrequests started next */
 void ngx_http_cart_fetch_address(ngx_http_request_t *r, ngx_str_t *country,

@@ -1,7 +1,9 @@
 # Cart change events on Kafka: one per successful write, with the
-# contract's fields, keyed by the owner, in version order per key; none for
-# a failed write or an idempotent replay; a full local queue drops events
-# with a logged error and never fails or stalls the request.
+# contract's fields, keyed by the owner, in version order per key; user_id
+# the user's own id (null for a guest), the owner and its kind in their own
+# fields; none for a failed write or an idempotent replay; a full local
+# queue drops events with a logged error and never fails or stalls the
+# request.
 #
 # Needs the test command's brokers (util/test.sh starts them).
 
@@ -10,6 +12,8 @@ use CartTest;
 use CartConf;
 use CartClient;
 use CartKafka;
+use CartAuth;
+use Digest::SHA ();
 use Test::More ();
 
 # In HUP mode one nginx lives across blocks: its shared-memory counters
@@ -69,7 +73,9 @@ Test::More::is(scalar(keys %{{ map { $_->{event_id} => 1 } @ev }}), 4,
 for my $e (@ev) {
     Test::More::like($e->{event_id}, qr/^[0-9a-f]{32}$/, 'event_id');
     Test::More::is($e->{cart_id}, "cart:$owner", 'cart_id');
-    Test::More::is($e->{user_id}, $owner, 'user_id is the owner');
+    Test::More::is($e->{user_id}, main::owner(1), "user_id is the user's own id");
+    Test::More::is($e->{owner}, $owner, 'owner is the owner as the cart key names it');
+    Test::More::is($e->{owner_kind}, 'user', 'owner_kind');
     Test::More::like($e->{ts}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'ts');
 }
 Test::More::is_deeply({ map { $_ => $ev[0]{$_} } qw(sku_id quantity price seller_id) },
@@ -81,6 +87,9 @@ Test::More::is($ev[3]{quantity}, 0, 'item_removed: quantity 0');
 Test::More::is($ev[3]{sku_id}, 'SKU-1', 'item_removed names the line');
 Test::More::like($m[0]{value}, qr/^\{"event_id":"[0-9a-f]{32}","type":"item_added",/,
     'the document starts with event_id and type');
+Test::More::like($m[0]{value}, qr/"cart_id":"cart:\Q$owner\E","user_id":"\Q${\ main::owner(1)}\E","owner":"\Q$owner\E","owner_kind":"user","sku_id"/,
+    'user_id, owner, owner_kind after cart_id');
+Test::More::is($_->{key}, $owner, 'the message key is still the owner') for @m;
 --- request
 GET /api/v1/cart/count
 --- more_headers eval
@@ -156,6 +165,50 @@ GET /nocatalog/count
 "X-User-Id: " . main::owner(5)
 --- response_body chomp
 {"item_count":10}
+
+
+
+=== TEST 6b: a guest's events: user_id null, the owner guest-<session>, the key too; a checkout's names its checkout id
+--- config
+    location /guest {
+        cart_api;
+        cart_user $http_x_user_id;
+        cart_guest_cookie cart_guest secret=$TEST_NGINX_KEYS/cookie.secret;
+    }
+    location /nocatalog {
+        cart_api;
+        cart_user $http_x_user_id;
+    }
+--- init
+my ($st, $body) = CartClient::request('POST', '/guest/items', undef,
+                                      '{"sku_id":"SKU-1","quantity":1}');
+Test::More::is($st, 200, 'a guest adds');
+my ($guest) = $body =~ /"cart_id":"cart:(guest-[0-9a-f]{32})"/;
+my @g = CartKafka::wait_events($guest, 1);
+Test::More::is(scalar @g, 1, 'one event, keyed by the guest owner');
+Test::More::ok(exists $g[0]{event}{user_id} && !defined $g[0]{event}{user_id},
+               'user_id is null for a guest');
+Test::More::is($g[0]{event}{owner}, $guest, 'owner: guest-<session>');
+Test::More::is($g[0]{event}{owner_kind}, 'guest', 'owner_kind: guest');
+
+my $u = main::owner('6b');
+redis_cmd('DEL', "idem:{user-$u}:c6");
+CartClient::seed($u);       # SKU-1 x2 at 29.99, version 5
+($st) = CartClient::request('POST', '/nocatalog/checkout', $u, undef, 'Idempotency-Key' => 'c6');
+Test::More::is($st, 200, 'a user checks out');
+my @c = CartKafka::wait_events("user-$u", 1);
+Test::More::is_deeply([map { $_->{event}{type} } @c], ['checkout'], 'a checkout event');
+Test::More::is($c[0]{event}{checkout_id},
+               substr(Digest::SHA::sha1_hex("idem:{user-$u}:c6"), 0, 32),
+               'it names the checkout id (the holds are named by it)');
+Test::More::is($c[0]{event}{user_id}, $u, 'user_id');
+Test::More::ok(!exists $g[0]{event}{checkout_id}, 'other events have none');
+--- request
+GET /nocatalog/count
+--- more_headers eval
+"X-User-Id: " . main::owner('6b')
+--- response_body chomp
+{"item_count":0}
 
 
 

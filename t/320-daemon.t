@@ -11,6 +11,7 @@ use CartConf;
 use CartClient;
 use CartKafka;
 use CartDaemon;
+use Digest::SHA ();
 use Test::More ();
 use Time::HiRes ();
 
@@ -158,6 +159,39 @@ GET /api/v1/cart/count
 "X-User-Id: " . main::owner("dup")
 --- response_body chomp
 {"item_count":3}
+
+
+
+=== TEST 3b: the owner is read from "owner"; an event written before it existed (the owner in user_id) still applies; a guest's (user_id null) applies to its owner
+--- init
+my $u = main::owner('old');
+CartTest::redis_cmd('DEL', "cart:{user-$u}");
+main::write($u, 'POST', '/items', '{"sku_id":"SKU-1","quantity":1}');
+my ($m) = CartKafka::wait_events("user-$u", 1);
+Test::More::is($m->{event}{owner}, "user-$u", 'a new event names its owner');
+Test::More::ok(main::caught_up($u), 'and is applied to it');
+# as the module wrote events before: no owner, user_id the owner's form
+my $old = $m->{value} =~ s/"user_id":"[^"]*","owner":"[^"]*","owner_kind":"user",/"user_id":"user-$u",/r
+                      =~ s/"event_id":"[0-9a-f]+"/"event_id":"old-$main::Run"/r;
+Test::More::unlike($old, qr/"owner"/, 'the old form has no owner');
+CartKafka::produce('cart-events', "user-$u", $old);
+# a guest's cart, and its event as the module writes it
+my $g = 'guest-' . substr(Digest::SHA::sha1_hex($main::Run), 0, 32);
+CartTest::redis_cmd('HSET', "cart:{$g}", 'SKU-2', '2|500|seller-2|t6kdc0', '#v', '1');
+CartKafka::produce('cart-events', $g, '{"event_id":"guest-' . $main::Run . '","type":"item_added",'
+    . '"cart_id":"cart:' . $g . '","user_id":null,"owner":"' . $g . '","owner_kind":"guest",'
+    . '"sku_id":"SKU-2","quantity":2,"version":1,"ts":"2026-12-01T10:00:00.000Z"}');
+Test::More::is(CartDaemon::wait_sql("SELECT events_applied FROM carts WHERE user_id = 'user-$u'", 2, 30),
+               2, 'the old-form event applied to its owner');
+Test::More::is(CartDaemon::wait_sql("SELECT events_applied FROM carts WHERE user_id = '$g'", 1, 30),
+               1, "the guest's event applied to the guest's cart");
+Test::More::is(CartDaemon::pg_cart($g), CartDaemon::redis_cart($g), 'its snapshot equals Redis');
+--- request
+GET /api/v1/cart/count
+--- more_headers eval
+"X-User-Id: " . main::owner("old")
+--- response_body chomp
+{"item_count":1}
 
 
 

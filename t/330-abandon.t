@@ -59,10 +59,11 @@ for my $u (sort keys %cart) {
 CartClient::request('DELETE', '/api/v1/cart/items/SKU-2', main::owner('e'));
 $main::T0 = time;
 CartDaemon::sql("INSERT INTO marketing_opt_outs (user_id) VALUES ('user-" . main::owner('o') . "')");
-# user k checks out (issue 4 emits this event; here it is produced as is)
+# user k checks out (the module's checkout event, produced here as is)
 my $k = 'user-' . main::owner('k');
 CartKafka::produce('cart-events', $k, '{"event_id":"chk-' . $main::Run . '","type":"checkout",'
-    . '"cart_id":"cart:' . $k . '","user_id":"' . $k . '","version":2,"ts":"'
+    . '"cart_id":"cart:' . $k . '","user_id":"' . main::owner('k') . '","owner":"' . $k
+    . '","owner_kind":"user","version":2,"ts":"'
     . POSIX::strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime($main::T0 + 1)) . '"}');
 my $pid = CartDaemon::start('330', $main::Conf);
 my $got = CartDaemon::wait_sql("SELECT count(*) FROM carts WHERE user_id = '$k'"
@@ -120,7 +121,13 @@ Test::More::ok(!exists $by{$_}{discount_code}, "$_ has none") for qw(1h 4h 72h);
 Test::More::is_deeply($by{'1h'}{cart_items}, [{ sku_id => 'SKU-1', quantity => 2, price => 29.99 }],
                       'the reminder lists the items');
 Test::More::is($by{'1h'}{total_value}, 59.98, 'and the value');
-Test::More::is($by{'1h'}{user_id}, 'user-' . main::owner('a'), 'user_id');
+Test::More::is($by{'1h'}{user_id}, main::owner('a'), "user_id: the user's own id");
+Test::More::is($by{'1h'}{owner}, 'user-' . main::owner('a'), 'owner');
+Test::More::is($by{'1h'}{owner_kind}, 'user', 'owner_kind');
+my ($ab) = grep { $_->{key} eq 'user-' . main::owner('a') && $_->{event}{type} eq 'cart_abandoned' }
+           CartKafka::read_topic('cart-events');
+Test::More::is_deeply([map { $ab->{event}{$_} } qw(user_id owner owner_kind)],
+    [main::owner('a'), 'user-' . main::owner('a'), 'user'], 'cart_abandoned: the same fields');
 my $a = 'user-' . main::owner('a');
 Test::More::is(CartTest::redis_cmd('ZSCORE', CartDaemon::activity_key($a), $a), '',
                'after the last step the cart leaves the index');
