@@ -69,7 +69,7 @@ typedef struct {
     void                              *data;
     ngx_http_cleanup_t                *cleanup;
     ngx_event_t                        timer;
-    ngx_str_t                          cmd;       /* RESP, in the request's
+    ngx_str_t                          cmd;       /* RESP, in the caller's
                                                      pool, for a resend */
     ngx_uint_t                         redirects;
 } ngx_http_cart_redis_op_t;
