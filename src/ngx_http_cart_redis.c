@@ -217,6 +217,7 @@ ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf)
     }
 
     if (redis->sub) {
+        ngx_http_cart_redis_sub_stop(redis->sub);
         ngx_http_cart_redis_conn_close(&redis->sub->conn);
         ngx_free(redis->sub);
         redis->sub = NULL;

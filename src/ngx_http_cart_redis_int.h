@@ -40,11 +40,19 @@ typedef struct {
 } ngx_http_cart_redis_conn_t;
 
 
-/* the worker's pub/sub connection: a connection of node 0 outside its pool */
+/* the worker's pub/sub connection: a connection of a node outside its
+ * pool (ngx_http_cart_redis_pubsub.c); the connection calls "handler",
+ * the pub/sub room's, which tells the listener */
 struct ngx_http_cart_redis_sub_s {
     ngx_http_cart_redis_conn_t         conn;
     ngx_http_cart_redis_sub_pt         handler;
     void                              *data;
+    ngx_http_cart_redis_sub_pt         listener;
+    void                              *listener_data;
+    ngx_event_t                        ping;      /* the next PING, or the
+                                                     deadline of its answer */
+    unsigned                           waiting:1; /* for that answer */
+    unsigned                           answered:1; /* since it connected */
 };
 
 
@@ -109,6 +117,9 @@ void ngx_http_cart_redis_conn_init(ngx_http_cart_redis_conn_t *rc,
 void ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc);
 ngx_int_t ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
     ngx_http_cart_redis_node_t *node, ngx_uint_t asking);
+
+/* ngx_http_cart_redis_pubsub.c */
+void ngx_http_cart_redis_sub_stop(ngx_http_cart_redis_sub_t *sub);
 
 /* ngx_http_cart_redis_cluster.c */
 ngx_int_t ngx_http_cart_redis_cluster_init(ngx_http_cart_redis_t *redis);
