@@ -56,13 +56,20 @@ struct ngx_http_cart_redis_sub_s {
 };
 
 
-/* one Redis server; nodes live as long as the worker: slots point at them */
+/* one Redis server; never freed while the worker lives, as slots and
+ * operations point at nodes: one the cluster no longer names is retired
+ * to a spare list and may come back as another address */
 struct ngx_http_cart_redis_node_s {
     ngx_http_cart_redis_t             *redis;
     ngx_http_cart_redis_node_conf_t   *conf;
     ngx_http_cart_redis_conn_t        *conns;
     ngx_uint_t                         nconns;
     ngx_uint_t                         next;
+
+    ngx_http_cart_redis_node_t        *spare;    /* next in the spare list */
+    ngx_uint_t                         unnamed;  /* slot maps in a row */
+    unsigned                           seed:1;
+    unsigned                           named:1;  /* by the map applied */
 };
 
 
@@ -101,6 +108,8 @@ struct ngx_http_cart_redis_s {
     ngx_uint_t                         refresh_id; /* tells a late answer */
     ngx_uint_t                         refresh_next;  /* node asked next */
     ngx_uint_t                         refresh_failed;
+    ngx_http_cart_redis_node_t        *spare;     /* retired nodes */
+    ngx_uint_t                         nspare;
 
     unsigned                           refreshing:1;
     unsigned                           exiting:1;
@@ -120,6 +129,8 @@ ngx_int_t ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
 
 /* ngx_http_cart_redis_pubsub.c */
 void ngx_http_cart_redis_sub_stop(ngx_http_cart_redis_sub_t *sub);
+void ngx_http_cart_redis_sub_leave(ngx_http_cart_redis_sub_t *sub,
+    ngx_http_cart_redis_node_t *node);
 
 /* ngx_http_cart_redis_cluster.c */
 ngx_int_t ngx_http_cart_redis_cluster_init(ngx_http_cart_redis_t *redis);

@@ -136,6 +136,30 @@ ngx_http_cart_redis_sub_stop(ngx_http_cart_redis_sub_t *sub)
 }
 
 
+/* the cluster retired the subscriber's node: off to another one */
+
+void
+ngx_http_cart_redis_sub_leave(ngx_http_cart_redis_sub_t *sub,
+    ngx_http_cart_redis_node_t *node)
+{
+    if (sub->conn.node != node) {
+        return;
+    }
+
+    sub->answered = 0;
+
+    if (sub->conn.ac) {
+        /* connected: SUB_DOWN, and the disconnect callback schedules the
+         * reconnection; connecting: nothing does */
+        redisAsyncFree(sub->conn.ac);
+    }
+
+    if (!sub->conn.reconnect.timer_set && !node->redis->exiting) {
+        ngx_add_timer(&sub->conn.reconnect, 0);
+    }
+}
+
+
 /* what the connection tells: the ping's state, then the listener */
 
 static void
