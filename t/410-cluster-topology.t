@@ -17,6 +17,7 @@ use CartConf;
 use CartClient;
 use CartStream;
 use File::Path ();
+use POSIX ();
 use Time::HiRes qw(time sleep);
 use Test::More ();
 
@@ -29,9 +30,14 @@ our $Moves = $ENV{TEST_NGINX_CLUSTER_MOVES} || 10;
 
 sub cli {
     my ($host, $port, @args) = @_;
-    open my $out, '-|', 'timeout', '5', 'redis-cli', '-h', $host, '-p', $port,
-                        '--raw', @args
-        or die "cannot run redis-cli: $!\n";
+    # quiet: a node just started refuses connections for a moment
+    my $pid = open(my $out, '-|') // die "cannot fork: $!\n";
+    if (!$pid) {
+        open STDERR, '>', '/dev/null';
+        exec 'timeout', '5', 'redis-cli', '-h', $host, '-p', $port, '--raw',
+             @args;
+        POSIX::_exit(127);
+    }
     my $output = do { local $/; <$out> } // '';
     close $out;
     chomp $output;
