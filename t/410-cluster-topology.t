@@ -151,10 +151,13 @@ sub cluster_stop {
 }
 
 our $Up = 0;
-if ($P) {
+# a port may be some client's ephemeral port for a moment: try again
+for (1 .. ($P ? 3 : 0)) {
     cluster_stop();
     File::Path::remove_tree($Dir);
     $Up = system('util/redis-cluster.sh', 'start', $Base, $Dir) == 0;
+    last if $Up;
+    sleep 2;
 }
 
 if (!$Up) {

@@ -80,10 +80,13 @@ sub cluster_ctl {
 }
 
 our $Up = 0;
-if ($P) {
+# a port may be some client's ephemeral port for a moment: try again
+for (1 .. ($P ? 3 : 0)) {
     cluster_ctl('stop');
     File::Path::remove_tree($Dir);
     $Up = cluster_ctl('start');
+    last if $Up;
+    sleep 2;
 }
 
 if (!$Up) {

@@ -24,10 +24,16 @@ use Time::HiRes ();
 sub start {
     my ($listen, $target) = @_;
 
-    my $server = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-                                       LocalPort => $listen,
-                                       Listen => 128, ReuseAddr => 1)
-        or die "proxy: cannot listen on $listen: $!";
+    # the port may be some client's ephemeral port for a moment
+    my $server;
+    for (1 .. 100) {
+        $server = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                        LocalPort => $listen,
+                                        Listen => 128, ReuseAddr => 1)
+            and last;
+        Time::HiRes::sleep(0.1);
+    }
+    $server or die "proxy: cannot listen on $listen: $!";
 
     my $pid = fork // die "fork: $!";
     if ($pid) {
