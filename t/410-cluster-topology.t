@@ -157,8 +157,9 @@ for (1 .. ($P ? 3 : 0)) {
     File::Path::remove_tree($Dir);
     $Up = system('util/redis-cluster.sh', 'start', $Base, $Dir) == 0;
     last if $Up;
-    sleep 2;
+    sleep 5;
 }
+cluster_stop() if $P && !$Up;
 
 if (!$Up) {
     plan skip_all => 'no Redis Cluster of its own: util/test.sh sets '

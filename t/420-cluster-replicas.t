@@ -86,8 +86,9 @@ for (1 .. ($P ? 3 : 0)) {
     File::Path::remove_tree($Dir);
     $Up = cluster_ctl('start');
     last if $Up;
-    sleep 2;
+    sleep 5;
 }
+cluster_ctl('stop') if $P && !$Up;
 
 if (!$Up) {
     plan skip_all => 'no Redis Cluster with replicas: util/test.sh sets '

@@ -163,8 +163,9 @@ for my $u (map { $main::On{$_}[0] } sort keys %main::On) {
 }
 my ($rc, $out) = CartDaemon::run($main::Conf, 'reconcile');
 Test::More::is($rc, 0, 'reconcile exits 0') or Test::More::diag($out);
-Test::More::like($out, qr/reconcile: \d+ carts in Redis, [3-9]\d* snapshots updated/,
-                 'at least the three carts changed') or Test::More::diag($out);
+my ($changed) = $out =~ /reconcile: \d+ carts in Redis, (\d+) snapshots updated/;
+Test::More::cmp_ok($changed // 0, '>=', 3, 'at least the three carts changed')
+    or Test::More::diag($out);
 for my $u (@main::Users) {
     Test::More::is(CartDaemon::pg_cart("user-$u"), main::redis_cart("user-$u"),
                    "snapshot of $u equals Redis");
