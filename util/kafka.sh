@@ -50,7 +50,8 @@ start() {
                 echo "$where started (pid $(cat "$pidfile"))"
                 return 0
             fi
-            alive_pid >/dev/null || break
+            # gone (not: not yet exec'd by setsid)
+            kill -0 "$(cat "$pidfile")" 2>/dev/null || break
             sleep 0.1
         done
         grep -q 'Address already in use' "$logfile" || break
