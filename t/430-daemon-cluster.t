@@ -78,6 +78,11 @@ if ($P) {
     }
 }
 
+# TEST 1 moves the slot of $Moving (and adds to its cart), TEST 2 changes
+# the first user of each master; $Quiet is none of those
+our $Moving = $Users[-1];
+our ($Quiet) = grep { defined && $_ ne $Moving } map { $On{$_}[1] } sort keys %On;
+
 # as CartDaemon::redis_cart, on the cluster
 sub redis_cart {
     my ($owner) = @_;
@@ -135,7 +140,7 @@ for my $u (@main::Users) {
 }
 
 # a slot moves under the running daemon: its read gets MOVED and follows
-my $m = $main::Users[-1];
+my $m = $main::Moving;
 my $to = (grep { $_ != main::owner_port("cart:{user-$m}") } @main::Ports)[0];
 main::migrate("cart:{user-$m}", $to);
 Test::More::is(main::owner_port("cart:{user-$m}"), $to, "the slot of $m moved to $to");
@@ -195,7 +200,7 @@ Test::More::is(join(' ', sort keys %seen), join(' ', sort @main::Users),
 --- request
 GET /nocatalog/count
 --- more_headers eval
-"X-User-Id: $main::On{$main::Ports[0]}[1]"
+"X-User-Id: $main::Quiet"
 --- response_body chomp
 {"item_count":3}
 
@@ -220,6 +225,6 @@ for my $u (@main::Users) {
 --- request
 GET /nocatalog/count
 --- more_headers eval
-"X-User-Id: $main::On{$main::Ports[0]}[1]"
+"X-User-Id: $main::Quiet"
 --- response_body chomp
 {"item_count":3}
