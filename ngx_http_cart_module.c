@@ -38,6 +38,8 @@ static char *ngx_http_cart_kafka_property(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cart_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_cart_subscriber_ping(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_cart_init_process(ngx_cycle_t *cycle);
 static void ngx_http_cart_exit_process(ngx_cycle_t *cycle);
 
@@ -209,6 +211,13 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_cart_main_conf_t, stream_heartbeat),
+      NULL },
+
+    { ngx_string("cart_subscriber_ping"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_cart_subscriber_ping,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("cart_api"),
@@ -444,6 +453,8 @@ ngx_http_cart_create_main_conf(ngx_conf_t *cf)
     cmcf->merge_strategy = NGX_CONF_UNSET_UINT;
     cmcf->stream_max = NGX_CONF_UNSET_UINT;
     cmcf->stream_heartbeat = NGX_CONF_UNSET_MSEC;
+    cmcf->subscriber_ping = NGX_CONF_UNSET_MSEC;
+    cmcf->subscriber_ping_timeout = NGX_CONF_UNSET_MSEC;
 
     return cmcf;
 }
@@ -468,6 +479,8 @@ ngx_http_cart_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(cmcf->merge_strategy, NGX_HTTP_CART_MERGE_MAX);
     ngx_conf_init_uint_value(cmcf->stream_max, 512);
     ngx_conf_init_msec_value(cmcf->stream_heartbeat, 20000);
+    ngx_conf_init_msec_value(cmcf->subscriber_ping, 5000);
+    ngx_conf_init_msec_value(cmcf->subscriber_ping_timeout, 3000);
 
     if (cmcf->stream_heartbeat < 100) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -675,6 +688,44 @@ ngx_http_cart_currency(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     cmcf->currency = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* cart_subscriber_ping interval [deadline] */
+
+static char *
+ngx_http_cart_subscriber_ping(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cart_main_conf_t  *cmcf = conf;
+
+    ngx_str_t   *value;
+    ngx_int_t    interval, deadline;
+
+    if (cmcf->subscriber_ping != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    interval = ngx_parse_time(&value[1], 0);
+    deadline = 3000;
+
+    if (cf->args->nelts == 3) {
+        deadline = ngx_parse_time(&value[2], 0);
+    }
+
+    /* shorter would take a busy Redis for a dead one */
+
+    if (interval == NGX_ERROR || deadline == NGX_ERROR
+        || interval < 100 || deadline < 100)
+    {
+        return "takes times of at least 100ms";
+    }
+
+    cmcf->subscriber_ping = interval;
+    cmcf->subscriber_ping_timeout = deadline;
 
     return NGX_CONF_OK;
 }

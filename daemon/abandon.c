@@ -384,7 +384,7 @@ cartd_abandon_start(cartd_abandon_t *ab, time_t now)
  * last slot or on an error */
 
 int
-cartd_abandon_step(cartd_abandon_t *ab, PGconn *pg, redisContext *rc,
+cartd_abandon_step(cartd_abandon_t *ab, PGconn *pg, cartd_redis_t *rc,
     rd_kafka_t *rk, unsigned nslots)
 {
     int  rv;
@@ -422,7 +422,7 @@ cartd_abandon_step(cartd_abandon_t *ab, PGconn *pg, redisContext *rc,
 
 
 int
-cartd_abandon(PGconn *pg, redisContext *rc, rd_kafka_t *rk, time_t now)
+cartd_abandon(PGconn *pg, cartd_redis_t *rc, rd_kafka_t *rk, time_t now)
 {
     int              rv;
     cartd_abandon_t  ab;

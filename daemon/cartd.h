@@ -24,6 +24,7 @@
 #define CARTD_MAX_OWNER     160
 #define CARTD_MAX_SKU       64
 #define CARTD_CURSOR_LEN    32
+#define CARTD_MAX_NODES     64     /* Redis Cluster nodes known at once */
 
 #define CARTD_OK            0
 #define CARTD_ERROR        -1     /* infrastructure: retry, never DLQ */
@@ -47,6 +48,7 @@ typedef struct {
 
     char          *postgres;           /* libpq conninfo or URI */
     char          *redis;              /* redis://[:password@]host[:port][/db] */
+    int            redis_cluster;      /* redis is a seed of a cluster */
 
     long           reconcile_interval; /* seconds, 0 = never */
     long           abandon_interval;
@@ -87,6 +89,30 @@ typedef struct {
 } cartd_migration_t;
 
 
+/* one Redis server: the configured one, or a node of the cluster */
+typedef struct {
+    char           host[64];
+    int            port;
+    redisContext  *c;                  /* NULL: not connected (yet) */
+} cartd_node_t;
+
+
+/*
+ * Redis: one node, or with redis_cluster a cluster whose map (slot ->
+ * node, from CLUSTER SLOTS) routes each command by its key's slot;
+ * MOVED and ASK are followed. Nodes connect when first needed and again
+ * after a failure.
+ */
+typedef struct {
+    int            err;                /* the last command failed */
+    char           errstr[128];
+    int            cluster;
+    int            nnodes;
+    cartd_node_t   nodes[CARTD_MAX_NODES];   /* [0]: the configured one */
+    unsigned char  slots[16384];       /* node index + 1, 0: not known */
+} cartd_redis_t;
+
+
 extern cartd_conf_t   cartd_conf;
 extern volatile int   cartd_stop;
 
@@ -116,19 +142,22 @@ int cartd_pg_purge(PGconn *pg);
 int cartd_pg_failed(PGconn *pg);
 
 /* redis.c */
-redisContext *cartd_redis_connect(void);
-int cartd_redis_cart(redisContext *rc, const char *owner, cartd_cart_t *cart);
+cartd_redis_t *cartd_redis_connect(void);
+void cartd_redis_free(cartd_redis_t *rc);
+int cartd_redis_cart(cartd_redis_t *rc, const char *owner,
+    cartd_cart_t *cart);
 void cartd_cart_free(cartd_cart_t *cart);
-int cartd_redis_scan_step(redisContext *rc, char *cursor,
-    int (*handler)(redisContext *rc, const char *owner, void *data),
+int cartd_redis_scan_step(cartd_redis_t *rc, char *cursor,
+    int (*handler)(cartd_redis_t *rc, const char *owner, void *data),
     void *data);
-double cartd_redis_activity(redisContext *rc, const char *owner);
-int cartd_redis_idle(redisContext *rc, unsigned first, unsigned n,
+double cartd_redis_activity(cartd_redis_t *rc, const char *owner);
+int cartd_redis_idle(cartd_redis_t *rc, unsigned first, unsigned n,
     time_t before,
     int (*handler)(const char *owner, time_t activity, void *data),
     void *data);
-int cartd_redis_unindex(redisContext *rc, const char *owner, time_t activity);
-int cartd_redis_restore(redisContext *rc, cartd_cart_t *cart, long ttl,
+int cartd_redis_unindex(cartd_redis_t *rc, const char *owner,
+    time_t activity);
+int cartd_redis_restore(cartd_redis_t *rc, cartd_cart_t *cart, long ttl,
     time_t activity);
 void cartd_activity_key(const char *owner, char *buf, size_t size);
 
@@ -147,7 +176,7 @@ typedef struct {
     unsigned       next;            /* the next slot of the index */
     time_t         now;             /* the pass's clock */
     PGconn        *pg;
-    redisContext  *rc;
+    cartd_redis_t *rc;
     rd_kafka_t    *rk;
     long           abandoned, sent, suppressed;
 } cartd_abandon_t;
@@ -160,21 +189,22 @@ int cartd_produce(rd_kafka_t *rk, const char *topic, const void *key,
     rd_kafka_headers_t *headers);
 int cartd_flush(rd_kafka_t *rk);
 int cartd_run(void);
-int cartd_reconcile(PGconn *pg, redisContext *rc);
+int cartd_reconcile(PGconn *pg, cartd_redis_t *rc);
 void cartd_reconcile_start(cartd_reconcile_t *rec);
 int cartd_reconcile_step(cartd_reconcile_t *rec, PGconn *pg,
-    redisContext *rc);
-int cartd_refresh(PGconn *pg, redisContext *rc, const char *owner,
+    cartd_redis_t *rc);
+int cartd_refresh(PGconn *pg, cartd_redis_t *rc, const char *owner,
     time_t activity);
 
 /* abandon.c */
-int cartd_abandon(PGconn *pg, redisContext *rc, rd_kafka_t *rk, time_t now);
+int cartd_abandon(PGconn *pg, cartd_redis_t *rc, rd_kafka_t *rk,
+    time_t now);
 void cartd_abandon_start(cartd_abandon_t *ab, time_t now);
-int cartd_abandon_step(cartd_abandon_t *ab, PGconn *pg, redisContext *rc,
+int cartd_abandon_step(cartd_abandon_t *ab, PGconn *pg, cartd_redis_t *rc,
     rd_kafka_t *rk, unsigned nslots);
 
 /* restore.c */
-int cartd_restore(PGconn *pg, redisContext *rc);
+int cartd_restore(PGconn *pg, cartd_redis_t *rc);
 
 
 #endif /* _CARTD_H_INCLUDED_ */

@@ -36,7 +36,7 @@ typedef struct {
     rd_kafka_t        *consumer;
     rd_kafka_t        *producer;
     PGconn            *pg;
-    redisContext      *redis;
+    cartd_redis_t     *redis;
     char             **owners;       /* carts the batch touched */
     int                nowners;
     cartd_failure_t    failures[CARTD_MAX_FAILURES];
@@ -285,7 +285,7 @@ cartd_flush(rd_kafka_t *rk)
 
 
 int
-cartd_refresh(PGconn *pg, redisContext *rc, const char *owner,
+cartd_refresh(PGconn *pg, cartd_redis_t *rc, const char *owner,
     time_t activity)
 {
     int           rv;
@@ -731,7 +731,7 @@ retry:
     }
 
     if (lp->redis->err) {
-        redisFree(lp->redis);
+        cartd_redis_free(lp->redis);
         lp->redis = NULL;
         while (lp->redis == NULL && !cartd_stop) {
             lp->redis = cartd_redis_connect();
@@ -752,7 +752,7 @@ typedef struct {
 
 
 static int
-cartd_reconcile_one(redisContext *rc, const char *owner, void *data)
+cartd_reconcile_one(cartd_redis_t *rc, const char *owner, void *data)
 {
     int64_t                 v;
     cartd_cart_t            cart;
@@ -804,7 +804,7 @@ cartd_reconcile_start(cartd_reconcile_t *rec)
  * on an error */
 
 int
-cartd_reconcile_step(cartd_reconcile_t *rec, PGconn *pg, redisContext *rc)
+cartd_reconcile_step(cartd_reconcile_t *rec, PGconn *pg, cartd_redis_t *rc)
 {
     int                    rv;
     cartd_reconcile_ctx_t  ctx = { pg, rec };
@@ -826,7 +826,7 @@ cartd_reconcile_step(cartd_reconcile_t *rec, PGconn *pg, redisContext *rc)
 
 
 int
-cartd_reconcile(PGconn *pg, redisContext *rc)
+cartd_reconcile(PGconn *pg, cartd_redis_t *rc)
 {
     int                rv;
     cartd_reconcile_t  rec;
@@ -1037,7 +1037,7 @@ cartd_run(void)
     rd_kafka_destroy(lp->consumer);
     cartd_flush(lp->producer);
     rd_kafka_destroy(lp->producer);
-    redisFree(lp->redis);
+    cartd_redis_free(lp->redis);
     PQfinish(lp->pg);
 
     for (i = 0; i < lp->nowners; i++) {

@@ -59,6 +59,8 @@ static const char  cartd_usage[] =
 "    kafka_property NAME VALUE      passed to librdkafka (repeatable)\n"
 "    postgres CONNINFO              required, a libpq conninfo or URI\n"
 "    redis URL                      redis://[:password@]host[:port][/db]\n"
+"    redis_cluster on|off           off; on: redis is a seed of a Redis\n"
+"                                   Cluster, carts are read on their masters\n"
 "    reconcile_interval TIME        5m (0: never)\n"
 "    abandon_interval TIME          1m (0: never)\n"
 "    abandon_after TIME             1h, the first reminder step\n"
@@ -243,6 +245,17 @@ cartd_read_conf(const char *path)
         TIME("guest_ttl", guest_ttl)
         TIME("processed_retention", retention)
 
+        if (strcmp(name, "redis_cluster") == 0) {
+            if (strcmp(value, "on") == 0) {
+                cf->redis_cluster = 1;
+            } else if (strcmp(value, "off") == 0) {
+                cf->redis_cluster = 0;
+            } else {
+                goto invalid;
+            }
+            continue;
+        }
+
         if (strcmp(name, "max_tries") == 0) {
             cf->max_tries = atoi(value);
             if (cf->max_tries < 1) goto invalid;
@@ -301,7 +314,7 @@ main(int argc, char **argv)
     const char    *conf, *command;
     PGconn        *pg;
     rd_kafka_t    *rk;
-    redisContext  *redis;
+    cartd_redis_t *redis;
 
     conf = "/etc/cartd.conf";
     command = "run";
@@ -389,7 +402,7 @@ main(int argc, char **argv)
             }
         }
 
-        redisFree(redis);
+        cartd_redis_free(redis);
     }
 
     PQfinish(pg);

@@ -6,99 +6,512 @@
  * (ngx_http_cart_line_time() in the module reads them alike).
  */
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cartd.h"
 #include "ngx_http_cart_slot.h"
 
 
-/* redis://[[user]:password@]host[:port][/db] */
+/*
+ * redis://[[user]:password@]host[:port][/db]: the configured node, and
+ * with redis_cluster a seed of the cluster; the other nodes of a cluster
+ * take the seed's credentials (a cluster has database 0 only).
+ */
 
-redisContext *
-cartd_redis_connect(void)
+static struct {
+    char   url[512];
+    char  *host, *user, *password;
+    int    port, db;
+} cartd_redis_url;
+
+
+static int cartd_redis_parse(void);
+static redisContext *cartd_node_conn(cartd_redis_t *rc, int i);
+static int cartd_node_get(cartd_redis_t *rc, const char *host, size_t len,
+    int port);
+static int cartd_redis_map(cartd_redis_t *rc);
+static int cartd_redis_node(cartd_redis_t *rc, const char *key);
+static redisReply *cartd_redis_run(cartd_redis_t *rc, const char *key,
+    const char *cmd, size_t len);
+static redisReply *cartd_redis_command(cartd_redis_t *rc, const char *key,
+    const char *fmt, ...);
+static redisReply *cartd_redis_argv(cartd_redis_t *rc, const char *key,
+    int argc, const char **argv, const size_t *argvlen);
+static void cartd_redis_failed(cartd_redis_t *rc, redisContext *c);
+
+
+static int
+cartd_redis_parse(void)
 {
-    int             port, db;
-    char            url[512], *host, *at, *p, *password, *user;
-    redisReply     *reply;
-    redisContext   *rc;
-    struct timeval  tv = { 5, 0 };
+    char  *host, *at, *p;
 
-    snprintf(url, sizeof(url), "%s", cartd_conf.redis);
+    snprintf(cartd_redis_url.url, sizeof(cartd_redis_url.url), "%s",
+             cartd_conf.redis);
 
-    if (strncmp(url, "redis://", 8) != 0) {
-        cartd_log(CARTD_LOG_ERR, "redis: \"%s\" is not a redis:// URL", url);
-        return NULL;
+    if (strncmp(cartd_redis_url.url, "redis://", 8) != 0) {
+        cartd_log(CARTD_LOG_ERR, "redis: \"%s\" is not a redis:// URL",
+                  cartd_redis_url.url);
+        return CARTD_ERROR;
     }
 
-    host = url + 8;
-    password = NULL;
-    user = NULL;
-    db = 0;
-    port = 6379;
+    host = cartd_redis_url.url + 8;
+    cartd_redis_url.password = NULL;
+    cartd_redis_url.user = NULL;
+    cartd_redis_url.db = 0;
+    cartd_redis_url.port = 6379;
 
     if ((at = strrchr(host, '@'))) {
         *at = '\0';
-        password = host;
-        if ((p = strchr(password, ':'))) {
+        cartd_redis_url.password = host;
+        if ((p = strchr(host, ':'))) {
             *p = '\0';
-            user = *password ? password : NULL;
-            password = p + 1;
+            cartd_redis_url.user = *host ? host : NULL;
+            cartd_redis_url.password = p + 1;
         }
         host = at + 1;
     }
 
     if ((p = strchr(host, '/'))) {
         *p = '\0';
-        db = atoi(p + 1);
+        cartd_redis_url.db = atoi(p + 1);
     }
 
     if ((p = strchr(host, ':'))) {
         *p = '\0';
-        port = atoi(p + 1);
+        cartd_redis_url.port = atoi(p + 1);
     }
 
-    rc = redisConnectWithTimeout(host, port, tv);
-    if (rc == NULL || rc->err) {
-        cartd_log(CARTD_LOG_ERR, "redis: connect to %s:%d: %s", host, port,
-                  rc ? rc->errstr : "no memory");
-        if (rc) {
-            redisFree(rc);
+    cartd_redis_url.host = host;
+
+    if (cartd_conf.redis_cluster && cartd_redis_url.db) {
+        cartd_log(CARTD_LOG_ERR, "redis: a cluster has database 0 only");
+        return CARTD_ERROR;
+    }
+
+    return CARTD_OK;
+}
+
+
+cartd_redis_t *
+cartd_redis_connect(void)
+{
+    cartd_redis_t  *rc;
+
+    if (cartd_redis_parse() != CARTD_OK) {
+        return NULL;
+    }
+
+    rc = calloc(1, sizeof(cartd_redis_t));
+    if (rc == NULL) {
+        return NULL;
+    }
+
+    rc->cluster = cartd_conf.redis_cluster;
+    rc->nnodes = 1;
+    snprintf(rc->nodes[0].host, sizeof(rc->nodes[0].host), "%.63s",
+             cartd_redis_url.host);
+    rc->nodes[0].port = cartd_redis_url.port;
+
+    if (cartd_node_conn(rc, 0) == NULL
+        || (rc->cluster && cartd_redis_map(rc) != CARTD_OK))
+    {
+        cartd_redis_free(rc);
+        return NULL;
+    }
+
+    return rc;
+}
+
+
+void
+cartd_redis_free(cartd_redis_t *rc)
+{
+    int  i;
+
+    if (rc == NULL) {
+        return;
+    }
+
+    for (i = 0; i < rc->nnodes; i++) {
+        if (rc->nodes[i].c) {
+            redisFree(rc->nodes[i].c);
+        }
+    }
+
+    free(rc);
+}
+
+
+/* node i's connection, made now if it has none or it broke */
+
+static redisContext *
+cartd_node_conn(cartd_redis_t *rc, int i)
+{
+    redisReply      *reply;
+    redisContext    *c;
+    cartd_node_t    *node;
+    struct timeval   tv = { 5, 0 };
+
+    node = &rc->nodes[i];
+
+    if (node->c && node->c->err == 0) {
+        return node->c;
+    }
+
+    if (node->c) {
+        redisFree(node->c);
+        node->c = NULL;
+    }
+
+    c = redisConnectWithTimeout(node->host, node->port, tv);
+    if (c == NULL || c->err) {
+        rc->err = 1;
+        snprintf(rc->errstr, sizeof(rc->errstr), "connect to %s:%d: %.60s",
+                 node->host, node->port, c ? c->errstr : "no memory");
+        cartd_log(CARTD_LOG_ERR, "redis: %s", rc->errstr);
+        if (c) {
+            redisFree(c);
         }
         return NULL;
     }
 
-    redisSetTimeout(rc, tv);
+    redisSetTimeout(c, tv);
 
     reply = NULL;
 
-    if (password && *password) {
-        reply = user ? redisCommand(rc, "AUTH %s %s", user, password)
-                     : redisCommand(rc, "AUTH %s", password);
+    if (cartd_redis_url.password && *cartd_redis_url.password) {
+        reply = cartd_redis_url.user
+                ? redisCommand(c, "AUTH %s %s", cartd_redis_url.user,
+                               cartd_redis_url.password)
+                : redisCommand(c, "AUTH %s", cartd_redis_url.password);
         if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
             goto failed;
         }
         freeReplyObject(reply);
     }
 
-    if (db) {
-        reply = redisCommand(rc, "SELECT %d", db);
+    if (cartd_redis_url.db) {
+        reply = redisCommand(c, "SELECT %d", cartd_redis_url.db);
         if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
             goto failed;
         }
         freeReplyObject(reply);
     }
 
-    return rc;
+    node->c = c;
+    return c;
 
 failed:
 
-    cartd_log(CARTD_LOG_ERR, "redis: handshake: %s",
-              reply ? reply->str : rc->errstr);
+    rc->err = 1;
+    snprintf(rc->errstr, sizeof(rc->errstr), "handshake with %s:%d: %.60s",
+             node->host, node->port, reply ? reply->str : c->errstr);
+    cartd_log(CARTD_LOG_ERR, "redis: %s", rc->errstr);
     if (reply) {
         freeReplyObject(reply);
     }
-    redisFree(rc);
+    redisFree(c);
     return NULL;
+}
+
+
+/* the index of the node at host:port, added if new; -1 when full */
+
+static int
+cartd_node_get(cartd_redis_t *rc, const char *host, size_t len, int port)
+{
+    int  i;
+
+    if (len == 0 || len >= sizeof(rc->nodes[0].host)) {
+        return -1;
+    }
+
+    for (i = 0; i < rc->nnodes; i++) {
+        if (rc->nodes[i].port == port && strlen(rc->nodes[i].host) == len
+            && memcmp(rc->nodes[i].host, host, len) == 0)
+        {
+            return i;
+        }
+    }
+
+    if (rc->nnodes == CARTD_MAX_NODES) {
+        cartd_log(CARTD_LOG_ERR, "redis: more than %d cluster nodes",
+                  CARTD_MAX_NODES);
+        return -1;
+    }
+
+    i = rc->nnodes++;
+    memcpy(rc->nodes[i].host, host, len);
+    rc->nodes[i].host[len] = '\0';
+    rc->nodes[i].port = port;
+    rc->nodes[i].c = NULL;
+
+    return i;
+}
+
+
+/* CLUSTER SLOTS, from any node that answers: {start, end, {ip, port}} */
+
+static int
+cartd_redis_map(cartd_redis_t *rc)
+{
+    int            i, n, node, port;
+    long long      s, first, last;
+    size_t         j;
+    redisReply    *reply, *e, *m;
+    redisContext  *c;
+
+    reply = NULL;
+
+    for (n = 0; n < rc->nnodes; n++) {
+        c = cartd_node_conn(rc, n);
+        if (c == NULL) {
+            continue;
+        }
+
+        reply = redisCommand(c, "CLUSTER SLOTS");
+
+        if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements) {
+            break;
+        }
+
+        cartd_log(CARTD_LOG_ERR, "redis: CLUSTER SLOTS on %s:%d: %s",
+                  rc->nodes[n].host, rc->nodes[n].port,
+                  reply ? (reply->str ? reply->str : "unexpected answer")
+                        : c->errstr);
+        if (reply) {
+            freeReplyObject(reply);
+            reply = NULL;
+        }
+    }
+
+    if (reply == NULL) {
+        rc->err = 1;
+        snprintf(rc->errstr, sizeof(rc->errstr), "no cluster map");
+        return CARTD_ERROR;
+    }
+
+    memset(rc->slots, 0, sizeof(rc->slots));
+
+    for (j = 0; j < reply->elements; j++) {
+        e = reply->element[j];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3
+            || e->element[0]->type != REDIS_REPLY_INTEGER
+            || e->element[1]->type != REDIS_REPLY_INTEGER
+            || e->element[2]->type != REDIS_REPLY_ARRAY
+            || e->element[2]->elements < 2
+            || e->element[2]->element[0]->type != REDIS_REPLY_STRING
+            || e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
+        {
+            continue;
+        }
+
+        first = e->element[0]->integer;
+        last = e->element[1]->integer;
+        m = e->element[2];
+        port = (int) m->element[1]->integer;
+
+        /* an empty address is the node that answered */
+        node = m->element[0]->len && strcmp(m->element[0]->str, "?") != 0
+               ? cartd_node_get(rc, m->element[0]->str, m->element[0]->len,
+                                port)
+               : n;
+
+        if (node < 0 || first < 0 || last >= 16384) {
+            continue;
+        }
+
+        for (s = first; s <= last; s++) {
+            rc->slots[s] = (unsigned char) (node + 1);
+        }
+    }
+
+    for (i = 0, s = 0; s < 16384; s++) {
+        i += rc->slots[s] != 0;
+    }
+
+    cartd_log(CARTD_LOG_DEBUG, "redis: cluster map from %s:%d, %d slots, "
+              "%d nodes", rc->nodes[n].host, rc->nodes[n].port, i,
+              rc->nnodes);
+
+    freeReplyObject(reply);
+    return CARTD_OK;
+}
+
+
+/* the node of key's slot: the configured one without a cluster, or while
+ * the slot's master is not known (it answers MOVED) */
+
+static int
+cartd_redis_node(cartd_redis_t *rc, const char *key)
+{
+    unsigned  slot;
+
+    if (!rc->cluster || key == NULL) {
+        return 0;
+    }
+
+    slot = ngx_http_cart_slot((unsigned char *) key, strlen(key));
+
+    return rc->slots[slot] ? rc->slots[slot] - 1 : 0;
+}
+
+
+/*
+ * One command, formatted, on the node of key; MOVED (the map is read
+ * again) and ASK are followed, 5 times at most. NULL: no answer (logged
+ * by the caller from rc->errstr).
+ */
+
+static redisReply *
+cartd_redis_run(cartd_redis_t *rc, const char *key, const char *cmd,
+    size_t len)
+{
+    int            node, tries, asking, port, slot;
+    char          *p, *colon;
+    redisReply    *reply, *ok;
+    redisContext  *c;
+
+    rc->err = 0;
+    node = cartd_redis_node(rc, key);
+    asking = 0;
+
+    for (tries = 0; tries < 6; tries++) {
+        c = cartd_node_conn(rc, node);
+        if (c == NULL) {
+            return NULL;
+        }
+
+        if (asking) {
+            redisAppendCommand(c, "ASKING");
+        }
+
+        redisAppendFormattedCommand(c, cmd, len);
+
+        reply = NULL;
+
+        if (asking) {
+            if (redisGetReply(c, (void **) &ok) != REDIS_OK) {
+                cartd_redis_failed(rc, c);
+                return NULL;
+            }
+            freeReplyObject(ok);
+        }
+
+        if (redisGetReply(c, (void **) &reply) != REDIS_OK) {
+            cartd_redis_failed(rc, c);
+            return NULL;
+        }
+
+        if (!rc->cluster || reply->type != REDIS_REPLY_ERROR) {
+            return reply;
+        }
+
+        /* "MOVED <slot> <ip>:<port>", "ASK <slot> <ip>:<port>" */
+
+        if (strncmp(reply->str, "MOVED ", 6) == 0) {
+            asking = 0;
+            p = reply->str + 6;
+
+        } else if (strncmp(reply->str, "ASK ", 4) == 0) {
+            asking = 1;
+            p = reply->str + 4;
+
+        } else {
+            return reply;
+        }
+
+        slot = atoi(p);
+        p = strchr(p, ' ');
+        colon = p ? strrchr(p, ':') : NULL;
+
+        if (colon == NULL || slot < 0 || slot >= 16384) {
+            return reply;
+        }
+
+        port = atoi(colon + 1);
+        node = colon == p + 1 ? node
+                              : cartd_node_get(rc, p + 1, colon - p - 1, port);
+
+        cartd_log(CARTD_LOG_DEBUG, "redis: following \"%s\"", reply->str);
+
+        if (node < 0) {
+            return reply;
+        }
+
+        if (!asking) {
+            /* the slot moved for good: others may have too */
+            rc->slots[slot] = (unsigned char) (node + 1);
+            (void) cartd_redis_map(rc);
+            rc->err = 0;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    rc->err = 1;
+    snprintf(rc->errstr, sizeof(rc->errstr), "too many redirections");
+    return NULL;
+}
+
+
+static void
+cartd_redis_failed(cartd_redis_t *rc, redisContext *c)
+{
+    rc->err = 1;
+    snprintf(rc->errstr, sizeof(rc->errstr), "%s", c->errstr);
+}
+
+
+/* a command in hiredis's format on the node of key */
+
+static redisReply *
+cartd_redis_command(cartd_redis_t *rc, const char *key, const char *fmt, ...)
+{
+    int          len;
+    char        *cmd;
+    va_list      args;
+    redisReply  *reply;
+
+    va_start(args, fmt);
+    len = redisvFormatCommand(&cmd, fmt, args);
+    va_end(args);
+
+    if (len < 0) {
+        rc->err = 1;
+        snprintf(rc->errstr, sizeof(rc->errstr), "no memory");
+        return NULL;
+    }
+
+    reply = cartd_redis_run(rc, key, cmd, len);
+    free(cmd);
+
+    return reply;
+}
+
+
+static redisReply *
+cartd_redis_argv(cartd_redis_t *rc, const char *key, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    long long    len;
+    char        *cmd;
+    redisReply  *reply;
+
+    len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+
+    if (len < 0) {
+        rc->err = 1;
+        snprintf(rc->errstr, sizeof(rc->errstr), "no memory");
+        return NULL;
+    }
+
+    reply = cartd_redis_run(rc, key, cmd, len);
+    free(cmd);
+
+    return reply;
 }
 
 
@@ -185,16 +598,18 @@ cartd_line_parse(const char *sku, const char *value, cartd_line_t *line)
 
 
 int
-cartd_redis_cart(redisContext *rc, const char *owner, cartd_cart_t *cart)
+cartd_redis_cart(cartd_redis_t *rc, const char *owner, cartd_cart_t *cart)
 {
+    char          key[CARTD_MAX_OWNER + 8];
     size_t        i;
     redisReply   *reply, *f, *v;
     cartd_line_t *line;
 
     memset(cart, 0, sizeof(cartd_cart_t));
     snprintf(cart->owner, sizeof(cart->owner), "%s", owner);
+    snprintf(key, sizeof(key), "cart:{%s}", owner);
 
-    reply = redisCommand(rc, "HGETALL cart:{%s}", owner);
+    reply = cartd_redis_command(rc, key, "HGETALL %s", key);
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         cartd_log(CARTD_LOG_ERR, "redis: HGETALL cart:{%s}: %s", owner,
                   reply ? reply->str : rc->errstr);
@@ -257,31 +672,82 @@ cartd_cart_free(cartd_cart_t *cart)
 }
 
 
-/* one step of a SCAN over the cart keys (never KEYS: it would block
- * Redis); "cursor" goes from "0" back to "0" */
+/*
+ * One step of a SCAN over the cart keys (never KEYS: it would block
+ * Redis); "cursor" goes from "0" back to "0". In a cluster every master
+ * is scanned in turn: the cursor is "<node>:<its cursor>".
+ */
 
 int
-cartd_redis_scan_step(redisContext *rc, char *cursor,
-    int (*handler)(redisContext *rc, const char *owner, void *data),
+cartd_redis_scan_step(cartd_redis_t *rc, char *cursor,
+    int (*handler)(cartd_redis_t *rc, const char *owner, void *data),
     void *data)
 {
-    char         owner[CARTD_MAX_OWNER + 1];
-    size_t       i, len;
-    redisReply  *reply, *keys;
+    int            node, next;
+    char           owner[CARTD_MAX_OWNER + 1], *colon, *at;
+    size_t         i, len;
+    unsigned       s;
+    redisReply    *reply, *keys;
+    redisContext  *c;
 
-    reply = redisCommand(rc, "SCAN %s MATCH cart:{* COUNT 500", cursor);
+    node = 0;
+    at = cursor;
+    colon = strchr(cursor, ':');
+
+    if (rc->cluster) {
+        if (colon) {
+            node = atoi(cursor);
+            at = colon + 1;
+
+        } else {
+            /* a new pass: the first master */
+            for (s = 0; s < 16384 && rc->slots[s] == 0; s++) { /* void */ }
+            node = s < 16384 ? rc->slots[s] - 1 : 0;
+        }
+    }
+
+    /* a SCAN is no key's: it goes to the node itself, no redirection */
+
+    c = node < rc->nnodes ? cartd_node_conn(rc, node) : NULL;
+    reply = c ? redisCommand(c, "SCAN %s MATCH cart:{* COUNT 500", at)
+              : NULL;
+
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
         || reply->elements != 2)
     {
         cartd_log(CARTD_LOG_ERR, "redis: SCAN: %s",
-                  reply ? reply->str : rc->errstr);
+                  reply ? reply->str : c ? c->errstr : rc->errstr);
         if (reply) {
             freeReplyObject(reply);
         }
         return CARTD_ERROR;
     }
 
-    snprintf(cursor, CARTD_CURSOR_LEN, "%s", reply->element[0]->str);
+    if (!rc->cluster) {
+        snprintf(cursor, CARTD_CURSOR_LEN, "%s", reply->element[0]->str);
+
+    } else if (strcmp(reply->element[0]->str, "0") != 0) {
+        snprintf(cursor, CARTD_CURSOR_LEN, "%d:%s", node,
+                 reply->element[0]->str);
+
+    } else {
+        /* this master is done: the next one the map names, or the end */
+        next = CARTD_MAX_NODES;
+        for (s = 0; s < 16384; s++) {
+            if (rc->slots[s] && rc->slots[s] - 1 > node
+                && rc->slots[s] - 1 < next)
+            {
+                next = rc->slots[s] - 1;
+            }
+        }
+
+        if (next == CARTD_MAX_NODES) {
+            snprintf(cursor, CARTD_CURSOR_LEN, "0");
+        } else {
+            snprintf(cursor, CARTD_CURSOR_LEN, "%d:0", next);
+        }
+    }
+
     keys = reply->element[1];
 
     for (i = 0; i < keys->elements; i++) {
@@ -323,7 +789,7 @@ cartd_activity_key(const char *owner, char *buf, size_t size)
 /* the time of the cart's last write, from the activity index; 0 unknown */
 
 double
-cartd_redis_activity(redisContext *rc, const char *owner)
+cartd_redis_activity(cartd_redis_t *rc, const char *owner)
 {
     char         key[64];
     double       t;
@@ -331,7 +797,7 @@ cartd_redis_activity(redisContext *rc, const char *owner)
 
     cartd_activity_key(owner, key, sizeof(key));
 
-    reply = redisCommand(rc, "ZSCORE %s %s", key, owner);
+    reply = cartd_redis_command(rc, key, "ZSCORE %s %s", key, owner);
     t = (reply && reply->type == REDIS_REPLY_STRING) ? atof(reply->str) : 0;
 
     if (reply) {
@@ -344,48 +810,102 @@ cartd_redis_activity(redisContext *rc, const char *owner)
 
 /*
  * The owners whose last write is before "before", in the activity sets of
- * slots [first, first + n): one pipelined round trip for the n sets, then
- * the handler for each owner (it may talk to Redis itself).
+ * slots [first, first + n): one pipelined round trip for the n sets (in a
+ * cluster one per master, each set on its slot's), then the handler for
+ * each owner (it may talk to Redis itself).
  */
 
 int
-cartd_redis_idle(redisContext *rc, unsigned first, unsigned n,
+cartd_redis_idle(cartd_redis_t *rc, unsigned first, unsigned n,
     time_t before,
     int (*handler)(const char *owner, time_t activity, void *data),
     void *data)
 {
-    int          rv;
-    size_t       i, j, count;
-    unsigned     slot;
-    time_t      *when;
-    redisReply **replies;
-    const char **owners;
+    int            rv, *node, lost;
+    char           key[64];
+    size_t         i, j, count;
+    unsigned       slot;
+    time_t        *when;
+    redisReply   **replies;
+    const char   **owners;
+    redisContext  *c;
 
     replies = calloc(n, sizeof(redisReply *));
-    if (replies == NULL) {
+    node = calloc(n, sizeof(int));
+
+    if (replies == NULL || node == NULL) {
+        free(replies);
+        free(node);
         return CARTD_ERROR;
     }
 
-    for (slot = first; slot < first + n; slot++) {
-        redisAppendCommand(rc, "ZRANGEBYSCORE " NGX_HTTP_CART_ACTIVITY_KEY
+    rv = CARTD_OK;
+    lost = 0;
+
+    for (i = 0; i < n; i++) {
+        slot = first + i;
+        node[i] = rc->cluster && rc->slots[slot] ? rc->slots[slot] - 1 : 0;
+        c = cartd_node_conn(rc, node[i]);
+
+        if (c == NULL) {
+            node[i] = -1;
+            lost = 1;
+            continue;
+        }
+
+        redisAppendCommand(c, "ZRANGEBYSCORE " NGX_HTTP_CART_ACTIVITY_KEY
                            "{%s} -inf %lld WITHSCORES",
                            ngx_http_cart_slot_tag(slot), (long long) before);
     }
 
-    rv = CARTD_OK;
+    /* each node answers in the order it was asked: read in slot order */
+
     count = 0;
 
     for (i = 0; i < n; i++) {
-        if (redisGetReply(rc, (void **) &replies[i]) != REDIS_OK
-            || replies[i]->type != REDIS_REPLY_ARRAY)
-        {
+        if (node[i] < 0) {
+            continue;
+        }
+
+        c = rc->nodes[node[i]].c;
+
+        if (redisGetReply(c, (void **) &replies[i]) != REDIS_OK) {
+            cartd_log(CARTD_LOG_ERR, "redis: ZRANGEBYSCORE: %s", c->errstr);
+            lost = 1;
+            continue;
+        }
+
+        if (replies[i]->type == REDIS_REPLY_ERROR && rc->cluster) {
+            /* the slot moved (MOVED, ASK): asked again on its own once
+             * every node's answers are read */
+            freeReplyObject(replies[i]);
+            replies[i] = NULL;
+            node[i] = -2;
+        }
+    }
+
+    for (i = 0; i < n && !lost; i++) {
+        if (node[i] == -2) {
+            snprintf(key, sizeof(key), NGX_HTTP_CART_ACTIVITY_KEY "{%s}",
+                     ngx_http_cart_slot_tag(first + i));
+            replies[i] = cartd_redis_command(rc, key,
+                                             "ZRANGEBYSCORE %s -inf %lld "
+                                             "WITHSCORES", key,
+                                             (long long) before);
+        }
+
+        if (replies[i] == NULL || replies[i]->type != REDIS_REPLY_ARRAY) {
             cartd_log(CARTD_LOG_ERR, "redis: ZRANGEBYSCORE: %s",
                       replies[i] ? replies[i]->str : rc->errstr);
             rv = CARTD_ERROR;
-            break;
+            continue;
         }
 
         count += replies[i]->elements / 2;
+    }
+
+    if (lost) {
+        rv = CARTD_ERROR;
     }
 
     owners = calloc(count + 1, sizeof(char *));
@@ -416,6 +936,7 @@ cartd_redis_idle(redisContext *rc, unsigned first, unsigned n,
     }
 
     free(replies);
+    free(node);
     free(owners);
     free(when);
 
@@ -426,14 +947,14 @@ cartd_redis_idle(redisContext *rc, unsigned first, unsigned n,
 /* out of the index, unless a write stamped it again meanwhile */
 
 int
-cartd_redis_unindex(redisContext *rc, const char *owner, time_t activity)
+cartd_redis_unindex(cartd_redis_t *rc, const char *owner, time_t activity)
 {
     char         key[64];
     redisReply  *reply;
 
     cartd_activity_key(owner, key, sizeof(key));
 
-    reply = redisCommand(rc,
+    reply = cartd_redis_command(rc, key,
         "EVAL %s 1 %s %s %lld",
         "if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or -1)"
         " == tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1],"
@@ -476,7 +997,7 @@ static const char  cartd_restore_lua[] =
 
 
 int
-cartd_redis_restore(redisContext *rc, cartd_cart_t *cart, long ttl,
+cartd_redis_restore(cartd_redis_t *rc, cartd_cart_t *cart, long ttl,
     time_t activity)
 {
     int            i, argc, rv;
@@ -530,7 +1051,8 @@ cartd_redis_restore(redisContext *rc, cartd_cart_t *cart, long ttl,
         }
     }
 
-    reply = redisCommandArgv(rc, i, (const char **) argv, argvlen);
+    /* argv[3] is the cart's key: the script runs on its slot */
+    reply = cartd_redis_argv(rc, argv[3], i, (const char **) argv, argvlen);
 
     free(argv);
     free(argvlen);

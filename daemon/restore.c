@@ -13,7 +13,7 @@
 
 
 int
-cartd_restore(PGconn *pg, redisContext *rc)
+cartd_restore(PGconn *pg, cartd_redis_t *rc)
 {
     int            i, j, n, rv;
     long           ttl, restored, present, expired;

@@ -75,6 +75,8 @@ typedef struct {
 
     ngx_uint_t                     stream_max;       /* per worker */
     ngx_msec_t                     stream_heartbeat;
+    ngx_msec_t                     subscriber_ping;  /* PING every, and */
+    ngx_msec_t                     subscriber_ping_timeout; /* its answer */
 
     /* per worker, created in init_process */
     ngx_http_cart_redis_t         *redis;

@@ -242,6 +242,7 @@ ngx_http_cart_redis_exit_worker(ngx_http_cart_main_conf_t *cmcf)
     }
 
     if (redis->sub) {
+        ngx_http_cart_redis_sub_stop(redis->sub);
         ngx_http_cart_redis_conn_close(&redis->sub->conn);
         ngx_free(redis->sub);
         redis->sub = NULL;
@@ -985,7 +986,16 @@ ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key, int argc,
     const char **argv, const size_t *argvlen,
     ngx_http_cart_redis_handler_pt handler, void *data)
 {
-    ngx_http_cleanup_t          *cln;
+    return ngx_http_cart_redis_command_in(r, r->pool, NULL, key, argc, argv,
+                                          argvlen, handler, data);
+}
+
+
+ngx_int_t
+ngx_http_cart_redis_command_in(ngx_http_request_t *r, ngx_pool_t *pool,
+    ngx_http_cleanup_t *cln, ngx_str_t *key, int argc, const char **argv,
+    const size_t *argvlen, ngx_http_cart_redis_handler_pt handler, void *data)
+{
     ngx_http_cart_redis_t       *redis;
     ngx_http_cart_redis_op_t    *op;
     ngx_http_cart_main_conf_t   *cmcf;
@@ -997,9 +1007,11 @@ ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key, int argc,
         return NGX_ERROR;
     }
 
-    cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
-        return NGX_ERROR;
+        cln = ngx_http_cleanup_add(r, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     op = ngx_http_cart_redis_op_get(redis);
@@ -1007,7 +1019,7 @@ ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key, int argc,
         return NGX_ERROR;
     }
 
-    if (ngx_http_cart_redis_format(r->pool, argc, argv, argvlen, &op->cmd)
+    if (ngx_http_cart_redis_format(pool, argc, argv, argvlen, &op->cmd)
         != NGX_OK
         || ngx_http_cart_redis_send(op, ngx_http_cart_redis_route(redis, key),
                                     0)

@@ -57,6 +57,18 @@ ngx_int_t ngx_http_cart_redis_command(ngx_http_request_t *r, ngx_str_t *key,
     int argc, const char **argv, const size_t *argvlen,
     ngx_http_cart_redis_handler_pt handler, void *data);
 
+/*
+ * The same for a request that lives long and sends a command now and then
+ * (a stream): the command is written into "pool", which must live until
+ * the handler is called, and "cln", a cleanup of the request made once
+ * (its handler NULL while none of its commands is in flight), is used
+ * instead of a new one: the request's pool does not grow by a command.
+ */
+ngx_int_t ngx_http_cart_redis_command_in(ngx_http_request_t *r,
+    ngx_pool_t *pool, ngx_http_cleanup_t *cln, ngx_str_t *key, int argc,
+    const char **argv, const size_t *argvlen,
+    ngx_http_cart_redis_handler_pt handler, void *data);
+
 /* a one-key read such as "GET key" or "HGETALL key", routed by the key */
 ngx_int_t ngx_http_cart_redis_read(ngx_http_request_t *r, const char *cmd,
     ngx_str_t *key, ngx_http_cart_redis_handler_pt handler, void *data);

@@ -2,6 +2,8 @@
  * Redis Cluster. The cart_redis URLs are seeds: a worker asks a node
  * CLUSTER SLOTS, keeps a slot -> node table and adds a node per master.
  * Until the table is known a command goes to any node and follows MOVED.
+ * A node that two maps in a row do not name is retired: its connections
+ * closed, its commands failed, the node kept for the next new address.
  */
 
 #include "ngx_http_cart_redis_int.h"
@@ -14,10 +16,32 @@
 #define NGX_HTTP_CART_REDIS_REFRESH_MIN    500
 #define NGX_HTTP_CART_REDIS_REFRESH_RETRY  1000
 #define NGX_HTTP_CART_REDIS_REFRESH_EVERY  30000
+/* maps in a row that do not name a node before it is retired: one map
+ * may be an old view, from a node that has not heard of a change yet */
+#define NGX_HTTP_CART_REDIS_RETIRE_AFTER   2
+
+
+/* the configuration of a node the cluster named, with room for any
+ * address: it goes with the node when the node is reused */
+typedef struct {
+    ngx_http_cart_redis_node_conf_t    conf;
+    u_char                             host[NGX_INET6_ADDRSTRLEN + 1];
+    u_char                             url[sizeof("redis://:65535") - 1
+                                           + NGX_INET6_ADDRSTRLEN];
+} ngx_http_cart_redis_cluster_conf_t;
 
 
 static ngx_http_cart_redis_node_t *ngx_http_cart_redis_node_get(
     ngx_http_cart_redis_t *redis, ngx_str_t *host, ngx_uint_t port);
+static ngx_http_cart_redis_node_t *ngx_http_cart_redis_node_reuse(
+    ngx_http_cart_redis_t *redis, ngx_str_t *host, ngx_uint_t port);
+static void ngx_http_cart_redis_conf_set(
+    ngx_http_cart_redis_cluster_conf_t *ccf, ngx_str_t *host,
+    ngx_uint_t port);
+static void ngx_http_cart_redis_retire(ngx_http_cart_redis_t *redis,
+    ngx_http_cart_redis_node_t *answered);
+static void ngx_http_cart_redis_node_retire(ngx_http_cart_redis_t *redis,
+    ngx_uint_t i);
 static void ngx_http_cart_redis_refresh_handler(ngx_event_t *ev);
 static void ngx_http_cart_redis_slots_reply(redisAsyncContext *ac,
     void *reply, void *privdata);
@@ -27,6 +51,17 @@ static ngx_int_t ngx_http_cart_redis_slots_valid(redisReply *reply);
 ngx_int_t
 ngx_http_cart_redis_cluster_init(ngx_http_cart_redis_t *redis)
 {
+    ngx_uint_t                    i;
+    ngx_http_cart_redis_node_t  **nodes;
+
+    /* the nodes so far are the seeds: never retired */
+
+    nodes = redis->nodes.elts;
+
+    for (i = 0; i < redis->nodes.nelts; i++) {
+        nodes[i]->seed = 1;
+    }
+
     redis->slots = ngx_pcalloc(redis->pool, NGX_HTTP_CART_SLOTS
                                        * sizeof(ngx_http_cart_redis_node_t *));
     if (redis->slots == NULL) {
@@ -218,12 +253,12 @@ static ngx_http_cart_redis_node_t *
 ngx_http_cart_redis_node_get(ngx_http_cart_redis_t *redis, ngx_str_t *host,
     ngx_uint_t port)
 {
-    u_char                            *p;
-    ngx_uint_t                         i;
-    ngx_http_cart_redis_node_t       **nodes, *node;
-    ngx_http_cart_redis_node_conf_t   *conf, *seed;
+    ngx_uint_t                           i;
+    ngx_http_cart_redis_node_t         **nodes, *node;
+    ngx_http_cart_redis_node_conf_t     *conf, *seed;
+    ngx_http_cart_redis_cluster_conf_t  *ccf;
 #if (NGX_HAVE_INET6)
-    u_char                             addr6[16];
+    u_char                               addr6[16];
 #endif
 
     nodes = redis->nodes.elts;
@@ -239,11 +274,12 @@ ngx_http_cart_redis_node_get(ngx_http_cart_redis_t *redis, ngx_str_t *host,
         }
     }
 
-    if (ngx_inet_addr(host->data, host->len) == INADDR_NONE
+    if (host->len > NGX_INET6_ADDRSTRLEN
+        || (ngx_inet_addr(host->data, host->len) == INADDR_NONE
 #if (NGX_HAVE_INET6)
-        && ngx_inet6_addr(host->data, host->len, addr6) != NGX_OK
+            && ngx_inet6_addr(host->data, host->len, addr6) != NGX_OK
 #endif
-       )
+           ))
     {
         ngx_log_error(NGX_LOG_ERR, redis->log, 0,
                       "cart redis: cluster node \"%V\" is not an IP address",
@@ -259,36 +295,191 @@ ngx_http_cart_redis_node_get(ngx_http_cart_redis_t *redis, ngx_str_t *host,
         return NULL;
     }
 
-    conf = ngx_pcalloc(redis->pool, sizeof(ngx_http_cart_redis_node_conf_t));
-    p = ngx_pnalloc(redis->pool, 2 * host->len + sizeof("redis://[]:65535"));
+    if (redis->spare) {
+        return ngx_http_cart_redis_node_reuse(redis, host, port);
+    }
 
-    if (conf == NULL || p == NULL) {
+    ccf = ngx_pcalloc(redis->pool, sizeof(ngx_http_cart_redis_cluster_conf_t));
+    if (ccf == NULL) {
         return NULL;
     }
 
     /* the credentials of the seeds; a cluster has database 0 only */
 
     seed = redis->cmcf->redis_nodes->elts;
-    conf->user = seed->user;
-    conf->password = seed->password;
-    conf->port = port;
+    ccf->conf.user = seed->user;
+    ccf->conf.password = seed->password;
 
-    conf->host.data = p;
-    conf->host.len = host->len;
-    p = ngx_cpymem(p, host->data, host->len);
-    *p++ = '\0';
+    ngx_http_cart_redis_conf_set(ccf, host, port);
 
-    conf->url.data = p;
-    conf->url.len = ngx_sprintf(p, "redis://%V:%ui", host, port) - p;
-
-    node = ngx_http_cart_redis_node_add(redis, conf);
+    node = ngx_http_cart_redis_node_add(redis, &ccf->conf);
 
     if (node) {
         ngx_log_error(NGX_LOG_INFO, redis->log, 0,
-                      "cart redis: cluster node \"%V\" added", &conf->url);
+                      "cart redis: cluster node \"%V\" added",
+                      &ccf->conf.url);
     }
 
     return node;
+}
+
+
+/* a retired node for a new address: its memory, configuration and
+ * connections made again */
+
+static ngx_http_cart_redis_node_t *
+ngx_http_cart_redis_node_reuse(ngx_http_cart_redis_t *redis, ngx_str_t *host,
+    ngx_uint_t port)
+{
+    ngx_uint_t                   j;
+    ngx_http_cart_redis_conn_t  *rc;
+    ngx_http_cart_redis_node_t  *node, **slot;
+
+    slot = ngx_array_push(&redis->nodes);
+    if (slot == NULL) {
+        return NULL;
+    }
+
+    node = redis->spare;
+    redis->spare = node->spare;
+    redis->nspare--;
+
+    node->spare = NULL;
+    node->next = 0;
+    node->unnamed = 0;
+    node->named = 0;
+
+    ngx_http_cart_redis_conf_set(
+        (ngx_http_cart_redis_cluster_conf_t *) node->conf, host, port);
+
+    *slot = node;
+
+    ngx_log_error(NGX_LOG_INFO, redis->log, 0,
+                  "cart redis: cluster node \"%V\" added (a spare reused)",
+                  &node->conf->url);
+
+    for (j = 0; j < node->nconns; j++) {
+        rc = &node->conns[j];
+        ngx_memzero(rc, sizeof(ngx_http_cart_redis_conn_t));
+        ngx_http_cart_redis_conn_init(rc, node, j);
+        ngx_http_cart_redis_connect(rc);
+    }
+
+    return node;
+}
+
+
+static void
+ngx_http_cart_redis_conf_set(ngx_http_cart_redis_cluster_conf_t *ccf,
+    ngx_str_t *host, ngx_uint_t port)
+{
+    ngx_http_cart_redis_node_conf_t  *conf;
+
+    conf = &ccf->conf;
+
+    conf->port = port;
+
+    conf->host.data = ccf->host;
+    conf->host.len = host->len;
+    *ngx_cpymem(ccf->host, host->data, host->len) = '\0';
+
+    conf->url.data = ccf->url;
+    conf->url.len = ngx_sprintf(ccf->url, "redis://%V:%ui", host, port)
+                    - ccf->url;
+}
+
+
+/*
+ * After a map: a node that is no seed and that NGX_HTTP_CART_REDIS_RETIRE_AFTER
+ * maps in a row did not name is retired, except the one that answered
+ * (its connection is in a hiredis callback now; the next map, from
+ * another node, retires it).
+ */
+
+static void
+ngx_http_cart_redis_retire(ngx_http_cart_redis_t *redis,
+    ngx_http_cart_redis_node_t *answered)
+{
+    ngx_uint_t                    i;
+    ngx_http_cart_redis_node_t  **nodes, *node;
+
+    i = 0;
+
+    while (i < redis->nodes.nelts) {
+        /* read again: retiring fails commands, whose handlers run now */
+        nodes = redis->nodes.elts;
+        node = nodes[i];
+
+        if (node->named) {
+            node->named = 0;
+            node->unnamed = 0;
+            i++;
+            continue;
+        }
+
+        if (node->seed
+            || ++node->unnamed < NGX_HTTP_CART_REDIS_RETIRE_AFTER
+            || node == answered)
+        {
+            i++;
+            continue;
+        }
+
+        ngx_http_cart_redis_node_retire(redis, i);
+    }
+}
+
+
+static void
+ngx_http_cart_redis_node_retire(ngx_http_cart_redis_t *redis, ngx_uint_t i)
+{
+    ngx_uint_t                    j;
+    ngx_http_cart_redis_conn_t   *rc;
+    ngx_http_cart_redis_node_t  **nodes, *node;
+
+    nodes = redis->nodes.elts;
+    node = nodes[i];
+
+    /* out of the list first: no command is routed to it any more */
+
+    ngx_memmove(&nodes[i], &nodes[i + 1],
+                (redis->nodes.nelts - i - 1)
+                * sizeof(ngx_http_cart_redis_node_t *));
+    redis->nodes.nelts--;
+
+    ngx_log_error(NGX_LOG_INFO, redis->log, 0,
+                  "cart redis: cluster node \"%V\" retired, no slot map "
+                  "names it", &node->conf->url);
+
+    for (j = 0; j < node->nconns; j++) {
+        rc = &node->conns[j];
+
+        /* its commands get no reply: 503 store_unavailable */
+
+        if (rc->ac) {
+            redisAsyncFree(rc->ac);
+        }
+
+        /* the disconnect callback asked for a reconnection */
+
+        if (rc->reconnect.timer_set) {
+            ngx_del_timer(&rc->reconnect);
+        }
+
+        if (rc->connect.timer_set) {
+            ngx_del_timer(&rc->connect);
+        }
+
+        rc->state = NGX_HTTP_CART_REDIS_DISCONNECTED;
+    }
+
+    if (redis->sub) {
+        ngx_http_cart_redis_sub_leave(redis->sub, node);
+    }
+
+    node->spare = redis->spare;
+    redis->spare = node;
+    redis->nspare++;
 }
 
 
@@ -457,6 +648,7 @@ ngx_http_cart_redis_slots_reply(redisAsyncContext *ac, void *reply,
             continue;
         }
 
+        node->named = 1;
         nodes++;
 
         last = e->element[1]->integer;
@@ -466,9 +658,12 @@ ngx_http_cart_redis_slots_reply(redisAsyncContext *ac, void *reply,
         }
     }
 
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+    ngx_http_cart_redis_retire(redis, rc->node);
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, redis->log, 0,
                    "cart redis: cluster map from \"%V\": %ui ranges, "
-                   "%ui mapped", &rc->node->conf->url, r->elements, nodes);
+                   "%ui mapped, %ui nodes, %ui spare", &rc->node->conf->url,
+                   r->elements, nodes, redis->nodes.nelts, redis->nspare);
 
     ngx_add_timer(&redis->refresh, NGX_HTTP_CART_REDIS_REFRESH_EVERY);
 }

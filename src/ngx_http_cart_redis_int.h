@@ -73,15 +73,25 @@ typedef struct {
 } ngx_http_cart_redis_conn_t;
 
 
-/* the worker's pub/sub connection: a connection of node 0 outside its pool */
+/* the worker's pub/sub connection: a connection of a node outside its
+ * pool (ngx_http_cart_redis_pubsub.c); the connection calls "handler",
+ * the pub/sub room's, which tells the listener */
 struct ngx_http_cart_redis_sub_s {
     ngx_http_cart_redis_conn_t         conn;
     ngx_http_cart_redis_sub_pt         handler;
     void                              *data;
+    ngx_http_cart_redis_sub_pt         listener;
+    void                              *listener_data;
+    ngx_event_t                        ping;      /* the next PING, or the
+                                                     deadline of its answer */
+    unsigned                           waiting:1; /* for that answer */
+    unsigned                           answered:1; /* since it connected */
 };
 
 
-/* one Redis server; nodes live as long as the worker: slots point at them */
+/* one Redis server; never freed while the worker lives, as slots and
+ * operations point at nodes: one the cluster no longer names is retired
+ * to a spare list and may come back as another address */
 struct ngx_http_cart_redis_node_s {
     ngx_http_cart_redis_t             *redis;
     ngx_http_cart_redis_node_conf_t   *conf;
@@ -95,6 +105,10 @@ struct ngx_http_cart_redis_node_s {
     ngx_uint_t                         nwaiting;
 
     ngx_http_cart_redis_quiet_t        quiet[NGX_HTTP_CART_REDIS_LOG_N];
+    ngx_http_cart_redis_node_t        *spare;    /* next in the spare list */
+    ngx_uint_t                         unnamed;  /* slot maps in a row */
+    unsigned                           seed:1;
+    unsigned                           named:1;  /* by the map applied */
 };
 
 
@@ -112,7 +126,7 @@ typedef struct {
     void                              *data;
     ngx_http_cleanup_t                *cleanup;
     ngx_event_t                        timer;
-    ngx_str_t                          cmd;       /* RESP, in the request's
+    ngx_str_t                          cmd;       /* RESP, in the caller's
                                                      pool, for a resend */
     uint64_t                           start;     /* its first byte in the
                                                      connection's output */
@@ -141,6 +155,8 @@ struct ngx_http_cart_redis_s {
     ngx_uint_t                         refresh_id; /* tells a late answer */
     ngx_uint_t                         refresh_next;  /* node asked next */
     ngx_uint_t                         refresh_failed;
+    ngx_http_cart_redis_node_t        *spare;     /* retired nodes */
+    ngx_uint_t                         nspare;
 
     unsigned                           refreshing:1;
     unsigned                           exiting:1;
@@ -161,6 +177,11 @@ ngx_int_t ngx_http_cart_redis_append(ngx_http_cart_redis_conn_t *rc,
     redisCallbackFn *fn, void *privdata, const char *cmd, size_t len);
 ngx_int_t ngx_http_cart_redis_log_now(ngx_http_cart_redis_node_t *node,
     ngx_uint_t kind, ngx_str_t *note);
+
+/* ngx_http_cart_redis_pubsub.c */
+void ngx_http_cart_redis_sub_stop(ngx_http_cart_redis_sub_t *sub);
+void ngx_http_cart_redis_sub_leave(ngx_http_cart_redis_sub_t *sub,
+    ngx_http_cart_redis_node_t *node);
 
 /* ngx_http_cart_redis_cluster.c */
 ngx_int_t ngx_http_cart_redis_cluster_init(ngx_http_cart_redis_t *redis);

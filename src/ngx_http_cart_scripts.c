@@ -19,6 +19,8 @@ typedef struct {
     const char                     **argv;
     size_t                          *argvlen;
     ngx_http_cart_redis_handler_pt   handler;
+    ngx_pool_t                      *pool;       /* see _run_in() */
+    ngx_http_cleanup_t              *cln;
     unsigned                         retried:1;
 } ngx_http_cart_script_call_t;
 
@@ -231,11 +233,22 @@ ngx_http_cart_script_run(ngx_http_request_t *r, ngx_http_cart_script_e script,
     ngx_str_t *keys, ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs,
     ngx_http_cart_redis_handler_pt handler, void *data)
 {
+    return ngx_http_cart_script_run_in(r, r->pool, NULL, script, keys, nkeys,
+                                       args, nargs, handler, data);
+}
+
+
+ngx_int_t
+ngx_http_cart_script_run_in(ngx_http_request_t *r, ngx_pool_t *pool,
+    ngx_http_cleanup_t *cln, ngx_http_cart_script_e script, ngx_str_t *keys,
+    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_cart_redis_handler_pt handler, void *data)
+{
     u_char                       *p;
     ngx_uint_t                    i, k;
     ngx_http_cart_script_call_t  *call;
 
-    call = ngx_palloc(r->pool, sizeof(ngx_http_cart_script_call_t));
+    call = ngx_palloc(pool, sizeof(ngx_http_cart_script_call_t));
     if (call == NULL) {
         return NGX_ERROR;
     }
@@ -244,11 +257,13 @@ ngx_http_cart_script_run(ngx_http_request_t *r, ngx_http_cart_script_e script,
     call->key = keys[0];
     call->data = data;
     call->handler = handler;
+    call->pool = pool;
+    call->cln = cln;
     call->retried = 0;
     call->argc = 3 + nkeys + nargs;
-    call->argv = ngx_palloc(r->pool, call->argc * sizeof(char *));
-    call->argvlen = ngx_palloc(r->pool, call->argc * sizeof(size_t));
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    call->argv = ngx_palloc(pool, call->argc * sizeof(char *));
+    call->argvlen = ngx_palloc(pool, call->argc * sizeof(size_t));
+    p = ngx_pnalloc(pool, NGX_INT_T_LEN);
 
     if (call->argv == NULL || call->argvlen == NULL || p == NULL) {
         return NGX_ERROR;
@@ -273,9 +288,10 @@ ngx_http_cart_script_run(ngx_http_request_t *r, ngx_http_cart_script_e script,
         call->argvlen[i] = args[k].len;
     }
 
-    return ngx_http_cart_redis_command(r, &call->key, call->argc, call->argv,
-                                       call->argvlen,
-                                       ngx_http_cart_script_reply, call);
+    return ngx_http_cart_redis_command_in(r, pool, cln, &call->key,
+                                          call->argc, call->argv,
+                                          call->argvlen,
+                                          ngx_http_cart_script_reply, call);
 }
 
 
@@ -301,9 +317,10 @@ ngx_http_cart_script_reply(ngx_http_request_t *r, void *data,
         call->argv[1] = ngx_http_cart_script_text[call->script].data;
         call->argvlen[1] = ngx_http_cart_script_text[call->script].len;
 
-        if (ngx_http_cart_redis_command(r, &call->key, call->argc,
-                                        call->argv, call->argvlen,
-                                        ngx_http_cart_script_reply, call)
+        if (ngx_http_cart_redis_command_in(r, call->pool, call->cln,
+                                           &call->key, call->argc,
+                                           call->argv, call->argvlen,
+                                           ngx_http_cart_script_reply, call)
             == NGX_OK)
         {
             return;
@@ -313,6 +330,7 @@ ngx_http_cart_script_reply(ngx_http_request_t *r, void *data,
         rc = NGX_ERROR;
     }
 
+    /* the last use of call: the handler may free its pool */
     call->handler(r, call->data, reply, rc);
 }
 

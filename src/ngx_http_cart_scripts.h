@@ -61,6 +61,14 @@ ngx_int_t ngx_http_cart_script_run(ngx_http_request_t *r,
     ngx_str_t *args, ngx_uint_t nargs, ngx_http_cart_redis_handler_pt handler,
     void *data);
 
+/* the same in the pool and with the request cleanup of a long-lived
+ * request (ngx_http_cart_redis_command_in()): the pool may be freed
+ * once the handler is called */
+ngx_int_t ngx_http_cart_script_run_in(ngx_http_request_t *r,
+    ngx_pool_t *pool, ngx_http_cleanup_t *cln, ngx_http_cart_script_e script,
+    ngx_str_t *keys, ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_cart_redis_handler_pt handler, void *data);
+
 /* element i of an array reply, as a string / an integer */
 ngx_int_t ngx_http_cart_reply_str(redisReply *reply, size_t i, ngx_str_t *s);
 ngx_int_t ngx_http_cart_reply_int(redisReply *reply, size_t i, int64_t *n);

@@ -17,6 +17,7 @@
 #define NGX_HTTP_CART_STREAM_TEXT_LEN   (3 * NGX_INT64_LEN + 64)
 
 #define NGX_HTTP_CART_STREAM_RETRY      500   /* a failed read, again in ms */
+#define NGX_HTTP_CART_STREAM_POOL_SIZE  1024  /* a read's command and call */
 
 
 typedef enum {
@@ -59,6 +60,9 @@ typedef struct {
     int64_t                        version;  /* sent or waiting; -1: none */
     int64_t                        count;
 
+    ngx_pool_t                    *pool;     /* of the read in flight */
+    ngx_http_cleanup_t            *cln;      /* of every read's command */
+
     ngx_http_cart_json_gen_t      *json;
     ngx_buf_t                      buf;
     ngx_chain_t                    out;
@@ -91,6 +95,7 @@ static void ngx_http_cart_stream_sub_handler(void *data, ngx_uint_t event,
 static void ngx_http_cart_stream_read(ngx_http_cart_stream_t *s);
 static void ngx_http_cart_stream_read_reply(ngx_http_request_t *r,
     void *data, redisReply *reply, ngx_int_t rc);
+static void ngx_http_cart_stream_read_failed(ngx_http_cart_stream_t *s);
 static void ngx_http_cart_stream_update(ngx_http_cart_stream_t *s,
     int64_t version, int64_t count, ngx_uint_t exact);
 static ngx_int_t ngx_http_cart_stream_event(ngx_http_cart_stream_t *s);
@@ -147,6 +152,15 @@ ngx_http_cart_stream(ngx_http_request_t *r)
 
     cln->handler = ngx_http_cart_stream_cleanup;
     cln->data = s;
+
+    /* made once: a stream reads again and again, for hours maybe, and a
+     * cleanup per read would grow its pool (run first: it detaches a read
+     * in flight before the stream's cleanup frees the read's pool) */
+
+    s->cln = ngx_http_cleanup_add(r, 0);
+    if (s->cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     s->json = ngx_http_cart_json_gen(r->pool);
     if (s->json == NULL) {
@@ -314,6 +328,12 @@ ngx_http_cart_stream_cleanup(void *data)
 
     ngx_http_cart_channel_t  *ch;
     ngx_http_cart_streams_t  *streams;
+
+    if (s->pool) {
+        /* a read in flight: its operation was detached, it frees nothing */
+        ngx_destroy_pool(s->pool);
+        s->pool = NULL;
+    }
 
     if (!s->linked) {
         return;
@@ -553,15 +573,16 @@ static void
 ngx_http_cart_stream_read(ngx_http_cart_stream_t *s)
 {
     ngx_str_t                   keys[2];
+    ngx_http_request_t         *r;
     ngx_http_cart_ctx_t        *ctx;
-    ngx_http_cart_streams_t    *streams;
 
     if (s->reading) {
         s->reread = 1;
         return;
     }
 
-    ctx = ngx_http_get_module_ctx(s->request, ngx_http_cart_module);
+    r = s->request;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
     keys[0] = ctx->cart_key;
     keys[1] = ctx->count_key;
@@ -569,10 +590,19 @@ ngx_http_cart_stream_read(ngx_http_cart_stream_t *s)
     s->heard = 0;
     s->stale = 0;
 
-    if (ngx_http_cart_script_run(s->request, NGX_HTTP_CART_SCRIPT_STREAM,
-                                 keys, 2, NULL, 0,
-                                 ngx_http_cart_stream_read_reply, s)
-        == NGX_OK)
+    /* a pool per read, freed when it ends: through an outage a stream
+     * reads every NGX_HTTP_CART_STREAM_RETRY, its request's pool would
+     * grow by each */
+
+    s->pool = ngx_create_pool(NGX_HTTP_CART_STREAM_POOL_SIZE,
+                              r->connection->log);
+
+    if (s->pool
+        && ngx_http_cart_script_run_in(r, s->pool, s->cln,
+                                       NGX_HTTP_CART_SCRIPT_STREAM, keys, 2,
+                                       NULL, 0,
+                                       ngx_http_cart_stream_read_reply, s)
+           == NGX_OK)
     {
         s->reading = 1;
         return;
@@ -580,12 +610,7 @@ ngx_http_cart_stream_read(ngx_http_cart_stream_t *s)
 
     /* no connection to Redis right now: again soon */
 
-    s->stale = 1;
-    streams = s->streams;
-
-    if (!streams->retry.timer_set && !streams->exiting) {
-        ngx_add_timer(&streams->retry, NGX_HTTP_CART_STREAM_RETRY);
-    }
+    ngx_http_cart_stream_read_failed(s);
 }
 
 
@@ -595,8 +620,7 @@ ngx_http_cart_stream_read_reply(ngx_http_request_t *r, void *data,
 {
     ngx_http_cart_stream_t  *s = data;
 
-    int64_t                   version, count;
-    ngx_http_cart_streams_t  *streams;
+    int64_t  version, count;
 
     s->reading = 0;
 
@@ -604,15 +628,12 @@ ngx_http_cart_stream_read_reply(ngx_http_request_t *r, void *data,
         || ngx_http_cart_reply_int(reply, 0, &version) != NGX_OK
         || ngx_http_cart_reply_int(reply, 1, &count) != NGX_OK)
     {
-        s->stale = 1;
-        streams = s->streams;
-
-        if (!streams->retry.timer_set && !streams->exiting) {
-            ngx_add_timer(&streams->retry, NGX_HTTP_CART_STREAM_RETRY);
-        }
-
+        ngx_http_cart_stream_read_failed(s);
         return;
     }
+
+    ngx_destroy_pool(s->pool);
+    s->pool = NULL;
 
     /* a message that came meanwhile may be newer than what was read */
 
@@ -622,6 +643,29 @@ ngx_http_cart_stream_read_reply(ngx_http_request_t *r, void *data,
     if (s->reread) {
         s->reread = 0;
         ngx_http_cart_stream_read(s);
+    }
+}
+
+
+static void
+ngx_http_cart_stream_read_failed(ngx_http_cart_stream_t *s)
+{
+    ngx_http_cart_streams_t  *streams;
+
+    if (s->pool) {
+        ngx_destroy_pool(s->pool);
+        s->pool = NULL;
+    }
+
+    s->stale = 1;
+    streams = s->streams;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, s->request->connection->log, 0,
+                   "cart stream: state read failed, again in %Mms",
+                   (ngx_msec_t) NGX_HTTP_CART_STREAM_RETRY);
+
+    if (!streams->retry.timer_set && !streams->exiting) {
+        ngx_add_timer(&streams->retry, NGX_HTTP_CART_STREAM_RETRY);
     }
 }
 

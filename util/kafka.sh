@@ -30,24 +30,32 @@ alive_pid() {
 }
 
 start() {
-    local pid i
+    local pid i try
     if pid=$(alive_pid); then echo "$where already running (pid $pid)"; return 0; fi
     [ -x "$bin" ] || { echo "$where: $bin is not built (make build)" >&2; return 1; }
     mkdir -p "$dir"
-    : >"$logfile"
-    # the topics the module and the daemon use, with several partitions so
-    # that per-key order is really tested
-    setsid "$bin" --port "$port" --brokers 3 --topic cart-events:8 \
-        --topic cart-events-dlq:1 --topic cart-reminders:2 \
-        >>"$logfile" 2>&1 </dev/null &
-    echo $! >"$pidfile"
-    for ((i = 0; i < 100; i++)); do
-        if grep -q '^ready ' "$logfile"; then
-            echo "$where started (pid $!)"
-            return 0
-        fi
-        alive_pid >/dev/null || break
-        sleep 0.1
+    # a broker's port may be some client's ephemeral port, or still in
+    # TIME_WAIT from one, on a busy machine: try again for a minute
+    for ((try = 1; try <= 30; try++)); do
+        : >"$logfile"
+        # the topics the module and the daemon use, with several partitions
+        # so that per-key order is really tested
+        # in a subshell: one that aborts is no job of this shell's to report
+        (setsid "$bin" --port "$port" --brokers 3 --topic cart-events:8 \
+            --topic cart-events-dlq:1 --topic cart-reminders:2 \
+            >>"$logfile" 2>&1 </dev/null &
+         echo $! >"$pidfile")
+        for ((i = 0; i < 100; i++)); do
+            if grep -q '^ready ' "$logfile"; then
+                echo "$where started (pid $(cat "$pidfile"))"
+                return 0
+            fi
+            # gone (not: not yet exec'd by setsid)
+            kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+            sleep 0.1
+        done
+        grep -q 'Address already in use' "$logfile" || break
+        sleep 2
     done
     echo "$where did not start; its log:" >&2
     cat "$logfile" >&2

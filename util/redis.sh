@@ -57,7 +57,7 @@ wait_gone() {
 }
 
 start() {
-    local pid i args
+    local pid i args try lines
     if pid=$(alive_pid); then
         if answers_as "$pid"; then
             echo "$where already running (pid $pid)"
@@ -74,24 +74,40 @@ start() {
     fi
 
     mkdir -p "$dir"
-    rm -f "$pidfile"
     args=(--port "$port" --bind 127.0.0.1 --dir "$dir"
           --daemonize yes --pidfile "$pidfile" --logfile "$logfile")
     if [ -n "$conf" ]; then
         [ -r "$conf" ] || { echo "$where: cannot read config $conf" >&2; return 1; }
-        redis-server "$(realpath "$conf")" "${args[@]}"
+        args=("$(realpath "$conf")" "${args[@]}")
     else
-        redis-server "${args[@]}" --save '' --appendonly no
+        args+=(--save '' --appendonly no)
     fi
 
-    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-        if pid=$(alive_pid) && [ "$(cli PING)" = PONG ]; then
-            echo "$where started (pid $pid)"
-            return 0
-        fi
-        sleep 0.1
+    # The port (or a cluster node's bus port, +10000) may be a client's
+    # ephemeral port for a moment on a busy machine: bind fails, the
+    # server exits at once; it is started again, 5 times at most.
+    for ((try = 1; try <= 5; try++)); do
+        rm -f "$pidfile"
+        lines=0
+        [ -f "$logfile" ] && lines=$(wc -l <"$logfile")
+        redis-server "${args[@]}"
+
+        for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+            if pid=$(alive_pid) && [ "$(cli PING)" = PONG ]; then
+                echo "$where started (pid $pid)"
+                return 0
+            fi
+            if tail -n +"$((lines + 1))" "$logfile" 2>/dev/null \
+                    | grep -q 'Address already in use'; then
+                echo "$where: a port is in use, starting again" >&2
+                sleep 1
+                continue 2
+            fi
+            sleep 0.1
+        done
+        break
     done
-    echo "$where did not answer PING within ${START_TIMEOUT}s; end of $logfile:" >&2
+    echo "$where did not start (or answer PING within ${START_TIMEOUT}s); end of $logfile:" >&2
     tail -n 20 "$logfile" >&2 2>/dev/null || true
     return 1
 }

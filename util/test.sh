@@ -11,7 +11,10 @@
 #   HUP=1 util/test.sh               reload with SIGHUP between tests (make test-hup)
 #   TEST_NGINX_REDIS_PORT=N          Redis port (default 16379)
 #   TEST_NGINX_REDIS_CLUSTER_PORT=N  first of the 3 Redis Cluster masters'
-#                                    ports (default 17379; t/400-cluster.t)
+#                                    ports (default 17379; t/400-cluster.t);
+#                                    t/410 and t/420 make clusters of their
+#                                    own on N+20..N+23 and N+30..N+35 (and
+#                                    each port + 10000 for the cluster bus)
 #   TEST_NGINX_KAFKA_PORT=N          first of the 3 mock brokers' ports (default 19092)
 #   TEST_NGINX_PG_PORT=N             PostgreSQL port (default 15432)
 #   TEST_DIR=DIR                     where the servers keep their data
