@@ -4,7 +4,7 @@
 # an Idempotency-Key, retried with the same key until it is acknowledged.
 #
 #  - a master killed (SIGKILL): its carts answer 503 (store_unavailable,
-#    store_timeout) only until its replica is promoted, then the same
+#    store_timeout, store_outcome_unknown for a write sent to it) only until its replica is promoted, then the same
 #    worker serves them again, without a reload; the other masters' carts
 #    never fail;
 #  - slots migrated by hand (SETSLOT IMPORTING / MIGRATING, MIGRATE,
@@ -243,8 +243,8 @@ for my $user (@main::Users) {
 Test::More::is("@others", '', "the other masters' carts never failed");
 Test::More::is("@outside", '', sprintf('failures only between the kill and '
                . '2 s after the promotion (%.1f s later)', $promoted - $killed));
-Test::More::is(join(',', grep { !/^503 store_(unavailable|timeout)$/ } keys %codes),
-               '', 'every failure a 503 store_unavailable or store_timeout: '
+Test::More::is(join(',', grep { !/^503 store_(unavailable|timeout|outcome_unknown)$/ } keys %codes),
+               '', 'every failure a 503 store_unavailable, store_timeout or store_outcome_unknown: '
                . join(', ', map { "$_ x$codes{$_}" } sort keys %codes));
 for my $user (@main::Users) {
     my $acked = $r->{$user}[0];
