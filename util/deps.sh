@@ -25,6 +25,9 @@ PACKAGES=(
     # tests (prove, Test::Nginx-style runner in t/lib), demo, benchmarks;
     # openssl signs the RS256/ES256 test tokens (t/lib/CartAuth.pm)
     perl curl wrk valgrind procps openssl
+    # make test-asan and make fuzz: clang 14 and its sanitizer runtimes
+    # (ASan + UBSan, libFuzzer), a recommendation apt would skip here
+    clang libclang-rt-14-dev
 )
 
 missing=()
