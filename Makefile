@@ -102,7 +102,7 @@ daemon:
 
 # --- Developer commands (scripts in util/; see their headers) --------------
 # TESTS=t/010-items.t limits `make test*` to some files (default: all of t/).
-.PHONY: deps test test-valgrind test-asan test-hup run stop bench
+.PHONY: deps test test-valgrind test-asan test-hup fuzz run stop bench
 
 deps:
 	util/deps.sh
@@ -115,6 +115,12 @@ test-valgrind:
 
 test-asan:
 	ASAN=1 util/test.sh $(TESTS)
+
+# libFuzzer harnesses (fuzz/), each run FUZZ_SECONDS; FUZZ=json limits them
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) util/fuzz.sh $(FUZZ)
 
 test-hup:
 	HUP=1 util/test.sh $(TESTS)
