@@ -50,10 +50,10 @@ if [ ! -f "$src/src/core/nginx.c" ]; then
 
     mkdir -p "$OUT/apt"
     # --tar-only: the orig tarball (the Debian changes are not needed here)
-    if ! (cd "$OUT/apt" && apt-get source --download-only --tar-only "nginx=$version"); then
+    if ! (cd "$OUT/apt" && apt-get -o APT::Sandbox::User=root source --download-only --tar-only "nginx=$version"); then
         echo "fuzz: apt-get source nginx=$version failed; trying apt-get update" >&2
         "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update
-        (cd "$OUT/apt" && apt-get source --download-only --tar-only "nginx=$version")
+        (cd "$OUT/apt" && apt-get -o APT::Sandbox::User=root source --download-only --tar-only "nginx=$version")
     fi
     tar -xzf "$OUT/apt/nginx_$upstream.orig.tar.gz" -C "$OUT"
     test -f "$src/src/core/nginx.c"
