@@ -7,8 +7,35 @@ TOP         := $(abspath .)
 BUILDDIR    ?= $(TOP)/build/nginx
 MODULE_SO   := $(BUILDDIR)/ngx_http_cart_module.so
 
-UNITDIR     := $(TOP)/build/unit/nginx
+UNITDIR     ?= $(TOP)/build/unit/nginx
 UNIT_SO     := $(UNITDIR)/ngx_cart_engine_test_module.so
+
+# the compiler and its options given to nginx's configure (the ASan build
+# below passes its own; a build directory keeps those it was configured
+# with); an empty NGX_CC is configure's default, cc
+NGX_CC      ?=
+CC_OPT      ?= -Wall -Werror -g -O2
+LD_OPT      ?=
+NGX_CONFIGURE = ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    $(if $(NGX_CC),--with-cc=$(NGX_CC)) --with-cc-opt="$(CC_OPT)" \
+	    --with-ld-opt="$(LD_OPT)"
+
+# The AddressSanitizer + UndefinedBehaviorSanitizer build (make test-asan),
+# everything in build/asan/: clang, whose shared ASan runtime (preloaded
+# into /usr/sbin/nginx, see util/test.sh) has UBSan's handlers too, so that
+# both report alike (gcc's libubsan ignores log_path beside libasan);
+# cartd links the runtime statically. The rpath: configure runs the
+# programs it builds. The private aliases: a module defines ngx_modules,
+# as nginx does, and without them ASan would take nginx's array, which the
+# module's symbol resolves to, for the module's and put its red zone there.
+ASAN_DIR    := $(TOP)/build/asan
+ASAN_RT      = $(shell clang -print-file-name=libclang_rt.asan-x86_64.so)
+SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_VARS    = NGX_CC=clang \
+               CC_OPT="-Wall -Werror -g -O1 $(SAN_FLAGS) -shared-libsan \
+                       -mllvm -asan-use-private-alias=1" \
+               LD_OPT="$(SAN_FLAGS) -shared-libsan \
+                       -Wl,-rpath,$(dir $(ASAN_RT))"
 
 SOURCES := config $(wildcard ngx_http_cart_module.c src/*.c src/*.h \
                              src/lua/*.lua src/lua/embed.sh)
@@ -16,7 +43,7 @@ SOURCES := config $(wildcard ngx_http_cart_module.c src/*.c src/*.h \
 NGINX_DEV = @test -d $(NGINX_SRC) \
 	|| { echo "nginx-dev is not installed: run 'make deps'"; exit 1; }
 
-.PHONY: all build clean daemon unit unit-build
+.PHONY: all build clean daemon unit unit-build build-asan unit-build-asan
 
 all: build
 
@@ -28,8 +55,7 @@ $(BUILDDIR)/Makefile: config $(wildcard src/lua/*.lua) src/lua/embed.sh
 	$(NGINX_DEV)
 	mkdir -p $(BUILDDIR)
 	cd $(NGINX_SRC) && . ./conf_flags && \
-	  ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(TOP) \
-	    --builddir=$(BUILDDIR) --with-cc-opt="-Wall -Werror -g -O2"
+	  $(NGX_CONFIGURE) --add-dynamic-module=$(TOP) --builddir=$(BUILDDIR)
 
 $(MODULE_SO): $(BUILDDIR)/Makefile $(SOURCES)
 	$(MAKE) -f $(BUILDDIR)/Makefile -C $(NGINX_SRC) modules
@@ -47,13 +73,24 @@ $(UNITDIR)/Makefile: t/unit/config
 	$(NGINX_DEV)
 	mkdir -p $(UNITDIR)
 	cd $(NGINX_SRC) && . ./conf_flags && \
-	  ./configure "$${NGX_CONF_FLAGS[@]}" \
-	    --add-dynamic-module=$(TOP)/t/unit \
-	    --builddir=$(UNITDIR) --with-cc-opt="-Wall -Werror -g -O2"
+	  $(NGX_CONFIGURE) --add-dynamic-module=$(TOP)/t/unit \
+	    --builddir=$(UNITDIR)
 
 $(UNIT_SO): $(UNITDIR)/Makefile t/unit/engine_test.c \
             src/ngx_http_cart_engine.c src/ngx_http_cart_engine.h
 	$(MAKE) -f $(UNITDIR)/Makefile -C $(NGINX_SRC) modules
+
+# The module, the engine's unit test module and cartd with ASan + UBSan,
+# for make test-asan: build/asan/nginx/, build/asan/unit/, build/asan/daemon/.
+build-asan: unit-build-asan
+	$(MAKE) BUILDDIR=$(ASAN_DIR)/nginx $(ASAN_VARS) \
+	    $(ASAN_DIR)/nginx/ngx_http_cart_module.so
+	$(MAKE) -C daemon BUILDDIR=$(ASAN_DIR)/daemon CC=clang \
+	    CFLAGS="-Wall -Werror -g -O1 $(SAN_FLAGS)"
+	$(MAKE) -C tools/kafka-mock BUILDDIR=$(TOP)/build/tools
+
+unit-build-asan:
+	$(MAKE) UNITDIR=$(ASAN_DIR)/unit $(ASAN_VARS) unit-build
 
 clean:
 	rm -rf build
@@ -65,7 +102,7 @@ daemon:
 
 # --- Developer commands (scripts in util/; see their headers) --------------
 # TESTS=t/010-items.t limits `make test*` to some files (default: all of t/).
-.PHONY: deps test test-valgrind test-hup drills run stop bench
+.PHONY: deps test test-valgrind test-asan test-hup drills fuzz run stop bench
 
 deps:
 	util/deps.sh
@@ -75,6 +112,15 @@ test:
 
 test-valgrind:
 	VALGRIND=1 util/test.sh $(TESTS)
+
+test-asan:
+	ASAN=1 util/test.sh $(TESTS)
+
+# libFuzzer harnesses (fuzz/), each run FUZZ_SECONDS; FUZZ=json limits them
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) util/fuzz.sh $(FUZZ)
 
 test-hup:
 	HUP=1 util/test.sh $(TESTS)

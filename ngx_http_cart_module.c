@@ -62,7 +62,7 @@ static ngx_conf_num_bounds_t  ngx_http_cart_subrequests_bounds = {
 };
 
 static ngx_conf_num_bounds_t  ngx_http_cart_quantity_bounds = {
-    ngx_conf_check_num_bounds, 1, 1000000
+    ngx_conf_check_num_bounds, 1, NGX_HTTP_CART_MAX_QUANTITY
 };
 
 static ngx_conf_num_bounds_t  ngx_http_cart_streams_bounds = {

@@ -19,6 +19,9 @@
 #define NGX_HTTP_CART_MAX_USER_LEN      128
 #define NGX_HTTP_CART_MAX_IDEM_LEN      128
 
+/* the largest cart_max_quantity: no line of a cart holds more */
+#define NGX_HTTP_CART_MAX_QUANTITY      1000000
+
 #define NGX_HTTP_CART_MERGE_MAX         0
 #define NGX_HTTP_CART_MERGE_SUM         1
 #define NGX_HTTP_CART_MERGE_GUEST       2

@@ -195,7 +195,13 @@ ngx_http_cart_json_add(ngx_http_cart_json_tree_t *tree, yajl_val v)
                 return 0;
             }
 
-            ngx_memcpy(values, parent->u.array.values, n * sizeof(yajl_val));
+            /* the first room has nothing to copy, from NULL: memcpy()
+             * of NULL is undefined even for 0 bytes */
+            if (n) {
+                ngx_memcpy(values, parent->u.array.values,
+                           n * sizeof(yajl_val));
+            }
+
             parent->u.array.values = values;
         }
 
@@ -218,12 +224,14 @@ ngx_http_cart_json_add(ngx_http_cart_json_tree_t *tree, yajl_val v)
             return 0;
         }
 
-        ngx_memcpy(values, parent->u.object.values, n * sizeof(yajl_val));
-        parent->u.object.values = values;
+        if (n) {
+            ngx_memcpy(values, parent->u.object.values, n * sizeof(yajl_val));
+            ngx_memcpy(values + top->size, parent->u.object.keys,
+                       n * sizeof(char *));
+        }
 
-        values += top->size;
-        ngx_memcpy(values, parent->u.object.keys, n * sizeof(char *));
-        parent->u.object.keys = (const char **) values;
+        parent->u.object.values = values;
+        parent->u.object.keys = (const char **) (values + top->size);
     }
 
     parent->u.object.keys[n] = top->key;
@@ -640,7 +648,10 @@ ngx_http_cart_json_print(void *ctx, const char *str, size_t len)
         return;
     }
 
-    ngx_memcpy(p, str, len);
+    /* an empty string may come as NULL: memcpy() of NULL is undefined */
+    if (len) {
+        ngx_memcpy(p, str, len);
+    }
 }
 
 

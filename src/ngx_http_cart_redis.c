@@ -1521,7 +1521,13 @@ ngx_http_cart_redis_format(ngx_pool_t *pool, int argc, const char **argv,
 
     for (i = 0; i < argc; i++) {
         p = ngx_http_cart_redis_head(p, '$', argvlen[i]);
-        p = ngx_cpymem(p, argv[i], argvlen[i]);
+
+        /* an empty argument may be a NULL one (ngx_str_null()): memcpy()
+         * of NULL is undefined even for 0 bytes */
+        if (argvlen[i]) {
+            p = ngx_cpymem(p, argv[i], argvlen[i]);
+        }
+
         *p++ = CR; *p++ = LF;
     }
 

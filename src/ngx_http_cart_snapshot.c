@@ -145,6 +145,18 @@ ngx_http_cart_line_parse(ngx_str_t *value, ngx_http_cart_line_t *line)
         return NGX_ERROR;
     }
 
+    /*
+     * Nothing the module writes is beyond these (cart_max_quantity, a
+     * catalog's price); the engine multiplies them, which must not
+     * overflow. An unreadable price ("x", or one past 2^63) stays -1,
+     * unknown, as before.
+     */
+    if (line->qty > NGX_HTTP_CART_MAX_QUANTITY
+        || line->price > NGX_HTTP_CART_MAX_AMOUNT)
+    {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 

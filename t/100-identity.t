@@ -37,7 +37,8 @@ sub nginx_t {
         . "pid $dir/logs/nginx.pid;\nevents {}\nhttp {\n cart_redis redis://127.0.0.1:1;\n"
         . " server { listen 127.0.0.1:1; location / { cart_api; $loc } }\n}\n";
     close $fh;
-    my $out = `$ENV{TEST_NGINX_BINARY} -t -p $dir -c conf/nginx.conf 2>&1`;
+    my $nginx = join ' ', CartTest::nginx_command();
+    my $out = `$nginx -t -p $dir -c conf/nginx.conf 2>&1`;
     return ($? >> 8, $out);
 }
 

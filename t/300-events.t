@@ -274,7 +274,8 @@ print {$fh} "load_module $ENV{TEST_NGINX_CART_SO};\nevents {}\nhttp {\n"
     . "  cart_kafka_brokers 127.0.0.1:1;\n"
     . "  cart_kafka_property no.such.thing 1;\n}\n";
 close $fh;
-my $out = `$ENV{TEST_NGINX_BINARY} -t -p $ENV{TEST_NGINX_SERVROOT} -c $dir/bad.conf 2>&1`;
+my $nginx = join ' ', CartTest::nginx_command();
+my $out = `$nginx -t -p $ENV{TEST_NGINX_SERVROOT} -c $dir/bad.conf 2>&1`;
 Test::More::isnt($?, 0, 'nginx -t fails');
 Test::More::like($out, qr/librdkafka: No such configuration property: "no.such.thing"/,
     'and says why') or Test::More::diag($out);

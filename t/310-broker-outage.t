@@ -119,7 +119,7 @@ http {
 _EOC_
 close $fh;
 unlink "$dir/logs/error.log";
-system($ENV{TEST_NGINX_BINARY}, '-p', "$dir/", '-c', 'conf/nginx.conf') == 0 or die 'nginx did not start';
+system(CartTest::nginx_command(), '-p', "$dir/", '-c', 'conf/nginx.conf') == 0 or die 'nginx did not start';
 # the producer connects, then the brokers go away
 Time::HiRes::sleep(0.5);
 CartKafka::ctl('down');
@@ -133,7 +133,7 @@ my $t0 = Time::HiRes::time();
     # quiet: "signal process started" would end up in prove's output
     open my $saved, '>&', \*STDERR or die $!;
     open STDERR, '>', '/dev/null' or die $!;
-    system($ENV{TEST_NGINX_BINARY}, '-p', "$dir/", '-c', 'conf/nginx.conf', '-s', 'quit');
+    system(CartTest::nginx_command(), '-p', "$dir/", '-c', 'conf/nginx.conf', '-s', 'quit');
     open STDERR, '>&', $saved or die $!;
 }
 my $gone = 0;

@@ -28,6 +28,9 @@ PACKAGES=(
     # t/990-openapi.t validates the suite's answers against
     # docs/openapi.yaml with node (t/openapi/, its modules from npm)
     nodejs npm
+    # make test-asan and make fuzz: clang 14 and its sanitizer runtimes
+    # (ASan + UBSan, libFuzzer), a recommendation apt would skip here
+    clang libclang-rt-14-dev
 )
 
 # Packages that a command on PATH stands for: a Node.js installed another

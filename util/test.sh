@@ -8,6 +8,10 @@
 #   util/test.sh                     the whole suite
 #   util/test.sh t/010-items.t ...   only these files
 #   VALGRIND=1 util/test.sh          every nginx under valgrind (make test-valgrind)
+#   ASAN=1 util/test.sh              the module, the engine's unit test and
+#                                    cartd built with ASan + UBSan
+#                                    (build/asan/), every nginx with the
+#                                    ASan runtime preloaded (make test-asan)
 #   HUP=1 util/test.sh               reload with SIGHUP between tests (make test-hup)
 #   TEST_NGINX_REDIS_PORT=N          Redis port (default 16379)
 #   TEST_NGINX_REDIS_CLUSTER_PORT=N  first of the 3 Redis Cluster masters'
@@ -32,7 +36,7 @@ cd "$(dirname "$0")/.."
 TOP=$(pwd)
 
 util/deps.sh
-make build
+if [ "${ASAN:-}" = 1 ]; then make build-asan; else make build; fi
 
 # t/990-openapi.t's validator: ajv and yaml, as locked in t/openapi; nothing
 # to do when they are installed at the locked versions already. A failed
@@ -60,6 +64,32 @@ export TEST_NGINX_PG_DIR=$TEST_DIR/pg
 export TEST_NGINX_PG_DSN="postgresql://postgres@127.0.0.1:$TEST_NGINX_PG_PORT/cart"
 export TEST_NGINX_CARTD=$TOP/build/daemon/cartd
 if [ "${VALGRIND:-}" = 1 ]; then export TEST_NGINX_USE_VALGRIND=1; fi
+if [ "${ASAN:-}" = 1 ]; then
+    # The runner preloads the ASan runtime into every nginx it starts (the
+    # module needs it, Debian's nginx is not linked with it) and fails a
+    # block on any report (t/README.md); only the project's runner does.
+    export TEST_NGINX_USE_ASAN=1 TEST_NGINX_OWN_RUNNER=1
+    export TEST_NGINX_CART_SO=$TOP/build/asan/nginx/ngx_http_cart_module.so
+    export TEST_NGINX_CARTD=$TOP/build/asan/daemon/cartd
+    # clang's shared runtime, the one the module is linked with (Makefile)
+    TEST_NGINX_ASAN_PRELOAD=$(clang -print-file-name=libclang_rt.asan-x86_64.so)
+    export TEST_NGINX_ASAN_PRELOAD
+    # reports of the other sanitized programs (cartd, a test's nginx -t):
+    # the runner reads them too, after each block
+    export TEST_NGINX_SANITIZER_LOG=$TOP/build/test/sanitizer/report
+    rm -rf "$TOP/build/test/sanitizer"
+    mkdir -p "$TOP/build/test/sanitizer"
+    # No leak checking (LeakSanitizer): nginx's own exit-time allocations
+    # are reported (a stock nginx's event arrays at every exit; the cycle
+    # of nginx -t and -s), and no suppression can tell them from the
+    # module's: Debian's nginx has neither frame pointers nor static
+    # symbols, so its frames stop at ngx_alloc(), and the module is
+    # unloaded before exit, so its frames would have no names either.
+    # make test-valgrind checks leaks. Options given in the environment
+    # come after these, and win (ASAN_OPTIONS=detect_leaks=1 to look).
+    export ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}:log_path=$TEST_NGINX_SANITIZER_LOG
+    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}:log_path=$TEST_NGINX_SANITIZER_LOG
+fi
 if [ "${HUP:-}" = 1 ]; then export TEST_NGINX_USE_HUP=1; fi
 
 redis() { "$TEST_NGINX_REDIS_CTL" "$1" "$TEST_NGINX_REDIS_PORT" "$TEST_NGINX_REDIS_DIR"; }

@@ -12,7 +12,8 @@ package CartTest;
 #  - loads the cart module into every block's nginx and points it at the
 #    test Redis (see cart_block_preprocessor below);
 #  - exports redis_cmd, redis_flush and $RedisPort for talking to that
-#    Redis, plus $ServerPort, $ServRoot, done_testing and note.
+#    Redis, plus $ServerPort, $ServRoot, done_testing and note;
+#  - has nginx_command() for tests that run nginx themselves.
 #
 # See t/README.md.
 
@@ -135,6 +136,16 @@ sub redis_cmd {
         or die "redis-cli @args failed (exit status " . ($? >> 8) . ")\n";
     chomp $output;
     return $output;
+}
+
+# The command that runs nginx for a test that starts one itself (nginx -t,
+# an nginx of its own): TEST_NGINX_BINARY, and in ASan mode (util/test.sh
+# ASAN=1) with the ASan runtime preloaded, as the runner starts its own.
+sub nginx_command {
+    my @cmd = ($ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx');
+    unshift @cmd, 'env', "LD_PRELOAD=$ENV{TEST_NGINX_ASAN_PRELOAD}"
+        if $ENV{TEST_NGINX_USE_ASAN};
+    return @cmd;
 }
 
 sub redis_flush {

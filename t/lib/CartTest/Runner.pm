@@ -61,6 +61,21 @@ my $UseHup = $ENV{TEST_NGINX_USE_HUP} && !$UseValgrind;
 # Test::Nginx has no such thing: there nothing is captured.
 my $CaptureFile = $ENV{TEST_NGINX_CAPTURE};
 
+# ASan mode (make test-asan): the module is built with AddressSanitizer and
+# UndefinedBehaviorSanitizer, and /usr/sbin/nginx runs with the ASan
+# runtime preloaded (TEST_NGINX_ASAN_PRELOAD, set by util/test.sh). Their
+# reports go to files, "$LogDir/sanitizer.<pid>"; each block gets one more
+# check, "sanitizers clean", that fails with any report written while it
+# ran, by its nginx or by another sanitized program whose reports go to
+# TEST_NGINX_SANITIZER_LOG.<pid> (cartd, an nginx -t of a test).
+my $UseAsan = $ENV{TEST_NGINX_USE_ASAN} && !$UseValgrind;
+my $AsanPreload = $ENV{TEST_NGINX_ASAN_PRELOAD};
+die "TEST_NGINX_USE_ASAN needs TEST_NGINX_ASAN_PRELOAD, the ASan runtime"
+    . " to preload (util/test.sh sets it)\n"
+    if $UseAsan && !($AsanPreload && -f $AsanPreload);
+my $SanitizerLog = $ENV{TEST_NGINX_SANITIZER_LOG};
+my %SanitizerSeen;    # report file => bytes already reported
+
 my $Timeout              = $ENV{TEST_NGINX_TIMEOUT} || ($UseValgrind ? 15 : 3);
 my $RepeatEach           = 1;
 my $Workers              = 1;
@@ -136,10 +151,10 @@ my %UnsupportedSections = map { $_ => 1 } qw(
 # Configuration API.
 
 # A numeric plan is passed on to Test::More, adding the one "valgrind clean"
-# assertion per block that valgrind mode makes.
+# (or "sanitizers clean") assertion per block that valgrind (ASan) mode makes.
 sub plan {
     my @args = @_;
-    if ($UseValgrind && @args == 2 && $args[0] eq 'tests') {
+    if (($UseValgrind || $UseAsan) && @args == 2 && $args[0] eq 'tests') {
         $args[1] += blocks();
     }
     Test::More::plan(@args);
@@ -411,10 +426,12 @@ sub _run_block {
 
     my $error = $UseHup && _nginx_running() ? _reload_nginx($block)
                                             : _start_nginx($block);
+    my $log_start = $ErrLogPos;    # where this block's lines begin
     if ($error) {
         fail("$name - nginx is up");
         diag($error);
         _stop_nginx();
+        _check_sanitizers($block, $log_start) if $UseAsan;
         return;
     }
 
@@ -428,9 +445,13 @@ sub _run_block {
         _run_requests($block, $requests, $repeat);
     }
 
-    return if $UseHup;
+    if ($UseHup) {
+        _check_sanitizers($block, $log_start) if $UseAsan;
+        return;
+    }
     _stop_nginx();
     _check_valgrind($block) if $UseValgrind;
+    _check_sanitizers($block, $log_start) if $UseAsan;
 }
 
 sub _run_requests {
@@ -575,7 +596,11 @@ sub _write_config {
     # In valgrind mode nginx stays in the foreground as our child process.
     my $daemon      = $UseValgrind ? 'off' : 'on';
 
-    my $env = join '', map { my $v = /\s/ ? "'$_'" : $_; "env $v;\n" } @EnvToNginx;
+    # (ASan mode: the runtime has read its options when nginx started, but
+    # they stay in the workers' environment, as they would under a master
+    # that re-executes itself)
+    my @env = (@EnvToNginx, $UseAsan ? qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS) : ());
+    my $env = join '', map { my $v = /\s/ ? "'$_'" : $_; "env $v;\n" } @env;
     # With a master process running as root, workers would otherwise switch
     # to "nobody", who may not read our files; without one, "user" only
     # earns a warning in the log.
@@ -661,9 +686,13 @@ sub _start_nginx {
             "--log-file=$LogDir/valgrind.%p.log";
     }
 
+    # a new logs directory: its sanitizer reports are all new
+    delete @SanitizerSeen{ grep { index($_, "$LogDir/") == 0 } keys %SanitizerSeen };
+
     my $pid = fork // return "cannot fork: $!";
     if ($pid == 0) {
         setpgrp;    # ^C is for the runner, which stops nginx cleanly
+        _asan_env() if $UseAsan;
         open STDOUT, '>>', $OutFile and open STDERR, '>&', \*STDOUT
             and exec @cmd;
         print STDERR "cannot run @cmd: $!\n";
@@ -767,6 +796,10 @@ sub _stop_nginx {
         }
         kill 'KILL', grep { _is_running($_) } @children;
     }
+    # A master that crashed (an ASan report on reload) leaves its workers
+    # behind, holding the port: they are in its process group (nginx's
+    # daemon() or our setpgrp made it the leader).
+    kill 'KILL', -$pid if $pid && !_is_running($pid) && _group_members($pid);
     waitpid($ChildPid, 0) if $ChildPid;
     undef $ChildPid;
     unlink $PidFile;
@@ -815,6 +848,17 @@ sub _children {
         push @children, [$pid, _cmdline($pid)] if defined $parent && $parent == $ppid;
     }
     return @children;
+}
+
+# Whether any process is in the process group $pgid.
+sub _group_members {
+    my ($pgid) = @_;
+    opendir my $dh, '/proc' or return 0;
+    for my $pid (grep { /^\d+$/ } readdir $dh) {
+        my ($pgrp) = _slurp("/proc/$pid/stat") =~ /.*\)\s+\S+\s+\d+\s+(\d+)/s;
+        return 1 if defined $pgrp && $pgrp == $pgid;
+    }
+    return 0;
 }
 
 sub _worker_pids {
@@ -1256,6 +1300,55 @@ sub _check_valgrind {
     my $report = join '', grep { /$error_record/ }
                           map { _slurp($_) } sort glob "$LogDir/valgrind.*.log";
     ok($report eq '', $block->name . ' - valgrind clean') or diag($report);
+}
+
+# ASan mode, in the child that becomes nginx: the runtime preloaded (the
+# module needs it first in the process, and Debian's nginx is not linked
+# with it) and both sanitizers reporting to files in the logs directory.
+sub _asan_env {
+    $ENV{LD_PRELOAD} = join ' ', grep { length } $AsanPreload, $ENV{LD_PRELOAD};
+    for my $var (qw(ASAN_OPTIONS UBSAN_OPTIONS)) {
+        $ENV{$var} = join ':', grep { length } $ENV{$var} // '',
+                                                "log_path=$LogDir/sanitizer";
+    }
+}
+
+# ASan mode: what the sanitizers reported while the block ran, in its
+# nginx's report files and in those of other sanitized programs.
+sub _check_sanitizers {
+    my ($block, $log_start) = @_;
+    my @files = glob "$LogDir/sanitizer.*";
+    push @files, glob "$SanitizerLog.*" if $SanitizerLog;
+
+    my $report = '';
+    for my $file (sort grep { !/\.seen$/ } @files) {
+        my $text = _slurp($file);
+        my $seen = $SanitizerSeen{$file} // 0;
+        $seen = 0 if $seen > length $text;
+        next if length $text == $seen;
+        $report .= "$file:\n" . substr($text, $seen);
+        $SanitizerSeen{$file} = length $text;
+        # the other programs' reports outlive this test file: set aside,
+        # they fail no later block (a report ends its program)
+        rename $file, "$file.seen" if index($file, "$LogDir/") != 0;
+    }
+
+    # and what reached nginx's stderr or error log all the same
+    my $out = _slurp($OutFile);
+    my $out_seen = $SanitizerSeen{$OutFile} // 0;
+    $out_seen = 0 if $out_seen > length $out;
+    $SanitizerSeen{$OutFile} = length $out;
+    for my $lines ([_log_lines_from($log_start)], [split /^/m, substr($out, $out_seen)]) {
+        my $in_report;
+        for my $line (@$lines) {
+            # a report, up to the next line that nginx logged
+            $in_report = 1 if $line =~ /ERROR: (?:Address|Leak)Sanitizer|runtime error: /;
+            $in_report = 0 if $line =~ m{^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[};
+            $report .= $line if $in_report;
+        }
+    }
+
+    ok($report eq '', $block->name . ' - sanitizers clean') or diag($report);
 }
 
 # ---------------------------------------------------------------------------
