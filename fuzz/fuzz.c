@@ -9,6 +9,8 @@
 #include "ngx_http_cart.h"
 #include "ngx_http_cart_redis.h"
 #include "ngx_http_cart_promo.h"
+#include "ngx_http_cart_status.h"
+#include "ngx_http_cart_cache.h"
 
 #include <stdio.h>
 
@@ -296,4 +298,95 @@ ngx_http_cart_promos_load(ngx_http_request_t *r, ngx_uint_t fresh,
     ngx_http_cart_promos_ref_t *ref)
 {
     fuzz_stub("ngx_http_cart_promos_load");
+}
+
+
+ngx_int_t
+ngx_http_cart_redis_command_in(ngx_http_request_t *r, ngx_pool_t *pool,
+    ngx_http_cleanup_t *cln, ngx_str_t *key, int argc, const char **argv,
+    const size_t *argvlen, ngx_http_cart_redis_handler_pt handler, void *data)
+{
+    fuzz_stub("ngx_http_cart_redis_command_in");
+    return NGX_ERROR;
+}
+
+
+/* no metrics zone: counters are skipped, as without cart_status */
+
+ngx_http_cart_metrics_t *
+ngx_http_cart_metrics(ngx_http_cart_main_conf_t *cmcf)
+{
+    return NULL;
+}
+
+
+/* no lookup caches: every document is decoded, as without the directives */
+
+ngx_int_t
+ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_uint_t kind,
+    ngx_str_t *sku, ngx_str_t *country, ngx_str_t *postal_code,
+    ngx_http_cart_facts_t *facts, ngx_http_cart_cache_hold_t **hold)
+{
+    return NGX_DECLINED;
+}
+
+
+void
+ngx_http_cart_cache_put(ngx_http_request_t *r, ngx_uint_t kind,
+    ngx_str_t *sku, ngx_str_t *country, ngx_str_t *postal_code,
+    ngx_http_cart_facts_t *facts, ngx_http_cart_cache_hold_t *hold)
+{
+}
+
+
+/* the wave's events and filters: linked in, never reached by a harness */
+
+ngx_queue_t                      ngx_posted_events;
+ngx_rbtree_t                     ngx_event_timer_rbtree;
+ngx_module_t                     ngx_http_core_module;
+ngx_http_output_body_filter_pt   ngx_http_top_body_filter;
+
+
+ssize_t
+ngx_read_file(ngx_file_t *file, u_char *buf, size_t size, off_t offset)
+{
+    fuzz_stub("ngx_read_file");
+    return NGX_ERROR;
+}
+
+
+void
+ngx_rbtree_insert(ngx_rbtree_t *tree, ngx_rbtree_node_t *node)
+{
+    fuzz_stub("ngx_rbtree_insert");
+}
+
+
+void
+ngx_rbtree_delete(ngx_rbtree_t *tree, ngx_rbtree_node_t *node)
+{
+    fuzz_stub("ngx_rbtree_delete");
+}
+
+
+void
+ngx_http_run_posted_requests(ngx_connection_t *c)
+{
+    fuzz_stub("ngx_http_run_posted_requests");
+}
+
+
+ngx_uint_t
+ngx_hash_key(u_char *data, size_t len)
+{
+    fuzz_stub("ngx_hash_key");
+    return 0;
+}
+
+
+ngx_chain_t *
+ngx_alloc_chain_link(ngx_pool_t *pool)
+{
+    fuzz_stub("ngx_alloc_chain_link");
+    return NULL;
 }

@@ -46,6 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_http_request_t        *r;
     ngx_http_cart_line_t      *lines;
     ngx_http_cart_facts_t     *facts, *f;
+    ngx_http_cart_lookup_t    *lookups;
     ngx_http_cart_fetch_t     *fetches;
     ngx_http_cart_batch_t     *b;
     ngx_http_cart_group_t      sum;
@@ -189,13 +190,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snap->promos.rc = NGX_DONE;
 
     /* one wave's answers read as each kind of document */
-    snap->catalog = fetches;
-    snap->inventory = fetches;
-    snap->shipping = fetches;
+    lookups = ngx_pcalloc(r->pool, (n + 1) * sizeof(ngx_http_cart_lookup_t));
+    fuzz_assert(lookups != NULL);
 
-    facts = ngx_http_cart_snapshot_facts(r, snap);
-    fuzz_assert(facts != NULL);
-    snap->facts = facts;
+    for (i = 0; i < n; i++) {
+        lookups[i].fetch = &fetches[i];
+    }
+
+    snap->catalog = lookups;
+    snap->inventory = lookups;
+    snap->shipping = lookups;
+
+    fuzz_assert(ngx_http_cart_snapshot_facts(r, snap) == NGX_OK);
+    facts = snap->facts;
 
     for (i = 0; i < n; i++) {
         f = &facts[i];
