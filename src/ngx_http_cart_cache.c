@@ -678,9 +678,18 @@ ngx_http_cart_cache_put(ngx_http_request_t *r, ngx_uint_t kind,
             e->seller = (u_short) product->seller.len;
             e->image = (u_short) product->image.len;
 
-            p = ngx_cpymem(p, product->name.data, product->name.len);
-            p = ngx_cpymem(p, product->seller.data, product->seller.len);
-            ngx_memcpy(p, product->image.data, product->image.len);
+            /* an absent name, seller or image is a null string */
+            if (product->name.len) {
+                p = ngx_cpymem(p, product->name.data, product->name.len);
+            }
+
+            if (product->seller.len) {
+                p = ngx_cpymem(p, product->seller.data, product->seller.len);
+            }
+
+            if (product->image.len) {
+                ngx_memcpy(p, product->image.data, product->image.len);
+            }
         }
         break;
 

@@ -388,7 +388,8 @@ print {$fh} "load_module $ENV{TEST_NGINX_CART_SO};\nevents {}\nhttp {\n"
     . "  server { location / { cart_api; cart_user x;\n"
     . "    cart_inventory_reserve /_holds?skus=\$cart_skus; } }\n}\n";
 close $fh;
-my $out = `$ENV{TEST_NGINX_BINARY} -t -p $ENV{TEST_NGINX_SERVROOT} -c $dir/bad.conf 2>&1`;
+my $nginx = join ' ', CartTest::nginx_command();
+my $out = `$nginx -t -p $ENV{TEST_NGINX_SERVROOT} -c $dir/bad.conf 2>&1`;
 Test::More::isnt($?, 0, 'nginx -t fails');
 Test::More::like($out, qr/cart_inventory_reserve holds one line per subrequest/, 'and says why')
     or Test::More::diag($out);
