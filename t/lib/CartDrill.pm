@@ -56,6 +56,10 @@ our $Port = ($ENV{TEST_NGINX_PORT} || 1984) + 20;
 our $CatalogPort = $Port + 1;
 our $RedisPort = ($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 30;
 our $NginxBin = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+# in ASan mode (make test-asan) nginx runs with the ASan runtime preloaded
+our @Nginx = ($ENV{TEST_NGINX_USE_ASAN}
+              ? ('env', "LD_PRELOAD=$ENV{TEST_NGINX_ASAN_PRELOAD}") : (),
+              $NginxBin);
 our $So = $ENV{TEST_NGINX_CART_SO}
          || "$Top/build/nginx/ngx_http_cart_module.so";
 our $Run = sprintf('%x%x', time, $$);   # in user ids and keys: one per run
@@ -301,7 +305,7 @@ _EOC_
     if ($pid == 0) {
         open STDOUT, '>>', "$dir/logs/stdout.log";
         open STDERR, '>&', \*STDOUT;
-        exec $NginxBin, '-p', "$dir/", '-c', 'conf/nginx.conf'
+        exec @Nginx, '-p', "$dir/", '-c', 'conf/nginx.conf'
             or POSIX::_exit(127);
     }
     at_end('catalog', sub {
@@ -381,7 +385,7 @@ http {
 _EOC_
     my $n = { dir => $dir, masters => {} };
     at_end('nginx', sub { nginx_stop($n) });
-    quiet($NginxBin, '-p', "$dir/", '-c', 'conf/nginx.conf') == 0
+    quiet(@Nginx, '-p', "$dir/", '-c', 'conf/nginx.conf') == 0
         or die "the drill nginx did not start:\n" . tail("$dir/logs/error.log");
     my $master = nginx_master($n)
         or die "no nginx.pid:\n" . tail("$dir/logs/error.log");
