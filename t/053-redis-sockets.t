@@ -88,7 +88,7 @@ seek $fh, $from, 0;
 my @errors = grep { /\[error\].*cart redis/ } <$fh>;
 Test::More::cmp_ok(scalar @errors, '<=', 8,
                    'a handful of error lines: ' . scalar @errors);
-Test::More::ok((grep { /cart redis: no connection to "[^"]+" \(\d+ more in the last [12]s\)$/ } @errors),
+Test::More::ok((grep { /cart redis: no connection to "[^"]+" \(\d+ more in the last \d+s\)$/ } @errors),
                'one says how many like it were held back')
     or Test::More::diag(join '', @errors);
 CartClient::redis_ctl('start');
