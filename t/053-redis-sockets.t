@@ -81,11 +81,17 @@ my $from = -s $log;
 CartClient::redis_ctl('stop');
 my @codes = map { (CartClient::request('GET', '/nocatalog/count', 's2'))[0] } 1 .. 200;
 Test::More::is(scalar(grep { $_ == 503 } @codes), 200, '200 answers 503');
-Time::HiRes::sleep(1.1);
-CartClient::request('GET', '/nocatalog/count', 's2');
-open my $fh, '<', $log or die "$log: $!";
-seek $fh, $from, 0;
-my @errors = grep { /\[error\].*cart redis/ } <$fh>;
+# the count comes with the next line past the interval: a request or two
+# more (a loaded machine may need the second)
+my @errors;
+for (1 .. 3) {
+    Time::HiRes::sleep(1.1);
+    CartClient::request('GET', '/nocatalog/count', 's2');
+    open my $fh, '<', $log or die "$log: $!";
+    seek $fh, $from, 0;
+    @errors = grep { /\[error\].*cart redis/ } <$fh>;
+    last if grep { /more in the last/ } @errors;
+}
 Test::More::cmp_ok(scalar @errors, '<=', 8,
                    'a handful of error lines: ' . scalar @errors);
 Test::More::ok((grep { /cart redis: no connection to "[^"]+" \(\d+ more in the last \d+s\)$/ } @errors),
