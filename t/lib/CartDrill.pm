@@ -336,8 +336,11 @@ sub nginx_start {
     my $redis = $o{redis} // "cart_redis redis://127.0.0.1:$RedisPort;";
     my $http = $o{http} // '';
     my $workers = $o{workers} // 2;
+    # a binary upgrade execs nginx with only the environment "env" names
+    my $env = $ENV{TEST_NGINX_USE_ASAN}
+              ? "env LD_PRELOAD;\nenv ASAN_OPTIONS;\nenv UBSAN_OPTIONS;\n" : '';
     spew("$dir/conf/nginx.conf", <<"_EOC_");
-load_module $So;
+${env}load_module $So;
 daemon on;
 master_process on;
 worker_processes $workers;
