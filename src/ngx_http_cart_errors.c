@@ -5,6 +5,7 @@
  */
 
 #include "ngx_http_cart_errors.h"
+#include "ngx_http_cart_reply.h"
 
 
 typedef struct {
@@ -72,7 +73,6 @@ ngx_http_cart_errors_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_cart_errors_header_filter(ngx_http_request_t *r)
 {
-    ngx_table_elt_t             *h;
     ngx_http_cart_ctx_t         *ctx;
     ngx_http_cart_loc_conf_t    *lcf;
     ngx_http_cart_error_page_t  *page;
@@ -124,28 +124,18 @@ ngx_http_cart_errors_header_filter(ngx_http_request_t *r)
     ngx_http_clear_last_modified(r);
     ngx_http_clear_etag(r);
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_cart_set_header(r, "Cache-Control", "no-store") == NULL) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
 
     if (r->headers_out.status == NGX_HTTP_TOO_MANY_REQUESTS
         || r->headers_out.status == NGX_HTTP_BAD_GATEWAY
         || r->headers_out.status == NGX_HTTP_SERVICE_UNAVAILABLE
         || r->headers_out.status == NGX_HTTP_GATEWAY_TIME_OUT)
     {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_cart_set_header(r, "Retry-After", "1") == NULL) {
             return NGX_ERROR;
         }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Retry-After");
-        ngx_str_set(&h->value, "1");
     }
 
     return ngx_http_next_header_filter(r);

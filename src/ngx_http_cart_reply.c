@@ -164,14 +164,9 @@ ngx_http_cart_send_body(ngx_http_request_t *r, ngx_uint_t status, u_char *buf,
     ngx_str_set(&r->headers_out.content_type, "application/json");
 
     /* an answer cached at an edge would be someone else's cart */
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_cart_set_header(r, "Cache-Control", "no-store") == NULL) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
 
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
@@ -212,14 +207,9 @@ ngx_http_cart_send_body(ngx_http_request_t *r, ngx_uint_t status, u_char *buf,
     }
 
     if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_cart_set_header(r, "Retry-After", "1") == NULL) {
             return NGX_ERROR;
         }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Retry-After");
-        ngx_str_set(&h->value, "1");
     }
 
     rc = ngx_http_send_header(r);
@@ -368,16 +358,9 @@ ngx_http_cart_store_answer(ngx_http_request_t *r, redisReply *reply,
 ngx_int_t
 ngx_http_cart_replayed(ngx_http_request_t *r)
 {
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_cart_set_header(r, "Idempotent-Replayed", "true") == NULL) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Idempotent-Replayed");
-    ngx_str_set(&h->value, "true");
 
     ngx_http_cart_metrics_inc(r, replays);
 
@@ -400,3 +383,23 @@ ngx_http_cart_store_write_error(ngx_http_request_t *r, redisReply *reply,
     return ngx_http_cart_fail(r, ngx_http_cart_store_answer(r, reply, rc, 1));
 }
 
+
+ngx_table_elt_t *
+ngx_http_cart_header_out(ngx_http_request_t *r, const char *key, size_t klen,
+    const char *value, size_t vlen)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = klen;
+    h->value.data = (u_char *) value;
+    h->value.len = vlen;
+
+    return h;
+}

@@ -73,6 +73,13 @@ ngx_int_t ngx_http_cart_replayed(ngx_http_request_t *r);
     ((w)->len == sizeof(s) - 1                                                \
      && ngx_strncmp((w)->data, s, sizeof(s) - 1) == 0)
 
+/* adds a response header; key and value must outlive the request */
+ngx_table_elt_t *ngx_http_cart_header_out(ngx_http_request_t *r,
+    const char *key, size_t klen, const char *value, size_t vlen);
+
+#define ngx_http_cart_set_header(r, k, v)                                    \
+    ngx_http_cart_header_out(r, k, sizeof(k) - 1, v, sizeof(v) - 1)
+
 /* the value of request header "name" (lower case, len bytes), or NULL */
 ngx_str_t *ngx_http_cart_header(ngx_http_request_t *r, const char *name,
     size_t len);

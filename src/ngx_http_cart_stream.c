@@ -227,8 +227,6 @@ ngx_http_cart_stream(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_cart_stream_headers(ngx_http_request_t *r)
 {
-    ngx_table_elt_t  *h;
-
     r->headers_out.status = NGX_HTTP_OK;
     ngx_str_set(&r->headers_out.content_type, "text/event-stream");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
@@ -236,25 +234,15 @@ ngx_http_cart_stream_headers(ngx_http_request_t *r)
     ngx_http_clear_content_length(r);
     ngx_http_clear_accept_ranges(r);
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_cart_set_header(r, "Cache-Control", "no-store") == NULL) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
 
     /* a proxy in front (nginx itself, too) must pass each event at once */
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_cart_set_header(r, "X-Accel-Buffering", "no") == NULL) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "X-Accel-Buffering");
-    ngx_str_set(&h->value, "no");
 
     return ngx_http_send_header(r);
 }

@@ -142,28 +142,6 @@ ngx_http_cart_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
 
 ngx_int_t
-ngx_http_cart_fetch(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
-    ngx_http_cart_fetch_t *fetches, ngx_uint_t n,
-    ngx_http_cart_resume_pt resume)
-{
-    ngx_http_cart_wave_t  *wave;
-
-    wave = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-
-    wave->fetches = fetches;
-    wave->nfetches = n;
-
-    if (ngx_http_cart_fetch_start(r, uri, fetches, n) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_cart_fetch_wait(r, resume);
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
 ngx_http_cart_fetch_start(ngx_http_request_t *r,
     ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
     ngx_uint_t n)

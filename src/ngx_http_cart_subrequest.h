@@ -73,8 +73,6 @@ typedef struct ngx_http_cart_job_s  ngx_http_cart_job_t;
 
 typedef struct {
     ngx_http_cart_vars_t           vars;
-    ngx_http_cart_fetch_t         *fetches;    /* ngx_http_cart_fetch()'s */
-    ngx_uint_t                     nfetches;
     ngx_uint_t                     pending;    /* not done yet */
     ngx_http_cart_resume_pt        resume;
 
@@ -131,10 +129,7 @@ void ngx_http_cart_fetch_release(ngx_http_request_t *r);
 void ngx_http_cart_fetch_wait(ngx_http_request_t *r,
     ngx_http_cart_resume_pt resume);
 
-/* one group and wait: start + wait */
-ngx_int_t ngx_http_cart_fetch(ngx_http_request_t *r,
-    ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
-    ngx_uint_t n, ngx_http_cart_resume_pt resume);
+
 
 /*
  * The JSON document a fetch got for its SKU: NGX_OK with *doc (an
