@@ -809,6 +809,9 @@ ngx_http_cart_init_process(ngx_cycle_t *cycle)
 
     scripts = ngx_http_cart_scripts(&n);
 
+    /* first: the Redis nodes take their metric slots as they are added */
+    ngx_http_cart_metrics_init_worker(cmcf);
+
     if (ngx_http_cart_redis_init_worker(cycle, cmcf, scripts, n) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -835,5 +838,8 @@ ngx_http_cart_exit_process(ngx_cycle_t *cycle)
         ngx_http_cart_stream_exit_worker(cmcf);
         ngx_http_cart_events_exit_worker(cmcf);
         ngx_http_cart_redis_exit_worker(cmcf);
+
+        /* last: closing connections above moved this worker's gauges */
+        ngx_http_cart_metrics_exit_worker(cmcf);
     }
 }

@@ -320,6 +320,13 @@ ngx_http_cart_metrics(ngx_http_cart_main_conf_t *cmcf)
 }
 
 
+void
+ngx_http_cart_metrics_upstream(ngx_http_request_t *r, ngx_uint_t kind,
+    ngx_int_t rc, ngx_int_t status, ngx_msec_t msec)
+{
+}
+
+
 /* no lookup caches: every document is decoded, as without the directives */
 
 ngx_int_t

@@ -142,12 +142,14 @@ typedef struct {
 
     ngx_str_t                     *error_page;  /* nginx's error, as JSON */
     ngx_uint_t                     op;          /* for the metrics */
+    const char                    *code;        /* the error answered */
 
     unsigned                       answered:1;  /* the module's own answer */
     unsigned                       reserved:1;  /* holds an idem key */
     unsigned                       signed_in:1; /* a user, not a guest */
     unsigned                       new_guest:1; /* a guest session made for
                                                    this request: no cart yet */
+    unsigned                       replayed:1;  /* Idempotent-Replayed */
 } ngx_http_cart_ctx_t;
 
 

@@ -16,6 +16,7 @@
  */
 
 #include "ngx_http_cart_cache.h"
+#include "ngx_http_cart_status.h"
 
 
 /* the kind, the SKU, "|country|postal_code" */
@@ -422,6 +423,8 @@ ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_uint_t kind,
     if (e == NULL) {
         ngx_shmtx_unlock(&ctx->shpool->mutex);
 
+        ngx_http_cart_metrics_inc(r, cache[kind][NGX_HTTP_CART_CACHE_MISS]);
+
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "cart cache miss: \"%V\"", &key);
         return NGX_DECLINED;
@@ -433,6 +436,8 @@ ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_uint_t kind,
 
     if ((ngx_msec_t) age >= cache->valid + cache->stale) {
         ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+        ngx_http_cart_metrics_inc(r, cache[kind][NGX_HTTP_CART_CACHE_MISS]);
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "cart cache expired: \"%V\"", &key);
@@ -476,15 +481,23 @@ ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_uint_t kind,
 
             *hold = h;
 
+            /* this request asks the upstream */
+            ngx_http_cart_metrics_inc(r,
+                                      cache[kind][NGX_HTTP_CART_CACHE_MISS]);
+
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "cart cache refresh: \"%V\"", &key);
             return NGX_AGAIN;
         }
 
+        ngx_http_cart_metrics_inc(r, cache[kind][NGX_HTTP_CART_CACHE_STALE]);
+
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "cart cache stale: \"%V\"", &key);
 
     } else {
+        ngx_http_cart_metrics_inc(r, cache[kind][NGX_HTTP_CART_CACHE_HIT]);
+
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "cart cache hit: \"%V\"", &key);
     }

@@ -53,7 +53,11 @@ ngx_http_cart_events_init_worker(ngx_cycle_t *cycle,
     cmcf->kafka = ngx_http_cart_kafka_create(cycle, &cmcf->kafka_brokers,
                                              &cmcf->kafka_topic,
                                              cmcf->kafka_properties,
-                                             &metrics->events);
+                                             &metrics->events,
+                                             ngx_http_cart_proc_metrics
+                                             ? &ngx_http_cart_proc_metrics
+                                                   ->kafka_queue
+                                             : NULL);
 
     return cmcf->kafka ? NGX_OK : NGX_ERROR;
 }

@@ -21,6 +21,7 @@ struct ngx_http_cart_kafka_s {
     ngx_event_t                    timer;
     ngx_log_t                     *log;
     ngx_http_cart_kafka_stats_t   *stats;
+    ngx_atomic_t                  *depth;       /* the queue, a gauge */
     time_t                         drop_logged; /* last "dropped" line */
     ngx_uint_t                     drops;       /* dropped since that line */
 };
@@ -82,7 +83,7 @@ ngx_http_cart_kafka_check_property(ngx_conf_t *cf, ngx_str_t *name,
 ngx_http_cart_kafka_t *
 ngx_http_cart_kafka_create(ngx_cycle_t *cycle, ngx_str_t *brokers,
     ngx_str_t *topic, ngx_array_t *properties,
-    ngx_http_cart_kafka_stats_t *stats)
+    ngx_http_cart_kafka_stats_t *stats, ngx_atomic_t *depth)
 {
     char                    errstr[512];
     u_char                 *name;
@@ -99,6 +100,7 @@ ngx_http_cart_kafka_create(ngx_cycle_t *cycle, ngx_str_t *brokers,
 
     kafka->log = cycle->log;
     kafka->stats = stats;
+    kafka->depth = depth;
     kafka->wakeup = (ngx_socket_t) -1;
 
     conf = ngx_http_cart_kafka_conf(cycle->log, brokers, properties);
@@ -431,6 +433,11 @@ ngx_http_cart_kafka_timer_handler(ngx_event_t *ev)
     ngx_http_cart_kafka_t  *kafka = ev->data;
 
     rd_kafka_poll(kafka->rk, 0);
+
+    /* what waits for the brokers: grows while they are away */
+    if (kafka->depth) {
+        *kafka->depth = rd_kafka_outq_len(kafka->rk);
+    }
 
     ngx_add_timer(ev, NGX_HTTP_CART_KAFKA_SAFETY_POLL);
 }

@@ -29,10 +29,11 @@ char *ngx_http_cart_kafka_check_property(ngx_conf_t *cf, ngx_str_t *name,
     ngx_str_t *value);
 
 /* brokers and topic as configured; properties: ngx_keyval_t, may be NULL;
- * stats: where to count, must outlive the producer */
+ * stats: where to count, must outlive the producer; depth (may be NULL):
+ * where the poll timer writes the producer's queue length */
 ngx_http_cart_kafka_t *ngx_http_cart_kafka_create(ngx_cycle_t *cycle,
     ngx_str_t *brokers, ngx_str_t *topic, ngx_array_t *properties,
-    ngx_http_cart_kafka_stats_t *stats);
+    ngx_http_cart_kafka_stats_t *stats, ngx_atomic_t *depth);
 void ngx_http_cart_kafka_destroy(ngx_http_cart_kafka_t *kafka);
 
 /* never blocks: NGX_OK when enqueued, NGX_DECLINED when dropped (queue

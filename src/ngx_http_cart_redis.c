@@ -289,6 +289,8 @@ ngx_http_cart_redis_node_add(ngx_http_cart_redis_t *redis,
 
     *slot = node;
 
+    ngx_http_cart_redis_node_stat(node);
+
     for (j = 0; j < node->nconns; j++) {
         rc = &node->conns[j];
         ngx_http_cart_redis_conn_init(rc, node, j);
@@ -296,6 +298,37 @@ ngx_http_cart_redis_node_add(ngx_http_cart_redis_t *redis,
     }
 
     return node;
+}
+
+
+/* the node's label in the metrics, by its address */
+
+void
+ngx_http_cart_redis_node_stat(ngx_http_cart_redis_node_t *node)
+{
+    node->stat = ngx_http_cart_metrics_node(node->redis->cmcf,
+                                            &node->conf->host,
+                                            node->conf->port);
+}
+
+
+/* the pool's connections READY are a gauge: every change of state goes
+ * through here (the subscriber's connection is not the pool's) */
+
+void
+ngx_http_cart_redis_set_state(ngx_http_cart_redis_conn_t *rc,
+    ngx_http_cart_redis_state_e state)
+{
+    if (rc->sub == NULL && rc->state != state) {
+        if (state == NGX_HTTP_CART_REDIS_READY) {
+            ngx_http_cart_metrics_node_gauge(rc->node->stat, up, 1);
+
+        } else if (rc->state == NGX_HTTP_CART_REDIS_READY) {
+            ngx_http_cart_metrics_node_gauge(rc->node->stat, up, -1);
+        }
+    }
+
+    rc->state = state;
 }
 
 
@@ -458,9 +491,15 @@ ngx_http_cart_redis_connect(ngx_http_cart_redis_conn_t *rc)
 
     rc->ac = ac;
     rc->c = c;
-    rc->state = NGX_HTTP_CART_REDIS_CONNECTING;
+    ngx_http_cart_redis_set_state(rc, NGX_HTTP_CART_REDIS_CONNECTING);
     rc->timeouts = 0;
     rc->handshake = 0;
+
+    if (rc->sub == NULL) {
+        ngx_http_cart_metrics_node_gauge(rc->node->stat, pending,
+                                         -(ngx_int_t) rc->pending);
+    }
+
     rc->pending = 0;
     rc->out = 0;
 
@@ -549,7 +588,7 @@ ngx_http_cart_redis_ready(ngx_http_cart_redis_conn_t *rc)
                   "cart redis: connected to \"%V\" (#%ui)",
                   &rc->node->conf->url, rc->index);
 
-    rc->state = NGX_HTTP_CART_REDIS_READY;
+    ngx_http_cart_redis_set_state(rc, NGX_HTTP_CART_REDIS_READY);
     rc->backoff = 0;
 
     if (rc->sub) {
@@ -593,6 +632,7 @@ ngx_http_cart_redis_flush(ngx_http_cart_redis_node_t *node, ngx_int_t fail)
 
         op->waiting = 0;
         node->nwaiting--;
+        ngx_http_cart_metrics_node_gauge(node->stat, pending, -1);
 
         if (fail || ngx_http_cart_redis_send(op, node, op->asking) != NGX_OK)
         {
@@ -661,7 +701,7 @@ ngx_http_cart_redis_schedule(ngx_http_cart_redis_conn_t *rc)
 
     redis = rc->node->redis;
 
-    rc->state = NGX_HTTP_CART_REDIS_DISCONNECTED;
+    ngx_http_cart_redis_set_state(rc, NGX_HTTP_CART_REDIS_DISCONNECTED);
 
     if (redis->exiting || ngx_exiting || ngx_quit || ngx_terminate) {
         return;
@@ -693,6 +733,11 @@ static void
 ngx_http_cart_redis_reconnect_handler(ngx_event_t *ev)
 {
     ngx_http_cart_redis_conn_t  *rc = ev->data;
+
+    if (rc->node->stat >= 0) {
+        ngx_http_cart_metrics_add(rc->node->redis->cmcf,
+                                  nodes[rc->node->stat].reconnects);
+    }
 
     ngx_http_cart_redis_connect(rc);
 }
@@ -950,7 +995,7 @@ ngx_http_cart_redis_cleanup(void *privdata)
                          NULL);
     }
 
-    rc->state = NGX_HTTP_CART_REDIS_DISCONNECTED;
+    ngx_http_cart_redis_set_state(rc, NGX_HTTP_CART_REDIS_DISCONNECTED);
 
     if (c == NULL) {
         return;
@@ -1137,6 +1182,7 @@ ngx_http_cart_redis_send(ngx_http_cart_redis_op_t *op,
 
     ngx_queue_insert_tail(&node->waiting, &op->queue);
     node->nwaiting++;
+    ngx_http_cart_metrics_node_gauge(node->stat, pending, 1);
 
     return NGX_OK;
 }
@@ -1170,6 +1216,7 @@ ngx_http_cart_redis_write(ngx_http_cart_redis_op_t *op,
 
     op->conn = rc;
     rc->pending++;
+    ngx_http_cart_metrics_node_gauge(rc->node->stat, pending, 1);
 
     return NGX_OK;
 }
@@ -1212,6 +1259,7 @@ ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
     /* a redirection sends it again, counted on its new connection */
     rc->pending--;
+    ngx_http_cart_metrics_node_gauge(rc->node->stat, pending, -1);
 
     if (rr) {
         rc->timeouts = 0;
@@ -1328,11 +1376,16 @@ ngx_http_cart_redis_op_timeout(ngx_event_t *ev)
 
     log = op->redis->log;
 
-    if (op->waiting) {
-        node = op->node;
+    node = op->waiting ? op->node : op->conn->node;
 
+    if (node->stat >= 0) {
+        ngx_http_cart_metrics_add(op->redis->cmcf, nodes[node->stat].timeouts);
+    }
+
+    if (op->waiting) {
         ngx_queue_remove(&op->queue);
         node->nwaiting--;
+        ngx_http_cart_metrics_node_gauge(node->stat, pending, -1);
         op->waiting = 0;
 
         if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_WAITED,
@@ -1351,7 +1404,6 @@ ngx_http_cart_redis_op_timeout(ngx_event_t *ev)
     }
 
     rc = op->conn;
-    node = rc->node;
 
     if (ngx_http_cart_redis_log_now(node, NGX_HTTP_CART_REDIS_LOG_TIMEOUT,
                                     &note)
@@ -1400,6 +1452,7 @@ ngx_http_cart_redis_op_cleanup(void *data)
         /* never sent: it goes with its request */
         ngx_queue_remove(&op->queue);
         op->node->nwaiting--;
+        ngx_http_cart_metrics_node_gauge(op->node->stat, pending, -1);
         op->waiting = 0;
         op->cleanup = NULL;
         ngx_http_cart_redis_op_free(op);

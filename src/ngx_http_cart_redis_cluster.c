@@ -220,6 +220,16 @@ ngx_http_cart_redis_redirect(ngx_http_cart_redis_op_t *op, redisReply *reply)
         return NGX_ERROR;
     }
 
+    if (op->conn->node->stat >= 0) {
+        if (ask) {
+            ngx_http_cart_metrics_add(redis->cmcf,
+                                      nodes[op->conn->node->stat].asked);
+        } else {
+            ngx_http_cart_metrics_add(redis->cmcf,
+                                      nodes[op->conn->node->stat].moved);
+        }
+    }
+
     ngx_log_error(NGX_LOG_INFO, redis->log, 0,
                   "cart redis: following \"%V\"", &text);
 
@@ -354,6 +364,8 @@ ngx_http_cart_redis_node_reuse(ngx_http_cart_redis_t *redis, ngx_str_t *host,
 
     *slot = node;
 
+    ngx_http_cart_redis_node_stat(node);
+
     ngx_log_error(NGX_LOG_INFO, redis->log, 0,
                   "cart redis: cluster node \"%V\" added (a spare reused)",
                   &node->conf->url);
@@ -470,12 +482,16 @@ ngx_http_cart_redis_node_retire(ngx_http_cart_redis_t *redis, ngx_uint_t i)
             ngx_del_timer(&rc->connect);
         }
 
-        rc->state = NGX_HTTP_CART_REDIS_DISCONNECTED;
+        ngx_http_cart_redis_set_state(rc, NGX_HTTP_CART_REDIS_DISCONNECTED);
     }
 
     if (redis->sub) {
         ngx_http_cart_redis_sub_leave(redis->sub, node);
     }
+
+    /* its label may go to another node: the label set stays bounded */
+    ngx_http_cart_metrics_node_free(redis->cmcf, node->stat);
+    node->stat = -1;
 
     node->spare = redis->spare;
     redis->spare = node;

@@ -12,6 +12,7 @@
 
 
 #include "ngx_http_cart_redis.h"
+#include "ngx_http_cart_status.h"
 #include <hiredis/async.h>
 
 
@@ -107,6 +108,8 @@ struct ngx_http_cart_redis_node_s {
     ngx_http_cart_redis_quiet_t        quiet[NGX_HTTP_CART_REDIS_LOG_N];
     ngx_http_cart_redis_node_t        *spare;    /* next in the spare list */
     ngx_uint_t                         unnamed;  /* slot maps in a row */
+    ngx_int_t                          stat;     /* its metrics' label
+                                                    slot, or -1 */
     unsigned                           seed:1;
     unsigned                           named:1;  /* by the map applied */
 };
@@ -166,6 +169,9 @@ struct ngx_http_cart_redis_s {
 /* ngx_http_cart_redis.c */
 ngx_http_cart_redis_node_t *ngx_http_cart_redis_node_add(
     ngx_http_cart_redis_t *redis, ngx_http_cart_redis_node_conf_t *conf);
+void ngx_http_cart_redis_node_stat(ngx_http_cart_redis_node_t *node);
+void ngx_http_cart_redis_set_state(ngx_http_cart_redis_conn_t *rc,
+    ngx_http_cart_redis_state_e state);
 ngx_http_cart_redis_conn_t *ngx_http_cart_redis_pick(
     ngx_http_cart_redis_node_t *node);
 void ngx_http_cart_redis_conn_init(ngx_http_cart_redis_conn_t *rc,

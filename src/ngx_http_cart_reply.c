@@ -241,7 +241,14 @@ ngx_http_cart_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message)
 {
     yajl_gen                   g;
+    ngx_http_cart_ctx_t       *ctx;
     ngx_http_cart_json_gen_t  *json;
+
+    /* the outcome of a merge or a checkout, for the metrics */
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_cart_module);
+    if (ctx) {
+        ctx->code = code;
+    }
 
     json = ngx_http_cart_json_gen(r->pool);
     if (json == NULL) {
@@ -358,11 +365,18 @@ ngx_http_cart_store_answer(ngx_http_request_t *r, redisReply *reply,
 ngx_int_t
 ngx_http_cart_replayed(ngx_http_request_t *r)
 {
+    ngx_http_cart_ctx_t  *ctx;
+
     if (ngx_http_cart_set_header(r, "Idempotent-Replayed", "true") == NULL) {
         return NGX_ERROR;
     }
 
     ngx_http_cart_metrics_inc(r, replays);
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_cart_module);
+    if (ctx) {
+        ctx->replayed = 1;
+    }
 
     return NGX_OK;
 }

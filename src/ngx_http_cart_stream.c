@@ -11,6 +11,7 @@
 #include "ngx_http_cart_stream.h"
 #include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_scripts.h"
+#include "ngx_http_cart_status.h"
 
 
 /* "event: cart\nid: <v>\ndata: {"version":<v>,"item_count":<n>}\n\n" */
@@ -192,6 +193,7 @@ ngx_http_cart_stream(ngx_http_request_t *r)
 
     ngx_queue_insert_tail(&streams->all, &s->queue);
     streams->n++;
+    ngx_http_cart_metrics_gauge(streams, 1);
     s->linked = 1;
 
     r->read_event_handler = ngx_http_test_reading;
@@ -332,6 +334,11 @@ ngx_http_cart_stream_cleanup(void *data)
     s->linked = 0;
     ngx_queue_remove(&s->queue);
     streams->n--;
+    ngx_http_cart_metrics_gauge(streams, -1);
+    ngx_http_cart_metrics_add(streams->cmcf, stream_closed[
+        streams->exiting ? NGX_HTTP_CART_STREAM_SHUTDOWN
+        : s->request->connection->timedout ? NGX_HTTP_CART_STREAM_SLOW
+        : NGX_HTTP_CART_STREAM_CLIENT]);
 
     ch = s->channel;
     if (ch == NULL) {
@@ -668,6 +675,11 @@ ngx_http_cart_stream_update(ngx_http_cart_stream_t *s, int64_t version,
         return;
     }
 
+    if (s->pending) {
+        /* a lagging client: the state waiting for the socket is skipped */
+        ngx_http_cart_metrics_add(s->streams->cmcf, stream_coalesced);
+    }
+
     s->version = version;
     s->count = count;
     s->pending = 1;
@@ -705,6 +717,8 @@ ngx_http_cart_stream_event(ngx_http_cart_stream_t *s)
 
     p = ngx_sprintf(s->text, "event: cart\nid: %L\ndata: %V\n\n",
                     s->version, &json);
+
+    ngx_http_cart_metrics_add(s->streams->cmcf, stream_events);
 
     return ngx_http_cart_stream_send(s, p - s->text);
 }

@@ -9,6 +9,7 @@
 
 #include "ngx_http_cart.h"
 #include "ngx_http_cart_json.h"
+#include "ngx_http_cart_status.h"
 
 
 /* one subrequest answering several SKUs ($cart_skus) */
@@ -31,6 +32,8 @@ struct ngx_http_cart_job_s {
     ngx_http_cart_job_t           *next;
     ngx_uint_t                     method;     /* 0: a GET lookup */
     ngx_str_t                      payload;    /* a write's body */
+    ngx_uint_t                     kind;       /* for the metrics */
+    ngx_msec_t                     start;
     unsigned                       done:1;
 };
 
@@ -41,7 +44,10 @@ static ngx_str_t  ngx_http_cart_delete_method = ngx_string("DELETE");
 
 static ngx_int_t ngx_http_cart_fetch_run(ngx_http_request_t *r,
     ngx_http_cart_wave_t *wave);
-static void ngx_http_cart_fetch_finished(ngx_http_request_t *r, void *data);
+static void ngx_http_cart_fetch_finished(ngx_http_request_t *r, void *data,
+    ngx_int_t rc, ngx_int_t status);
+static ngx_uint_t ngx_http_cart_fetch_kind(ngx_http_request_t *r,
+    ngx_http_complex_value_t *uri, ngx_uint_t method);
 static void ngx_http_cart_fetch_deadline(ngx_event_t *ev);
 static void ngx_http_cart_fetch_deadline_cleanup(void *data);
 static ngx_int_t ngx_http_cart_fetch_one(ngx_http_request_t *r,
@@ -324,6 +330,7 @@ ngx_http_cart_fetch_one(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
     vars->capture = 1;
 
     job->vars = vars;
+    job->kind = ngx_http_cart_fetch_kind(r, uri, method);
     job->ps.handler = handler;
     job->ps.data = data;
 
@@ -385,10 +392,44 @@ ngx_http_cart_fetch_run(ngx_http_request_t *r, ngx_http_cart_wave_t *wave)
         ngx_http_set_ctx(sr, job->vars, ngx_http_cart_module);
 
         job->sr = sr;
+        job->start = ngx_current_msec;
         wave->running++;
+
+        ngx_http_cart_metrics_inc(r, upstreams[job->kind].sent);
     }
 
     return NGX_OK;
+}
+
+
+/* the upstream a job asks, by the directive its URI comes from */
+
+static ngx_uint_t
+ngx_http_cart_fetch_kind(ngx_http_request_t *r, ngx_http_complex_value_t *uri,
+    ngx_uint_t method)
+{
+    ngx_http_cart_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
+    if (uri == lcf->catalog) {
+        return NGX_HTTP_CART_UP_CATALOG;
+    }
+
+    if (uri == lcf->inventory) {
+        return NGX_HTTP_CART_UP_INVENTORY;
+    }
+
+    if (uri == lcf->shipping) {
+        return NGX_HTTP_CART_UP_SHIPPING;
+    }
+
+    if (uri == lcf->reserve) {
+        return method == NGX_HTTP_DELETE ? NGX_HTTP_CART_UP_RELEASE
+                                         : NGX_HTTP_CART_UP_RESERVE;
+    }
+
+    return NGX_HTTP_CART_UP_OTHER;
 }
 
 
@@ -574,7 +615,7 @@ ngx_http_cart_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
     f->done = 1;
 
     ngx_http_cart_fetch_result(r, rc, &f->status, &f->body);
-    ngx_http_cart_fetch_finished(r, data);
+    ngx_http_cart_fetch_finished(r, data, rc, f->status);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "cart subrequest \"%V\" done: %i, %uz bytes",
@@ -603,7 +644,7 @@ ngx_http_cart_batch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
     batch->done = 1;
 
     ngx_http_cart_fetch_result(r, rc, &status, &body);
-    ngx_http_cart_fetch_finished(r, data);
+    ngx_http_cart_fetch_finished(r, data, rc, status);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "cart batch subrequest of %ui done: %i, %uz bytes",
@@ -840,7 +881,7 @@ ngx_http_cart_fetch_wake(ngx_http_request_t *r)
     if (wave->next && ngx_http_cart_fetch_run(r, wave) != NGX_OK) {
         /* what could not start fails as a lookup */
         for (job = wave->next; job; job = job->next) {
-            ngx_http_cart_fetch_finished(NULL, job);
+            ngx_http_cart_fetch_finished(NULL, job, 0, 0);
             wave->pending--;
         }
 
@@ -870,7 +911,8 @@ ngx_http_cart_fetch_wake(ngx_http_request_t *r)
  */
 
 static void
-ngx_http_cart_fetch_finished(ngx_http_request_t *sr, void *data)
+ngx_http_cart_fetch_finished(ngx_http_request_t *sr, void *data,
+    ngx_int_t rc, ngx_int_t status)
 {
     ngx_uint_t              i;
     ngx_http_cart_job_t    *job;
@@ -885,6 +927,8 @@ ngx_http_cart_fetch_finished(ngx_http_request_t *sr, void *data)
             if (job->sr == sr) {
                 job->done = 1;
                 wave->running--;
+                ngx_http_cart_metrics_upstream(sr, job->kind, rc, status,
+                                               ngx_current_msec - job->start);
                 break;
             }
         }
@@ -941,7 +985,7 @@ ngx_http_cart_fetch_deadline(ngx_event_t *ev)
     n = 0;
 
     for (job = wave->next; job; job = job->next) {
-        ngx_http_cart_fetch_finished(NULL, job);
+        ngx_http_cart_fetch_finished(NULL, job, 0, 0);
         wave->pending--;
         n++;
     }
