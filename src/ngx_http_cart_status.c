@@ -676,36 +676,37 @@ ngx_http_cart_status_outcomes(u_char *p, const char *name,
 
 
 /* per node: the counters, and the gauges summed over the live processes
- * that name it */
+ * that name it; each family's samples in one group */
 
 static u_char *
 ngx_http_cart_status_redis(u_char *p, ngx_http_cart_metrics_t *metrics)
 {
     uint64_t                       used, bit;
-    ngx_uint_t                     i, k;
-    ngx_atomic_int_t               up, pending;
+    ngx_uint_t                     i, k, f;
+    ngx_atomic_int_t               v;
     ngx_http_cart_node_metrics_t  *nm;
     ngx_http_cart_proc_metrics_t  *pm;
     ngx_uint_t                     alive[NGX_HTTP_CART_METRIC_PROCS];
+    ngx_atomic_int_t               up[NGX_HTTP_CART_METRIC_NODES];
+    ngx_atomic_int_t               pending[NGX_HTTP_CART_METRIC_NODES];
 
-    static const char  head[] =
-        "# HELP cart_redis_connections Connections of the pools ready "
-        "for commands, per Redis node.\n"
-        "# TYPE cart_redis_connections gauge\n"
+    static const char  *heads[] = {
+        "# HELP cart_redis_connections Connections of the pools ready for "
+        "commands, per Redis node.\n"
+        "# TYPE cart_redis_connections gauge\n",
         "# HELP cart_redis_pending Commands sent and not answered yet, or "
         "waiting for a connection, per Redis node.\n"
-        "# TYPE cart_redis_pending gauge\n"
+        "# TYPE cart_redis_pending gauge\n",
         "# HELP cart_redis_reconnects_total Reconnection attempts after a "
         "connection failed or was lost.\n"
-        "# TYPE cart_redis_reconnects_total counter\n"
+        "# TYPE cart_redis_reconnects_total counter\n",
         "# HELP cart_redis_timeouts_total Commands given up after "
         "cart_redis_timeout.\n"
-        "# TYPE cart_redis_timeouts_total counter\n"
+        "# TYPE cart_redis_timeouts_total counter\n",
         "# HELP cart_redis_redirections_total MOVED and ASK answers "
         "followed, by the node that answered.\n"
-        "# TYPE cart_redis_redirections_total counter\n";
-
-    p = ngx_cpymem(p, head, sizeof(head) - 1);
+        "# TYPE cart_redis_redirections_total counter\n"
+    };
 
     used = 0;
 
@@ -718,38 +719,58 @@ ngx_http_cart_status_redis(u_char *p, ngx_http_cart_metrics_t *metrics)
 
     for (i = 0; i < NGX_HTTP_CART_METRIC_NODES; i++) {
         bit = (uint64_t) 1 << i;
-        nm = &metrics->nodes[i];
-
-        if (!(used & bit) || nm->len == 0) {
-            continue;
-        }
-
-        up = 0;
-        pending = 0;
+        up[i] = 0;
+        pending[i] = 0;
 
         for (k = 0; k < NGX_HTTP_CART_METRIC_PROCS; k++) {
             pm = &metrics->procs[k];
 
             if (alive[k] && (pm->nodes & bit)) {
-                up += (ngx_atomic_int_t) pm->up[i];
-                pending += (ngx_atomic_int_t) pm->pending[i];
+                up[i] += (ngx_atomic_int_t) pm->up[i];
+                pending[i] += (ngx_atomic_int_t) pm->pending[i];
             }
         }
+    }
 
-        p = ngx_sprintf(p, "cart_redis_connections{node=\"%*s\"} %A\n"
-                        "cart_redis_pending{node=\"%*s\"} %A\n"
-                        "cart_redis_reconnects_total{node=\"%*s\"} %uA\n"
-                        "cart_redis_timeouts_total{node=\"%*s\"} %uA\n"
-                        "cart_redis_redirections_total{node=\"%*s\","
-                        "type=\"moved\"} %uA\n"
-                        "cart_redis_redirections_total{node=\"%*s\","
-                        "type=\"ask\"} %uA\n",
-                        (size_t) nm->len, nm->addr, ngx_max(up, 0),
-                        (size_t) nm->len, nm->addr, ngx_max(pending, 0),
-                        (size_t) nm->len, nm->addr, nm->reconnects,
-                        (size_t) nm->len, nm->addr, nm->timeouts,
-                        (size_t) nm->len, nm->addr, nm->moved,
-                        (size_t) nm->len, nm->addr, nm->asked);
+    for (f = 0; f < 5; f++) {
+        p = ngx_cpymem(p, heads[f], ngx_strlen(heads[f]));
+
+        for (i = 0; i < NGX_HTTP_CART_METRIC_NODES; i++) {
+            nm = &metrics->nodes[i];
+
+            if (!(used & ((uint64_t) 1 << i)) || nm->len == 0) {
+                continue;
+            }
+
+            switch (f) {
+
+            case 0:
+            case 1:
+                v = (f == 0) ? up[i] : pending[i];
+                p = ngx_sprintf(p, "%s{node=\"%*s\"} %A\n",
+                                f == 0 ? "cart_redis_connections"
+                                       : "cart_redis_pending",
+                                (size_t) nm->len, nm->addr, ngx_max(v, 0));
+                break;
+
+            case 2:
+            case 3:
+                p = ngx_sprintf(p, "%s{node=\"%*s\"} %uA\n",
+                                f == 2 ? "cart_redis_reconnects_total"
+                                       : "cart_redis_timeouts_total",
+                                (size_t) nm->len, nm->addr,
+                                f == 2 ? nm->reconnects : nm->timeouts);
+                break;
+
+            default:
+                p = ngx_sprintf(p, "cart_redis_redirections_total"
+                                "{node=\"%*s\",type=\"moved\"} %uA\n"
+                                "cart_redis_redirections_total"
+                                "{node=\"%*s\",type=\"ask\"} %uA\n",
+                                (size_t) nm->len, nm->addr, nm->moved,
+                                (size_t) nm->len, nm->addr, nm->asked);
+            }
+        }
     }
 
     return p;
@@ -766,33 +787,39 @@ ngx_http_cart_status_more(u_char *p, ngx_http_cart_metrics_t *metrics)
     ngx_http_cart_proc_metrics_t      *pm;
     ngx_http_cart_upstream_metrics_t  *um;
 
-    static const char  sub_head[] =
+    static const char  *heads[] = {
         "# HELP cart_subrequests_total Subrequests started, per upstream "
         "kind.\n"
-        "# TYPE cart_subrequests_total counter\n"
+        "# TYPE cart_subrequests_total counter\n",
         "# HELP cart_subrequests_failed_total Subrequests with no answer or "
         "a 5xx one (timeouts apart).\n"
-        "# TYPE cart_subrequests_failed_total counter\n"
+        "# TYPE cart_subrequests_failed_total counter\n",
         "# HELP cart_subrequests_timeouts_total Subrequests ended by a proxy "
         "timeout or cart_lookup_timeout.\n"
-        "# TYPE cart_subrequests_timeouts_total counter\n";
+        "# TYPE cart_subrequests_timeouts_total counter\n"
+    };
 
-    p = ngx_cpymem(p, sub_head, sizeof(sub_head) - 1);
+    static const char  *names[] = {
+        "cart_subrequests_total",
+        "cart_subrequests_failed_total",
+        "cart_subrequests_timeouts_total"
+    };
 
-    for (i = 0; i < NGX_HTTP_CART_UPS; i++) {
-        um = &metrics->upstreams[i];
+    for (k = 0; k < 3; k++) {
+        p = ngx_cpymem(p, heads[k], ngx_strlen(heads[k]));
 
-        if (um->sent == 0) {
-            continue;
+        for (i = 0; i < NGX_HTTP_CART_UPS; i++) {
+            um = &metrics->upstreams[i];
+
+            if (um->sent == 0) {
+                continue;
+            }
+
+            p = ngx_sprintf(p, "%s{kind=\"%V\"} %uA\n", names[k],
+                            &ngx_http_cart_upstream_names[i],
+                            k == 0 ? um->sent
+                                   : k == 1 ? um->failed : um->timedout);
         }
-
-        p = ngx_sprintf(p, "cart_subrequests_total{kind=\"%V\"} %uA\n"
-                        "cart_subrequests_failed_total{kind=\"%V\"} %uA\n"
-                        "cart_subrequests_timeouts_total{kind=\"%V\"} "
-                        "%uA\n",
-                        &ngx_http_cart_upstream_names[i], um->sent,
-                        &ngx_http_cart_upstream_names[i], um->failed,
-                        &ngx_http_cart_upstream_names[i], um->timedout);
     }
 
     p = ngx_sprintf(p, "# HELP cart_subrequest_duration_seconds Subrequest "
