@@ -195,14 +195,8 @@ void ngx_http_cart_metrics_upstream(ngx_http_request_t *r, ngx_uint_t kind,
 
 /* adds one to a counter of the metrics, when there are metrics */
 #define ngx_http_cart_metrics_inc(r, field)                                   \
-    do {                                                                      \
-        ngx_http_cart_metrics_t  *m__;                                        \
-        m__ = ngx_http_cart_metrics(                                          \
-                  ngx_http_get_module_main_conf(r, ngx_http_cart_module));    \
-        if (m__) {                                                            \
-            (void) ngx_atomic_fetch_add(&m__->field, 1);                      \
-        }                                                                     \
-    } while (0)
+    ngx_http_cart_metrics_add(                                                \
+        ngx_http_get_module_main_conf(r, ngx_http_cart_module), field)
 
 
 /* the same from anywhere the main configuration is at hand */

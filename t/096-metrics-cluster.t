@@ -3,29 +3,18 @@
 
 use lib 't/lib';
 use CartTest;
+use CartCluster;
 use CartClient;
 use Test::More ();
 
 our $P = $ENV{TEST_NGINX_REDIS_CLUSTER_PORT} // '';
 our @Ports = $P ? ($P, $P + 1, $P + 2) : ();
 
-sub cli {
-    my ($port, @args) = @_;
-    open my $out, '-|', 'redis-cli', '-h', '127.0.0.1', '-p', $port, '--raw',
-                        @args
-        or die "cannot run redis-cli: $!\n";
-    my $output = do { local $/; <$out> } // '';
-    close $out;
-    chomp $output;
-    return $output;
-}
+sub cli { CartCluster::cli(@_) }
 
-if (!$P || cli($P, 'CLUSTER', 'INFO') !~ /cluster_state:ok/) {
-    plan skip_all => 'no Redis Cluster: util/test.sh starts one '
-                     . '(TEST_NGINX_REDIS_CLUSTER_PORT)';
-} else {
-    plan 'no_plan';
-}
+plan(CartCluster::ready($P) ? 'no_plan'
+     : (skip_all => 'no Redis Cluster: util/test.sh starts one '
+                    . '(TEST_NGINX_REDIS_CLUSTER_PORT)'));
 
 no_shuffle();
 
@@ -45,18 +34,11 @@ sub slot_owner {
     die "no owner for slot $slot\n";
 }
 
-# the slot and its keys to $to, the move finished on every master
+# the slot and its keys to $to; the master it was on
 sub move_slot {
     my ($slot, $to) = @_;
     my $from = slot_owner($slot);
-    my $tid = cli($to, 'CLUSTER', 'MYID');
-    cli($to, 'CLUSTER', 'SETSLOT', $slot, 'IMPORTING', cli($from, 'CLUSTER', 'MYID'));
-    cli($from, 'CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $tid);
-    my @keys = grep { length } split /\n/,
-               cli($from, 'CLUSTER', 'GETKEYSINSLOT', $slot, 1000);
-    cli($from, 'MIGRATE', '127.0.0.1', $to, '', 0, 5000, 'KEYS', @keys) if @keys;
-    cli($_, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $tid) for $to, $from,
-        grep { $_ != $to && $_ != $from } @Ports;
+    CartCluster::move_slot($slot, $from, $to, @Ports);
     return $from;
 }
 

@@ -8,6 +8,7 @@
 
 use lib 't/lib';
 use CartTest;
+use CartCluster;
 use CartConf;
 use CartClient;
 use CartKafka;
@@ -17,16 +18,7 @@ use Test::More ();
 our $P = $ENV{TEST_NGINX_REDIS_CLUSTER_PORT} // '';
 our @Ports = $P ? ($P, $P + 1, $P + 2) : ();
 
-sub cli {
-    my ($port, @args) = @_;
-    open my $out, '-|', 'redis-cli', '-h', '127.0.0.1', '-p', $port, '--raw',
-                        @args
-        or die "cannot run redis-cli: $!\n";
-    my $output = do { local $/; <$out> } // '';
-    close $out;
-    chomp $output;
-    return $output;
-}
+sub cli { CartCluster::cli(@_) }
 
 sub cl { cli($P, '-c', @_) }
 
