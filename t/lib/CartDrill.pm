@@ -357,7 +357,7 @@ http {
     scgi_temp_path tmp/scgi;
     $redis
     cart_max_quantity 100000;
-    cart_max_lines 1000;
+    cart_max_lines 100;
     $http
     upstream drill_catalog {
         server 127.0.0.1:$CatalogPort;
