@@ -10,26 +10,6 @@ plan 'no_plan';
 no_shuffle();
 add_block_preprocessor(\&CartConf::default_config);
 
-# nginx -t with $http in the http block: returns (exit status, output)
-sub nginx_t {
-    my ($http) = @_;
-    my $dir = "$ENV{TEST_NGINX_SERVROOT}-t-$$-" . int(rand 1e9);
-    $http =~ s/%DIR%/$dir/g;
-    mkdir $dir; mkdir "$dir/logs"; mkdir "$dir/conf";
-    open my $sf, '>', "$dir/conf/cookie.secret" or die;
-    print {$sf} 'k' x 64;
-    close $sf;
-    open my $fh, '>', "$dir/conf/nginx.conf" or die;
-    print {$fh} "load_module $ENV{TEST_NGINX_CART_SO};\n"
-        . "error_log $dir/logs/error.log;\npid $dir/logs/nginx.pid;\n"
-        . "events {}\nhttp {\n cart_redis redis://127.0.0.1:1;\n $http\n"
-        . " server { listen 127.0.0.1:1; location / { cart_api; } }\n}\n";
-    close $fh;
-    my $nginx = join ' ', CartTest::nginx_command();
-    my $out = `$nginx -t -p $dir -c conf/nginx.conf 2>&1`;
-    return ($? >> 8, $out);
-}
-
 run_tests();
 
 __DATA__
@@ -103,6 +83,11 @@ X-User-Id: l3
 
 === TEST 4: limits whose product could overflow a cart's total, and a guest cookie's age past 400 days, are refused at configuration time
 --- init
+# the cookie's secret, 64 bytes, in every run's directory
+my $secret = "$ENV{TEST_NGINX_SERVROOT}-cookie.secret";
+open my $sf, '>', $secret or die "$secret: $!";
+print {$sf} 'k' x 64;
+close $sf;
 for my $case (
     ['cart_max_lines 1000; cart_max_quantity 1000000;',
      qr/"cart_max_lines" 1000 x "cart_max_quantity" 1000000 is over 10000000 units: a cart's total could overflow/],
@@ -111,13 +96,13 @@ for my $case (
     ['cart_max_lines 1000; cart_max_quantity 10000;', undef],
     ['cart_guest_ttl 401d;', qr/"cart_guest_ttl" must be at most 400d/],
     ['cart_guest_ttl 400d;', undef],
-    ['cart_guest_cookie g secret=%DIR%/conf/cookie.secret max_age=999999999y;',
+    ["cart_guest_cookie g secret=$secret max_age=999999999y;",
      qr/has an invalid max_age|has a max_age over 400 days/],
-    ['cart_guest_cookie g secret=%DIR%/conf/cookie.secret max_age=401d;',
+    ["cart_guest_cookie g secret=$secret max_age=401d;",
      qr/has a max_age over 400 days/],
-    ['cart_guest_cookie g secret=%DIR%/conf/cookie.secret max_age=400d;', undef])
+    ["cart_guest_cookie g secret=$secret max_age=400d;", undef])
 {
-    my ($status, $out) = main::nginx_t($case->[0]);
+    my ($status, $out, $dir) = CartConf::nginx_t($case->[0], '');
     if ($case->[1]) {
         Test::More::isnt($status, 0, "refused: $case->[0]");
         Test::More::like($out, $case->[1], "with a clear message: $case->[0]");
