@@ -482,6 +482,24 @@ ngx_http_cart_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(cmcf->subscriber_ping, 5000);
     ngx_conf_init_msec_value(cmcf->subscriber_ping_timeout, 3000);
 
+    if ((uint64_t) cmcf->max_lines * cmcf->max_quantity
+        > NGX_HTTP_CART_MAX_UNITS)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cart_max_lines\" %ui x \"cart_max_quantity\" "
+                           "%ui is over %d units: a cart's total could "
+                           "overflow", cmcf->max_lines, cmcf->max_quantity,
+                           NGX_HTTP_CART_MAX_UNITS);
+        return NGX_CONF_ERROR;
+    }
+
+    /* the guest cookie's Max-Age unless its max_age= says otherwise */
+    if (cmcf->guest_ttl > NGX_HTTP_CART_MAX_COOKIE_AGE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cart_guest_ttl\" must be at most 400d");
+        return NGX_CONF_ERROR;
+    }
+
     if (cmcf->stream_heartbeat < 100) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"cart_stream_heartbeat\" must be at least 100ms");

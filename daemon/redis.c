@@ -50,8 +50,10 @@ cartd_redis_parse(void)
              cartd_conf.redis);
 
     if (strncmp(cartd_redis_url.url, "redis://", 8) != 0) {
-        cartd_log(CARTD_LOG_ERR, "redis: \"%s\" is not a redis:// URL",
-                  cartd_redis_url.url);
+        /* only what follows the userinfo: the log never shows a password */
+        at = strrchr(cartd_redis_url.url, '@');
+        cartd_log(CARTD_LOG_ERR, "redis: \"%s%s\" is not a redis:// URL",
+                  at ? "***" : "", at ? at : cartd_redis_url.url);
         return CARTD_ERROR;
     }
 

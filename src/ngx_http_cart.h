@@ -22,6 +22,18 @@
 /* the largest cart_max_quantity: no line of a cart holds more */
 #define NGX_HTTP_CART_MAX_QUANTITY      1000000
 
+/*
+ * The most units a cart may hold, cart_max_lines x cart_max_quantity: at
+ * the highest price a catalog may give (NGX_HTTP_CART_MAX_AMOUNT, 10^11
+ * minor units) the engine's int64 sums stay below 10^18, 9 times under
+ * INT64_MAX, with room for shipping and rounding.
+ */
+#define NGX_HTTP_CART_MAX_UNITS         10000000
+
+/* browsers keep a cookie 400 days at most (RFC 6265bis); also far from
+ * any time_t overflow of now + Max-Age */
+#define NGX_HTTP_CART_MAX_COOKIE_AGE    (400 * 86400)
+
 #define NGX_HTTP_CART_MERGE_MAX         0
 #define NGX_HTTP_CART_MERGE_SUM         1
 #define NGX_HTTP_CART_MERGE_GUEST       2

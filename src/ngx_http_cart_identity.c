@@ -337,6 +337,10 @@ ngx_http_cart_guest_cookie_slot(ngx_conf_t *cf, ngx_command_t *cmd,
                 return "has an invalid max_age";
             }
 
+            if (cookie->max_age > NGX_HTTP_CART_MAX_COOKIE_AGE) {
+                return "has a max_age over 400 days";
+            }
+
             continue;
         }
 

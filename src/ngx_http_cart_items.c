@@ -14,6 +14,7 @@
 #include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_pricing.h"
 #include "ngx_http_cart_scripts.h"
+#include "ngx_http_cart_stored.h"
 #include "ngx_http_cart_subrequest.h"
 
 
@@ -48,11 +49,8 @@ static void ngx_http_cart_add_priced(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cart_add_run(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cart_add_fail(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message);
-static void ngx_http_cart_add_release(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cart_set_run(ngx_http_request_t *r);
 static void ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
-    redisReply *reply, ngx_int_t rc);
-static void ngx_http_cart_ignore(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_view_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
@@ -67,7 +65,6 @@ ngx_int_t
 ngx_http_cart_items_add(ngx_http_request_t *r)
 {
     yajl_val                       sku, seller;
-    ngx_str_t                      arg;
     ngx_http_cart_ctx_t           *ctx;
     ngx_http_cart_loc_conf_t      *lcf;
     const ngx_http_cart_answer_t  *answer;
@@ -131,10 +128,7 @@ ngx_http_cart_items_add(ngx_http_request_t *r)
     }
 
     if (ctx->idem_key.len) {
-        ngx_str_set(&arg, "reserve");
-
-        if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg, 1,
-                                       ngx_http_cart_add_reserved)
+        if (ngx_http_cart_stored_reserve(r, ngx_http_cart_add_reserved)
             != NGX_OK)
         {
             return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
@@ -191,7 +185,9 @@ ngx_http_cart_add_reserved(ngx_http_request_t *r, void *data,
 
     if (rc != NGX_OK) {
         /* at most the key was reserved: the add itself was not sent */
-        ngx_http_finalize_request(r, ngx_http_cart_store_error(r, reply, rc));
+        ngx_http_finalize_request(r,
+                                  ngx_http_cart_stored_reserve_error(r, reply,
+                                                                     rc));
         return;
     }
 
@@ -308,43 +304,9 @@ static ngx_int_t
 ngx_http_cart_add_fail(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message)
 {
-    ngx_http_cart_add_release(r);
+    ngx_http_cart_stored_release(r);
 
     return ngx_http_cart_error(r, status, code, message);
-}
-
-
-/*
- * Also after an add of unknown outcome: the release only deletes a
- * reservation still in flight, never an answer the add stored, so a retry
- * with the key replays the add if it ran and makes it if it did not.
- */
-
-static void
-ngx_http_cart_add_release(ngx_http_request_t *r)
-{
-    ngx_str_t             arg;
-    ngx_http_cart_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-
-    if (!ctx->reserved) {
-        return;
-    }
-
-    ctx->reserved = 0;
-    ngx_str_set(&arg, "release");
-
-    /* fire and forget: the answer does not change the response */
-    (void) ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg, 1,
-                                      ngx_http_cart_ignore);
-}
-
-
-static void
-ngx_http_cart_ignore(ngx_http_request_t *r, void *data, redisReply *reply,
-    ngx_int_t rc)
-{
 }
 
 
@@ -504,7 +466,7 @@ ngx_http_cart_write_done(ngx_http_request_t *r, void *data,
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
     if (rc != NGX_OK || ngx_http_cart_reply_str(reply, 0, &answer) != NGX_OK) {
-        ngx_http_cart_add_release(r);
+        ngx_http_cart_stored_release(r);
         ngx_http_finalize_request(r,
                               ngx_http_cart_store_write_error(r, reply, rc));
         return;

@@ -52,6 +52,8 @@ static ngx_int_t ngx_http_cart_redis_write(ngx_http_cart_redis_op_t *op,
     ngx_http_cart_redis_conn_t *rc, ngx_uint_t asking);
 static ngx_int_t ngx_http_cart_redis_format(ngx_pool_t *pool, int argc,
     const char **argv, const size_t *argvlen, ngx_str_t *cmd);
+static ngx_int_t ngx_http_cart_redis_mask_url(ngx_pool_t *pool,
+    ngx_str_t *value, ngx_str_t *url);
 static u_char *ngx_http_cart_redis_head(u_char *p, u_char type, size_t n);
 static size_t ngx_http_cart_redis_digits(size_t n);
 
@@ -67,7 +69,11 @@ ngx_http_cart_redis_parse_url(ngx_conf_t *cf, ngx_str_t *value,
     ngx_url_t   u;
 
     ngx_memzero(node, sizeof(ngx_http_cart_redis_node_conf_t));
-    node->url = *value;
+
+    /* every log line names the node by this: never with its password */
+    if (ngx_http_cart_redis_mask_url(cf->pool, value, &node->url) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (value->len < sizeof("redis://") - 1
         || ngx_strncasecmp(value->data, (u_char *) "redis://",
@@ -75,7 +81,7 @@ ngx_http_cart_redis_parse_url(ngx_conf_t *cf, ngx_str_t *value,
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid Redis URL \"%V\": must start with "
-                           "\"redis://\"", value);
+                           "\"redis://\"", &node->url);
         return NGX_ERROR;
     }
 
@@ -106,7 +112,7 @@ ngx_http_cart_redis_parse_url(ngx_conf_t *cf, ngx_str_t *value,
             if (db == NGX_ERROR) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid database number in Redis URL "
-                                   "\"%V\"", value);
+                                   "\"%V\"", &node->url);
                 return NGX_ERROR;
             }
             node->db = db;
@@ -124,7 +130,7 @@ ngx_http_cart_redis_parse_url(ngx_conf_t *cf, ngx_str_t *value,
 
     if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in Redis URL \"%V\"",
-                           u.err ? u.err : "host not found", value);
+                           u.err ? u.err : "host not found", &node->url);
         return NGX_ERROR;
     }
 
@@ -137,6 +143,44 @@ ngx_http_cart_redis_parse_url(ngx_conf_t *cf, ngx_str_t *value,
     node->host.len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
                                    node->host.data, NGX_SOCKADDR_STRLEN, 0);
     node->host.data[node->host.len] = '\0';
+
+    return NGX_OK;
+}
+
+
+/*
+ * The URL with its password replaced by three stars: "user:***@host",
+ * or "***@host" without a user (the userinfo before the first '@', as
+ * parsed).
+ */
+
+static ngx_int_t
+ngx_http_cart_redis_mask_url(ngx_pool_t *pool, ngx_str_t *value,
+    ngx_str_t *url)
+{
+    u_char  *p, *at, *colon, *last, *start;
+
+    last = value->data + value->len;
+    start = ngx_strlcasestrn(value->data, last, (u_char *) "://", 3 - 1);
+    start = start ? start + 3 : value->data;
+
+    at = ngx_strlchr(start, last, '@');
+    if (at == NULL) {
+        *url = *value;
+        return NGX_OK;
+    }
+
+    colon = ngx_strlchr(start, at, ':');
+    p = colon ? colon + 1 : start;
+
+    url->data = ngx_pnalloc(pool, value->len + 3);
+    if (url->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    url->len = ngx_sprintf(url->data, "%*s***%*s", p - value->data,
+                           value->data, last - at, at)
+               - url->data;
 
     return NGX_OK;
 }

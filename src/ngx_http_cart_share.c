@@ -68,7 +68,6 @@ static void ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_share_kept(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
-static void ngx_http_cart_share_release(ngx_http_request_t *r);
 static void ngx_http_cart_share_reserved(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_share_priced(ngx_http_request_t *r);
@@ -76,8 +75,6 @@ static void ngx_http_cart_share_copied(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_share_fail(ngx_http_request_t *r,
     const ngx_http_cart_answer_t *answer);
-static void ngx_http_cart_share_ignore(ngx_http_request_t *r, void *data,
-    redisReply *reply, ngx_int_t rc);
 static ngx_http_cart_share_t *ngx_http_cart_share_state(
     ngx_http_request_t *r, ngx_str_t *token);
 
@@ -93,7 +90,6 @@ static ngx_http_cart_share_t *ngx_http_cart_share_state(
 ngx_int_t
 ngx_http_cart_share_create(ngx_http_request_t *r)
 {
-    ngx_str_t             arg;
     ngx_http_cart_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
@@ -102,11 +98,7 @@ ngx_http_cart_share_create(ngx_http_request_t *r)
         return ngx_http_cart_share_insert(r);
     }
 
-    ngx_str_set(&arg, "reserve");
-
-    if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg, 1,
-                                   ngx_http_cart_share_create_reserved)
-        != NGX_OK)
+    if (ngx_http_cart_stored_reserve(r, ngx_http_cart_share_create_reserved) != NGX_OK)
     {
         return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
     }
@@ -128,7 +120,9 @@ ngx_http_cart_share_create_reserved(ngx_http_request_t *r, void *data,
 
     if (rc != NGX_OK) {
         /* at most the key was reserved: no link was made */
-        ngx_http_finalize_request(r, ngx_http_cart_store_error(r, reply, rc));
+        ngx_http_finalize_request(r,
+                                  ngx_http_cart_stored_reserve_error(r, reply,
+                                                                     rc));
         return;
     }
 
@@ -143,7 +137,7 @@ ngx_http_cart_share_create_reserved(ngx_http_request_t *r, void *data,
 
         n = ngx_http_cart_share_insert(r);
         if (n != NGX_DONE) {
-            ngx_http_cart_share_release(r);
+            ngx_http_cart_stored_release(r);
             ngx_http_finalize_request(r, n);
         }
 
@@ -236,7 +230,7 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
 
     if (rc != NGX_OK || reply->type != REDIS_REPLY_STATUS) {
         /* a nil reply would be a token drawn twice: never, but not OK */
-        ngx_http_cart_share_release(r);
+        ngx_http_cart_stored_release(r);
         ngx_http_finalize_request(r,
                               ngx_http_cart_store_write_error(r, reply, rc));
         return;
@@ -264,7 +258,7 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     json = ngx_http_cart_json_gen(r->pool);
 
     if (p == NULL || json == NULL) {
-        ngx_http_cart_share_release(r);
+        ngx_http_cart_stored_release(r);
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -294,7 +288,7 @@ ngx_http_cart_share_created(ngx_http_request_t *r, void *data,
     /* the link exists: its answer is kept under the Idempotency-Key */
 
     if (ngx_http_cart_json_text(json, &s->answer) != NGX_OK) {
-        ngx_http_cart_share_release(r);
+        ngx_http_cart_stored_release(r);
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -353,7 +347,6 @@ ngx_http_cart_share_view(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_cart_share_copy(ngx_http_request_t *r)
 {
-    ngx_str_t             arg;
     ngx_http_cart_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
@@ -365,11 +358,7 @@ ngx_http_cart_share_copy(ngx_http_request_t *r)
     /* the catalog is asked before the cart is written: a retry meanwhile
      * must see the key in flight, as with POST /items */
 
-    ngx_str_set(&arg, "reserve");
-
-    if (ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg, 1,
-                                   ngx_http_cart_share_reserved)
-        != NGX_OK)
+    if (ngx_http_cart_stored_reserve(r, ngx_http_cart_share_reserved) != NGX_OK)
     {
         return ngx_http_cart_store_error(r, NULL, NGX_ERROR);
     }
@@ -390,7 +379,9 @@ ngx_http_cart_share_reserved(ngx_http_request_t *r, void *data,
 
     if (rc != NGX_OK) {
         /* at most the key was reserved: nothing was copied */
-        ngx_http_finalize_request(r, ngx_http_cart_store_error(r, reply, rc));
+        ngx_http_finalize_request(r,
+                                  ngx_http_cart_stored_reserve_error(r, reply,
+                                                                     rc));
         return;
     }
 
@@ -845,7 +836,7 @@ static void
 ngx_http_cart_share_fail(ngx_http_request_t *r,
     const ngx_http_cart_answer_t *answer)
 {
-    ngx_http_cart_share_release(r);
+    ngx_http_cart_stored_release(r);
 
     if (answer == NULL) {
         ngx_http_finalize_request(r,
@@ -854,33 +845,6 @@ ngx_http_cart_share_fail(ngx_http_request_t *r,
     }
 
     ngx_http_finalize_request(r, ngx_http_cart_fail(r, answer));
-}
-
-
-/* an Idempotency-Key reserved by this request is given back */
-
-static void
-ngx_http_cart_share_release(ngx_http_request_t *r)
-{
-    ngx_str_t             arg;
-    ngx_http_cart_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
-
-    if (ctx->reserved) {
-        ctx->reserved = 0;
-        ngx_str_set(&arg, "release");
-
-        (void) ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, &arg,
-                                          1, ngx_http_cart_share_ignore);
-    }
-}
-
-
-static void
-ngx_http_cart_share_ignore(ngx_http_request_t *r, void *data,
-    redisReply *reply, ngx_int_t rc)
-{
 }
 
 

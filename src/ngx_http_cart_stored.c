@@ -59,7 +59,9 @@ ngx_http_cart_stored_snapshot(ngx_http_request_t *r, void *data,
 
     if (rc != NGX_OK) {
         /* a read that at most reserved the key: the write was not sent */
-        ngx_http_finalize_request(r, ngx_http_cart_store_error(r, reply, rc));
+        ngx_http_finalize_request(r,
+                                  ngx_http_cart_stored_reserve_error(r, reply,
+                                                                     rc));
         return;
     }
 
@@ -140,6 +142,65 @@ ngx_http_cart_stored_fail(ngx_http_request_t *r,
     ngx_http_cart_stored_release(r);
 
     return ngx_http_cart_fail(r, answer);
+}
+
+
+/*
+ * The hold only keeps a concurrent retry off (409) while this request may
+ * still write: once it runs out a retry goes on, and still cannot apply
+ * twice, as every write script stores its answer under the key in the
+ * same call, so the later of two writes replays the earlier.
+ */
+
+ngx_int_t
+ngx_http_cart_stored_reserve(ngx_http_request_t *r,
+    ngx_http_cart_redis_handler_pt handler)
+{
+    u_char                     *p;
+    ngx_str_t                   args[2];
+    ngx_msec_t                  hold;
+    ngx_http_cart_loc_conf_t   *lcf;
+    ngx_http_cart_main_conf_t  *cmcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
+
+    hold = lcf->lookup_timeout
+           + NGX_HTTP_CART_RESERVE_TRIPS * cmcf->redis_timeout;
+    hold = ngx_max(hold, 1000);
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&args[0], "reserve");
+    args[1].data = p;
+    args[1].len = ngx_sprintf(p, "%M", hold) - p;
+
+    return ngx_http_cart_script_write(r, NGX_HTTP_CART_SCRIPT_IDEM, args, 2,
+                                      handler);
+}
+
+
+ngx_int_t
+ngx_http_cart_stored_reserve_error(ngx_http_request_t *r, redisReply *reply,
+    ngx_int_t rc)
+{
+    ngx_http_cart_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+
+    /* sent, unanswered: it may run later (Redis stalled); the release is
+     * queued after it on a live connection, and the hold bounds it if the
+     * release runs first (on another connection) */
+
+    if (ctx->idem_key.len && (rc == NGX_AGAIN || rc == NGX_DECLINED)) {
+        ctx->reserved = 1;
+        ngx_http_cart_stored_release(r);
+    }
+
+    return ngx_http_cart_store_error(r, reply, rc);
 }
 
 

@@ -42,6 +42,25 @@ ngx_int_t ngx_http_cart_stored_word(ngx_http_request_t *r, redisReply *reply,
 const ngx_http_cart_answer_t *ngx_http_cart_stored_error(ngx_http_request_t *r,
     ngx_str_t *word);
 
+/*
+ * Reserves the Idempotency-Key (idem.lua reserve) before a write that asks
+ * an upstream first, for cart_lookup_timeout plus
+ * NGX_HTTP_CART_RESERVE_TRIPS times cart_redis_timeout (1 s at least);
+ * "handler" gets the reply. Returns NGX_OK or NGX_ERROR.
+ */
+#define NGX_HTTP_CART_RESERVE_TRIPS  4
+
+ngx_int_t ngx_http_cart_stored_reserve(ngx_http_request_t *r,
+    ngx_http_cart_redis_handler_pt handler);
+
+/*
+ * A reservation (idem.lua reserve, snapshot.lua) that got no reply: the
+ * write behind it was not sent, so a reservation that may have gone
+ * through is given back. Returns the rc to finalize with.
+ */
+ngx_int_t ngx_http_cart_stored_reserve_error(ngx_http_request_t *r,
+    redisReply *reply, ngx_int_t rc);
+
 /* an error after the Idempotency-Key was reserved: the key is given back */
 ngx_int_t ngx_http_cart_stored_fail(ngx_http_request_t *r,
     const ngx_http_cart_answer_t *answer);

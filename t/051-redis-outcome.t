@@ -231,3 +231,112 @@ main::sleep_until($until);
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 6: a reservation of an Idempotency-Key that got no answer is given back: after the stall a retry with the key is applied (once), not 409 in flight
+An add through the catalog reserves its key first; Redis holds writes,
+so the reservation times out (503 store_timeout) and the add is never
+sent. The release queued behind it on the one connection runs after it.
+--- http_config
+cart_redis_connections 1;
+cart_redis_timeout 300ms;
+--- init
+redis_cmd('DEL', 'cart:{user-o6}', 'cart_count:{user-o6}', 'idem:{user-o6}:key-o6');
+my ($status) = CartClient::request('GET', '/nocatalog/count', 'o6');
+die "warm-up: $status\n" unless $status == 200;
+my $until = Time::HiRes::time() + 1.7;
+main::pause(1500, 'WRITE');
+my ($code, $body) = CartClient::request('POST', '/api/v1/cart/items', 'o6',
+    '{"sku_id":"SKU-1","quantity":1}', 'Idempotency-Key' => 'key-o6');
+Test::More::is($code, 503, 'the reservation timed out');
+Test::More::like($body, qr/^\{"error":\{"code":"store_timeout"/,
+                 'store_timeout: the add was not sent');
+main::sleep_until($until);
+Test::More::is(redis_cmd('EXISTS', 'idem:{user-o6}:key-o6'), 0,
+               'the reservation ran after the pause, and was given back');
+Test::More::is(redis_cmd('HGET', 'cart:{user-o6}', 'SKU-1') // '', '',
+               'nothing was added');
+--- request eval
+["POST /api/v1/cart/items\n{\"sku_id\":\"SKU-1\",\"quantity\":1}",
+ "POST /api/v1/cart/items\n{\"sku_id\":\"SKU-1\",\"quantity\":1}",
+ "GET /nocatalog/count"]
+--- more_headers eval
+["X-User-Id: o6\nContent-Type: application/json\nIdempotency-Key: key-o6",
+ "X-User-Id: o6\nContent-Type: application/json\nIdempotency-Key: key-o6",
+ "X-User-Id: o6"]
+--- response_headers eval
+[{'Idempotent-Replayed' => ''}, {'Idempotent-Replayed' => 'true'}, {}]
+--- response_body_like eval
+['"item":\{"sku_id":"SKU-1","quantity":1,.*"version":1\}$',
+ '"item":\{"sku_id":"SKU-1","quantity":1,.*"version":1\}$',
+ '^\{"item_count":1\}$']
+--- timeout: 10
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 7: a reservation lives cart_lookup_timeout + 4 x cart_redis_timeout, not 30 s; a failed add gives it back
+The catalog (/wait, through a proxy: limit_rate applies to main requests
+only) takes about two seconds and answers no price; while
+it is asked the key is in flight (a retry is 409), with a TTL of at most
+3 s + 4 x 100 ms; the add then fails and the key is free again.
+--- http_config
+cart_redis_timeout 100ms;
+--- config eval
+"location /slowcat {
+    cart_api;
+    cart_user \$http_x_user_id;
+    cart_catalog /_slow;
+    cart_lookup_timeout 3s;
+}
+location = /_slow {
+    internal;
+    proxy_pass http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/wait;
+}
+" . $CartConf::Config
+--- init
+redis_cmd('DEL', 'cart:{user-o7}', 'cart_count:{user-o7}', 'idem:{user-o7}:key-o7');
+my @got;
+require POSIX;
+my $pid = fork // die "fork: $!";
+if ($pid == 0) {
+    my ($code, $body) = CartClient::request('POST', '/slowcat/items', 'o7',
+        '{"sku_id":"SKU-1","quantity":1}', 'Idempotency-Key' => 'key-o7');
+    my ($c) = $body =~ /"code":"([^"]+)"/;
+    open my $fh, '>', "$ENV{TEST_NGINX_SERVROOT}/o7.out" or POSIX::_exit(1);
+    print {$fh} "$code " . ($c // '-');
+    close $fh;
+    POSIX::_exit(0);
+}
+my $pttl = -2;
+for (1 .. 100) {
+    $pttl = redis_cmd('PTTL', 'idem:{user-o7}:key-o7');
+    last if $pttl > 0;
+    Time::HiRes::sleep(0.02);
+}
+Test::More::ok($pttl > 0 && $pttl <= 3400,
+               "the key is reserved for at most 3.4 s: PTTL $pttl ms");
+my ($code, $body) = CartClient::request('POST', '/slowcat/items', 'o7',
+    '{"sku_id":"SKU-1","quantity":1}', 'Idempotency-Key' => 'key-o7');
+Test::More::like("$code $body", qr/^409 .*"idempotency_in_flight"/,
+                 'a retry meanwhile is 409 in flight');
+waitpid $pid, 0;
+open my $fh, '<', "$ENV{TEST_NGINX_SERVROOT}/o7.out" or die "o7.out: $!";
+Test::More::is(scalar <$fh>, '503 catalog_unavailable',
+               'the add failed: the catalog gave no price');
+Test::More::is(redis_cmd('EXISTS', 'idem:{user-o7}:key-o7'), 0,
+               'the key was given back');
+--- request eval
+"POST /nocatalog/items\n{\"sku_id\":\"SKU-1\",\"quantity\":1}"
+--- more_headers
+X-User-Id: o7
+Content-Type: application/json
+Idempotency-Key: key-o7
+--- response_body_like: "item":\{"sku_id":"SKU-1","quantity":1,
+--- timeout: 10
+--- no_error_log
+[alert]
+[crit]

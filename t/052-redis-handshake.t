@@ -92,9 +92,9 @@ ok
 
 
 
-=== TEST 2: a wrong password for an ACL user: the write waits for the handshake, AUTH fails, the write never runs (503 store_unavailable)
+=== TEST 2: a wrong password for an ACL user: the write waits for the handshake, AUTH fails, the write never runs (503 store_unavailable); the log names the node without its password
 --- http_config
-cart_redis redis://cart-acl:wrong@127.0.0.1:$TEST_NGINX_REDIS_AUTH_PORT;
+cart_redis redis://cart-acl:wrong-s3cret@127.0.0.1:$TEST_NGINX_REDIS_AUTH_PORT;
 cart_redis_timeout 1s;
 --- request
 POST /nocatalog/items
@@ -108,8 +108,9 @@ Retry-After: 1
 --- response_body_like: ^\{"error":\{"code":"store_unavailable","message":"[^"]+"\}\}$
 --- wait eval: $main::Pause / 1000 + 0.5
 --- error_log eval
-qr/cart redis: AUTH on "redis:\/\/cart-acl:wrong@[^"]+" failed: WRONGPASS/
+qr/cart redis: AUTH on "redis:\/\/cart-acl:\*\*\*\@127\.0\.0\.1:\d+" failed: WRONGPASS/
 --- no_error_log
+wrong-s3cret
 [alert]
 [crit]
 
@@ -200,9 +201,9 @@ Content-Type: application/json
 
 
 
-=== TEST 8: a wrong password for the default user: 503 store_unavailable, the failure logged
+=== TEST 8: a wrong password for the default user: 503 store_unavailable, the failure logged, the password not
 --- http_config
-cart_redis redis://:nope@127.0.0.1:$TEST_NGINX_REDIS_AUTH_PORT;
+cart_redis redis://:nope-s3cret@127.0.0.1:$TEST_NGINX_REDIS_AUTH_PORT;
 --- request
 POST /nocatalog/items
 {"sku_id":"SKU-1","quantity":1}
@@ -212,7 +213,9 @@ Content-Type: application/json
 --- error_code: 503
 --- response_body_like: "code":"store_unavailable"
 --- error_log eval
-qr/cart redis: AUTH on "[^"]+" failed: WRONGPASS/
+qr/cart redis: AUTH on "redis:\/\/:\*\*\*\@127\.0\.0\.1:\d+" failed: WRONGPASS/
+--- no_error_log
+nope-s3cret
 
 
 

@@ -78,3 +78,40 @@ X-User-Id: l3
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 4: limits whose product could overflow a cart's total, and a guest cookie's age past 400 days, are refused at configuration time
+--- init
+# the cookie's secret, 64 bytes, in every run's directory
+my $secret = "$ENV{TEST_NGINX_SERVROOT}-cookie.secret";
+open my $sf, '>', $secret or die "$secret: $!";
+print {$sf} 'k' x 64;
+close $sf;
+for my $case (
+    ['cart_max_lines 1000; cart_max_quantity 1000000;',
+     qr/"cart_max_lines" 1000 x "cart_max_quantity" 1000000 is over 10000000 units: a cart's total could overflow/],
+    ['cart_max_lines 1000; cart_max_quantity 10001;',
+     qr/"cart_max_lines" 1000 x "cart_max_quantity" 10001 is over 10000000 units/],
+    ['cart_max_lines 1000; cart_max_quantity 10000;', undef],
+    ['cart_guest_ttl 401d;', qr/"cart_guest_ttl" must be at most 400d/],
+    ['cart_guest_ttl 400d;', undef],
+    ["cart_guest_cookie g secret=$secret max_age=999999999y;",
+     qr/has an invalid max_age|has a max_age over 400 days/],
+    ["cart_guest_cookie g secret=$secret max_age=401d;",
+     qr/has a max_age over 400 days/],
+    ["cart_guest_cookie g secret=$secret max_age=400d;", undef])
+{
+    my ($status, $out, $dir) = CartConf::nginx_t($case->[0], '');
+    if ($case->[1]) {
+        Test::More::isnt($status, 0, "refused: $case->[0]");
+        Test::More::like($out, $case->[1], "with a clear message: $case->[0]");
+    } else {
+        Test::More::is($status, 0, "accepted: $case->[0]") or Test::More::diag($out);
+    }
+}
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: l4
+--- response_body: {"item_count":0}

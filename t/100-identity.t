@@ -27,21 +27,6 @@ sub tampered {
     return "$h.$other.$s";
 }
 
-# nginx -t on a small config: returns (exit status, output)
-sub nginx_t {
-    my ($loc) = @_;
-    my $dir = "$CartAuth::Dir/t-$$-" . int(rand 1e9);
-    mkdir $dir; mkdir "$dir/logs"; mkdir "$dir/conf";
-    open my $fh, '>', "$dir/conf/nginx.conf" or die;
-    print {$fh} "load_module $ENV{TEST_NGINX_CART_SO};\nerror_log $dir/logs/error.log;\n"
-        . "pid $dir/logs/nginx.pid;\nevents {}\nhttp {\n cart_redis redis://127.0.0.1:1;\n"
-        . " server { listen 127.0.0.1:1; location / { cart_api; $loc } }\n}\n";
-    close $fh;
-    my $nginx = join ' ', CartTest::nginx_command();
-    my $out = `$nginx -t -p $dir -c conf/nginx.conf 2>&1`;
-    return ($? >> 8, $out);
-}
-
 our $IdpLocation = <<'END';
     location /idp {
         cart_api;
@@ -319,11 +304,11 @@ my @cases = (
     ["cart_jwt_key $CartAuth::Dir/hs256.secret HS256 RS256;", qr/invalid parameter "RS256"/],
 );
 for my $case (@cases) {
-    my ($status, $out) = main::nginx_t($case->[0]);
+    my ($status, $out) = CartConf::nginx_t('', $case->[0]);
     Test::More::isnt($status, 0, "refused: $case->[0]");
     Test::More::like($out, $case->[1], "reason given for: $case->[0]");
 }
-my ($status, $out) = main::nginx_t("cart_jwt_key $CartAuth::Dir/rsa.pub iss=idp aud=cart RS256; "
+my ($status, $out) = CartConf::nginx_t('', "cart_jwt_key $CartAuth::Dir/rsa.pub iss=idp aud=cart RS256; "
     . "cart_guest_cookie g secret=$CartAuth::Dir/cookie.secret max_age=2h secure samesite=strict path=/api;");
 Test::More::is($status, 0, "a good configuration loads") or Test::More::diag($out);
 --- request

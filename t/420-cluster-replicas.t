@@ -208,7 +208,8 @@ __DATA__
 --- http_config eval
 "cart_redis redis://127.0.0.1:$main::Base redis://127.0.0.1:" . ($main::Base + 1) . ";
 cart_redis_cluster on;
-cart_max_quantity 1000000;"
+cart_max_quantity 1000000;
+cart_max_lines 10;"
 --- init
 main::cl('DEL', "cart:{user-$_}", "cart_count:{user-$_}") for @main::Users;
 my $victim = main::owner("cart:{user-$main::Users[0]}");
@@ -275,7 +276,8 @@ our $Hit = $hit[0];
 --- http_config eval
 "cart_redis redis://127.0.0.1:$main::Base redis://127.0.0.1:" . ($main::Base + 1) . ";
 cart_redis_cluster on;
-cart_max_quantity 1000000;"
+cart_max_quantity 1000000;
+cart_max_lines 10;"
 --- init
 main::cl('DEL', "cart:{user-$_}", "cart_count:{user-$_}") for @main::Users;
 main::writers_start('reshard', 10 * $main::Slow, @main::Users);

@@ -1,7 +1,9 @@
 -- Reserve (ARGV[7] = 'reserve'), store into (ARGV[7] = 'store') or
 -- release (ARGV[7] = 'release') the idempotency key of a write that must
--- wait for an upstream, or another slot, before its own step runs. A reservation lives 30 s at most, so a worker that
--- died mid-request does not block the key for the whole idempotency TTL.
+-- wait for an upstream, or another slot, before its own step runs. A
+-- reservation lives ARGV[8] ms (as long as the request may still write:
+-- ngx_http_cart_stored_reserve()), so a request that failed or a worker
+-- that died mid-way does not block the key for the idempotency TTL.
 -- -> {'reserved'} | {'stored'} | {'released'} | the answers of idem_check()
 
 -- 'store' keeps ARGV[8], the answer of a write made outside a script
@@ -28,5 +30,5 @@ if r then
     return r
 end
 
-redis.call('SET', idem, ARGV[4] .. '\n', 'EX', 30, 'NX')
+redis.call('SET', idem, ARGV[4] .. '\n', 'PX', ARGV[8], 'NX')
 return {'reserved'}

@@ -1,6 +1,7 @@
 -- The start of a write that must price the cart first (POST /coupons,
 -- POST /checkout): answers a replay or a conflict of its Idempotency-Key
--- at once, checks If-Match, reserves the key (30 s, like idem.lua) and
+-- at once, checks If-Match, reserves the key (30 s: a checkout spans
+-- several upstream waves) and
 -- returns the cart as it is now.
 -- -> {'cart', field, value, ...} | the answers of idem_check()
 --    | {'precondition_failed', version}

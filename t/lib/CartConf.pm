@@ -75,4 +75,25 @@ sub default_config {
     }
 }
 
+
+# nginx -t on a small config of its own in a fresh directory $dir (under
+# TEST_NGINX_SERVROOT): $http in the http block, $loc in "location /";
+# "%DIR%" in either is $dir. Returns (exit status, output).
+sub nginx_t {
+    my ($http, $loc) = @_;
+    my $dir = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . "-t-$$-"
+              . int(rand 1e9);
+    mkdir $dir; mkdir "$dir/logs"; mkdir "$dir/conf";
+    s/%DIR%/$dir/g for $http, $loc;
+    open my $fh, '>', "$dir/conf/nginx.conf" or die "$dir: $!";
+    print {$fh} "load_module $ENV{TEST_NGINX_CART_SO};\n"
+        . "error_log $dir/logs/error.log;\npid $dir/logs/nginx.pid;\n"
+        . "events {}\nhttp {\n cart_redis redis://127.0.0.1:1;\n $http\n"
+        . " server { listen 127.0.0.1:1; location / { cart_api; $loc } }\n}\n";
+    close $fh;
+    my $nginx = join ' ', CartTest::nginx_command();
+    my $out = `$nginx -t -p $dir -c conf/nginx.conf 2>&1`;
+    return ($? >> 8, $out, $dir);
+}
+
 1;

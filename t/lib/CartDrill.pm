@@ -30,6 +30,7 @@ package CartDrill;
 #               the version after it: when a later answer, or the final
 #               #v, is not above an acknowledged version, the writes with
 #               those versions were lost (a store that came back older).
+#               lost_at: when each lost write was answered 2xx.
 #   extra       versions no acknowledged write accounts for: a write applied
 #               twice, or one given up at the deadline that ran after all
 #   lines       lines whose quantity is not what the ledger implies
@@ -356,7 +357,7 @@ http {
     scgi_temp_path tmp/scgi;
     $redis
     cart_max_quantity 100000;
-    cart_max_lines 1000;
+    cart_max_lines 100;
     $http
     upstream drill_catalog {
         server 127.0.0.1:$CatalogPort;
@@ -765,6 +766,7 @@ sub read_logs {
                 $r{acked}++;
                 $r{replayed} += $rep;
                 push @{ $r{versions}{$u} }, $v;
+                push @{ $r{answered}{$u} }, $t1;
                 push @ledger, "$line\n";
             } elsif ($t eq 'M') {
                 $r{implied}{$f[0]}{$f[1]} = $f[2];
@@ -846,7 +848,8 @@ sub latency {
 sub verify {
     my ($r, @cli) = @_;
     @cli = ($RedisPort) unless @cli;
-    my %v = (lost => 0, extra => 0, lines => 0, count => 0, carts => 0);
+    my %v = (lost => 0, extra => 0, lines => 0, count => 0, carts => 0,
+             lost_at => []);
     for my $u (@{ $r->{users} }) {
         my %h = split /\n/, cli(@cli, 'HGETALL', "cart:{user-$u}");
         my $count = cli(@cli, 'GET', "cart_count:{user-$u}");
@@ -859,15 +862,20 @@ sub verify {
         }
         $v{carts}++ if %h;
         $v{count}++ if ($count || 0) != ($sum // 0);
-        # versions: each acknowledged one must still be there in the end
-        my @stack = (0);          # a new cart: version 0
+        # versions: each acknowledged one must still be there in the end;
+        # the stack holds [version, answered at]
+        my @stack = ([0, 0]);     # a new cart: version 0
+        my @at = @{ $r->{answered}{$u} // [] };
+        my $i = 0;
         for my $ver (@{ $r->{versions}{$u} // [] }, $final + 1) {
-            while (@stack && $stack[-1] >= $ver) {
-                pop @stack;
+            while (@stack && $stack[-1][0] >= $ver) {
+                my $gone = pop @stack;
                 $v{lost}++;
+                push @{ $v{lost_at} }, $gone->[1];
             }
-            $v{extra} += $ver - $stack[-1] - 1 if $ver > $stack[-1] + 1;
-            push @stack, $ver;
+            my $top = @stack ? $stack[-1][0] : 0;
+            $v{extra} += $ver - $top - 1 if $ver > $top + 1;
+            push @stack, [$ver, $at[$i++] // 0];
         }
         next if $r->{tainted}{$u};
         my $implied = $r->{implied}{$u} // {};

@@ -476,6 +476,24 @@ static ngx_cart_test_case_t  ngx_cart_test_cases[] = {
                 " g.s1.items=2 g.s1.subtotal=1000 g.s1.amount=900"
                 " g.s1.discount=191 g.s3.amount=800 g.s3.discount=170"
                 " item_count=5 subtotal=4800 amount=4700 discount=1000" },
+
+    /* the extremes the configuration allows (NGX_HTTP_CART_MAX_UNITS,
+     * NGX_HTTP_CART_MAX_QUANTITY, NGX_HTTP_CART_MAX_AMOUNT) */
+
+    { .name = "the largest amounts: 6 lines of 1000000 units at the highest "
+              "price sum exactly in int64",
+      .lines = {
+          { LINE("A", 1000000, 100000000000LL, "s1"), SOLD(100000000000LL) },
+          { LINE("B", 1000000, 100000000000LL, "s1"), SOLD(100000000000LL) },
+          { LINE("C", 1000000, 100000000000LL, "s1"), SOLD(100000000000LL) },
+          { LINE("D", 1000000, 100000000000LL, "s2"), SOLD(100000000000LL) },
+          { LINE("E", 1000000, 100000000000LL, "s2"), SOLD(100000000000LL) },
+          { LINE("F", 1000000, 100000000000LL, "s2"), SOLD(100000000000LL) } },
+      .promos = { { PERCENT("1", 5000) } },
+      .expect = "g.s1.subtotal=300000000000000000"
+                " g.s2.subtotal=300000000000000000"
+                " item_count=6000000 subtotal=600000000000000000"
+                " amount=600000000000000000 discount=300000000000000000" },
 };
 
 
