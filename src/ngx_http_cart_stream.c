@@ -118,6 +118,8 @@ static void ngx_http_cart_stream_state(ngx_http_cart_stream_t *s,
     redisReply *reply, int64_t version, int64_t count, ngx_uint_t exact);
 static ngx_int_t ngx_http_cart_stream_render(ngx_http_cart_stream_t *s,
     redisReply *reply, int64_t version, int64_t count, ngx_str_t *data);
+static void ngx_http_cart_stream_head(yajl_gen g, int64_t version,
+    int64_t count);
 static ngx_uint_t ngx_http_cart_stream_newer(ngx_http_cart_stream_t *s,
     int64_t version, ngx_uint_t exact);
 static void ngx_http_cart_stream_update(ngx_http_cart_stream_t *s,
@@ -796,11 +798,7 @@ ngx_http_cart_stream_render(ngx_http_cart_stream_t *s, redisReply *reply,
 
     g = json->g;
 
-    yajl_gen_map_open(g);
-    ngx_http_cart_json_key(g, "version");
-    ngx_http_cart_json_int(g, version);
-    ngx_http_cart_json_key(g, "item_count");
-    ngx_http_cart_json_int(g, count);
+    ngx_http_cart_stream_head(g, version, count);
 
     if (ngx_http_cart_reply_str(reply, 2, &word) == NGX_OK
         && word.len == sizeof("omitted") - 1
@@ -827,6 +825,19 @@ ngx_http_cart_stream_render(ngx_http_cart_stream_t *s, redisReply *reply,
     yajl_gen_map_close(g);
 
     return ngx_http_cart_json_text(json, data);
+}
+
+
+/* what every event's data starts with */
+
+static void
+ngx_http_cart_stream_head(yajl_gen g, int64_t version, int64_t count)
+{
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_key(g, "version");
+    ngx_http_cart_json_int(g, version);
+    ngx_http_cart_json_key(g, "item_count");
+    ngx_http_cart_json_int(g, count);
 }
 
 
@@ -900,11 +911,7 @@ ngx_http_cart_stream_event(ngx_http_cart_stream_t *s)
     ngx_http_cart_json_reset(s->json);
     g = s->json->g;
 
-    yajl_gen_map_open(g);
-    ngx_http_cart_json_key(g, "version");
-    ngx_http_cart_json_int(g, s->version);
-    ngx_http_cart_json_key(g, "item_count");
-    ngx_http_cart_json_int(g, s->count);
+    ngx_http_cart_stream_head(g, s->version, s->count);
     yajl_gen_map_close(g);
 
     if (ngx_http_cart_json_text(s->json, &json) != NGX_OK

@@ -21,14 +21,8 @@ if redis.call('HLEN', cart) > limit + 3 then
 end
 
 local fields = redis.call('HGETALL', cart)
-local lines = 0
-for i = 1, #fields, 2 do
-    if string.byte(fields[i]) ~= 35 then  -- '#': a meta field
-        lines = lines + 1
-    end
-end
 
-if lines > limit then
+if tally(fields) > limit then
     reply[3] = 'omitted'
     return reply
 end
