@@ -69,6 +69,10 @@ static ngx_conf_num_bounds_t  ngx_http_cart_streams_bounds = {
     ngx_conf_check_num_bounds, 0, 1000000
 };
 
+static ngx_conf_num_bounds_t  ngx_http_cart_stream_lines_bounds = {
+    ngx_conf_check_num_bounds, 0, 1000
+};
+
 
 static ngx_conf_enum_t  ngx_http_cart_merge_strategies[] = {
     { ngx_string("max"), NGX_HTTP_CART_MERGE_MAX },
@@ -212,6 +216,13 @@ static ngx_command_t  ngx_http_cart_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_cart_main_conf_t, stream_heartbeat),
       NULL },
+
+    { ngx_string("cart_stream_lines"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cart_loc_conf_t, stream_lines),
+      &ngx_http_cart_stream_lines_bounds },
 
     { ngx_string("cart_subscriber_ping"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
@@ -559,6 +570,7 @@ ngx_http_cart_create_loc_conf(ngx_conf_t *cf)
     lcf->catalog_cache = NGX_CONF_UNSET_PTR;
     lcf->inventory_cache = NGX_CONF_UNSET_PTR;
     lcf->shipping_cache = NGX_CONF_UNSET_PTR;
+    lcf->stream_lines = NGX_CONF_UNSET_UINT;
 
     return lcf;
 }
@@ -588,6 +600,7 @@ ngx_http_cart_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              NULL);
     ngx_conf_merge_ptr_value(conf->shipping_cache, prev->shipping_cache,
                              NULL);
+    ngx_conf_merge_uint_value(conf->stream_lines, prev->stream_lines, 20);
 
     return NGX_CONF_OK;
 }

@@ -118,6 +118,9 @@ typedef struct {
     ngx_http_cart_cache_conf_t    *catalog_cache;
     ngx_http_cart_cache_conf_t    *inventory_cache;
     ngx_http_cart_cache_conf_t    *shipping_cache;
+
+    ngx_uint_t                     stream_lines; /* a stream's event carries
+                                                    a cart of at most these */
 } ngx_http_cart_loc_conf_t;
 
 

@@ -13,6 +13,9 @@
 static ngx_http_cart_lookup_t *ngx_http_cart_pricing_start(
     ngx_http_request_t *r, ngx_http_cart_snapshot_t *snap, ngx_uint_t kind,
     ngx_http_complex_value_t *uri, ngx_uint_t flags);
+static ngx_http_cart_priced_t *ngx_http_cart_price_with(ngx_pool_t *pool,
+    ngx_http_cart_snapshot_t *snap, ngx_http_cart_promos_t *set,
+    ngx_int_t promos_rc, ngx_str_t *coupon);
 
 
 ngx_int_t
@@ -144,25 +147,73 @@ ngx_http_cart_priced_t *
 ngx_http_cart_price(ngx_http_request_t *r, ngx_http_cart_snapshot_t *snap,
     ngx_str_t *coupon)
 {
-    ngx_http_cart_promos_t  *set;
-    ngx_http_cart_basket_t   basket;
-
     if (ngx_http_cart_pricing_facts(r, snap) == NULL) {
         return NULL;
     }
 
-    set = snap->promos.set;
+    return ngx_http_cart_price_with(r->pool, snap, snap->promos.set,
+                                    snap->promos.rc, coupon);
+}
+
+
+/*
+ * What Redis holds alone: no upstream is asked, so each one the location
+ * has says "could not be checked" (price_verified: false and its warning,
+ * stock_verified: false, shipping_verified: false), as a view whose
+ * upstreams all failed; prices are price_at_add, the promotions the
+ * worker's copy.
+ */
+
+ngx_http_cart_priced_t *
+ngx_http_cart_price_stored(ngx_http_request_t *r, ngx_pool_t *pool,
+    ngx_http_cart_snapshot_t *snap)
+{
+    ngx_uint_t                 i;
+    ngx_http_cart_facts_t     *f;
+    ngx_http_cart_promos_t    *set;
+    ngx_http_cart_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
+
+    snap->facts = ngx_pcalloc(pool, (snap->nlines + 1)
+                                    * sizeof(ngx_http_cart_facts_t));
+    if (snap->facts == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < snap->nlines; i++) {
+        f = &snap->facts[i];
+
+        f->catalog = lcf->catalog ? NGX_ERROR : NGX_DONE;
+        f->stock = lcf->inventory ? NGX_ERROR : NGX_DONE;
+        f->ship = (lcf->shipping && snap->country.len) ? NGX_ERROR
+                                                       : NGX_DONE;
+    }
+
+    snap->decoded = 1;
+
+    set = ngx_http_cart_promos_worker();
+
+    return ngx_http_cart_price_with(pool, snap, set,
+                                    set ? NGX_OK : NGX_ERROR, &snap->coupon);
+}
+
+
+static ngx_http_cart_priced_t *
+ngx_http_cart_price_with(ngx_pool_t *pool, ngx_http_cart_snapshot_t *snap,
+    ngx_http_cart_promos_t *set, ngx_int_t promos_rc, ngx_str_t *coupon)
+{
+    ngx_http_cart_basket_t  basket;
 
     basket.lines = snap->lines;
     basket.facts = snap->facts;
     basket.nlines = snap->nlines;
     basket.promos_rc = set ? NGX_OK
-                           : (snap->promos.rc == NGX_DONE ? NGX_DONE
-                                                          : NGX_ERROR);
+                           : (promos_rc == NGX_DONE ? NGX_DONE : NGX_ERROR);
     basket.promos = set ? set->promos : NULL;
     basket.npromos = set ? set->n : 0;
     basket.excluded = snap->excluded;
     basket.nexcluded = snap->nexcluded;
 
-    return ngx_http_cart_engine_price(r->pool, &basket, coupon, ngx_time());
+    return ngx_http_cart_engine_price(pool, &basket, coupon, ngx_time());
 }

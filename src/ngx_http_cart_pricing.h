@@ -46,5 +46,14 @@ ngx_http_cart_facts_t *ngx_http_cart_pricing_facts(ngx_http_request_t *r,
 ngx_http_cart_priced_t *ngx_http_cart_price(ngx_http_request_t *r,
     ngx_http_cart_snapshot_t *snap, ngx_str_t *coupon);
 
+/*
+ * Prices the snapshot with its own coupon from what Redis holds alone, in
+ * "pool", no upstream asked (a stream's event): every line's facts are
+ * "could not be checked" for each upstream the location has, the
+ * promotions are the worker's copy (none yet: "promotions_unavailable").
+ */
+ngx_http_cart_priced_t *ngx_http_cart_price_stored(ngx_http_request_t *r,
+    ngx_pool_t *pool, ngx_http_cart_snapshot_t *snap);
+
 
 #endif /* _NGX_HTTP_CART_PRICING_H_INCLUDED_ */

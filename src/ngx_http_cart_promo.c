@@ -814,6 +814,13 @@ ngx_http_cart_promos_release(void *data)
 }
 
 
+ngx_http_cart_promos_t *
+ngx_http_cart_promos_worker(void)
+{
+    return ngx_http_cart_promos_current;
+}
+
+
 void
 ngx_http_cart_promos_invalidate(void)
 {

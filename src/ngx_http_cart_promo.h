@@ -84,6 +84,13 @@ ngx_http_cart_promo_t *ngx_http_cart_promo_by_code(
 void ngx_http_cart_promos_load(ngx_http_request_t *r, ngx_uint_t fresh,
     ngx_http_cart_promos_ref_t *ref);
 
+/*
+ * The worker's copy as it is, however old, or NULL when it has none: for
+ * a price computed at once, with no Redis read (a stream's event). Valid
+ * until the worker's event loop runs again.
+ */
+ngx_http_cart_promos_t *ngx_http_cart_promos_worker(void);
+
 /* the worker's copy is out of date (an admin changed promotions) */
 void ngx_http_cart_promos_invalidate(void);
 

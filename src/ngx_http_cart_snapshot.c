@@ -21,6 +21,14 @@ static ngx_int_t ngx_http_cart_quote(ngx_http_request_t *r,
 ngx_http_cart_snapshot_t *
 ngx_http_cart_snapshot(ngx_http_request_t *r, redisReply *reply, size_t first)
 {
+    return ngx_http_cart_snapshot_in(r, r->pool, reply, first);
+}
+
+
+ngx_http_cart_snapshot_t *
+ngx_http_cart_snapshot_in(ngx_http_request_t *r, ngx_pool_t *pool,
+    redisReply *reply, size_t first)
+{
     u_char                    *bar;
     size_t                     i;
     ngx_str_t                  field, value;
@@ -30,7 +38,7 @@ ngx_http_cart_snapshot(ngx_http_request_t *r, redisReply *reply, size_t first)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
 
-    snap = ngx_pcalloc(r->pool, sizeof(ngx_http_cart_snapshot_t));
+    snap = ngx_pcalloc(pool, sizeof(ngx_http_cart_snapshot_t));
     if (snap == NULL) {
         return NULL;
     }
@@ -41,8 +49,8 @@ ngx_http_cart_snapshot(ngx_http_request_t *r, redisReply *reply, size_t first)
         return snap;
     }
 
-    snap->lines = ngx_palloc(r->pool, ((reply->elements - first) / 2 + 1)
-                                      * sizeof(ngx_http_cart_line_t));
+    snap->lines = ngx_palloc(pool, ((reply->elements - first) / 2 + 1)
+                                   * sizeof(ngx_http_cart_line_t));
     if (snap->lines == NULL) {
         return NULL;
     }
@@ -67,7 +75,7 @@ ngx_http_cart_snapshot(ngx_http_request_t *r, redisReply *reply, size_t first)
                 continue;
             }
 
-            value.data = ngx_pstrdup(r->pool, &value);
+            value.data = ngx_pstrdup(pool, &value);
             if (value.data == NULL) {
                 return NULL;
             }
@@ -91,8 +99,8 @@ ngx_http_cart_snapshot(ngx_http_request_t *r, redisReply *reply, size_t first)
 
         line = &snap->lines[snap->nlines];
 
-        line->sku.data = ngx_pstrdup(r->pool, &field);
-        value.data = ngx_pstrdup(r->pool, &value);
+        line->sku.data = ngx_pstrdup(pool, &field);
+        value.data = ngx_pstrdup(pool, &value);
 
         if (line->sku.data == NULL || value.data == NULL) {
             return NULL;

@@ -57,6 +57,10 @@ typedef struct {
 ngx_http_cart_snapshot_t *ngx_http_cart_snapshot(ngx_http_request_t *r,
     redisReply *reply, size_t first);
 
+/* the same in another pool than the request's (a stream's event) */
+ngx_http_cart_snapshot_t *ngx_http_cart_snapshot_in(ngx_http_request_t *r,
+    ngx_pool_t *pool, redisReply *reply, size_t first);
+
 /* a snapshot of these lines alone (an add, a shared cart), or NULL */
 ngx_http_cart_snapshot_t *ngx_http_cart_snapshot_lines(ngx_http_request_t *r,
     ngx_http_cart_line_t *lines, ngx_uint_t n);

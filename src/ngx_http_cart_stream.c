@@ -6,16 +6,27 @@
  * state is read only once the channel is subscribed, so no change is missed;
  * an older version than the one sent is dropped, except on the first read
  * (and the first after Redis was away), as a lost cart restarts at 0.
+ *
+ * With cart_stream_lines, an event carries the whole cart when it is small
+ * (its lines read in the same script as version and count, priced from
+ * stored data): each event is the newest state, so skipping events while a
+ * client lags loses nothing. A message then only starts that read.
  */
 
 #include "ngx_http_cart_stream.h"
 #include "ngx_http_cart_reply.h"
 #include "ngx_http_cart_scripts.h"
+#include "ngx_http_cart_pricing.h"
 #include "ngx_http_cart_status.h"
 
 
 /* "event: cart\nid: <v>\ndata: {"version":<v>,"item_count":<n>}\n\n" */
 #define NGX_HTTP_CART_STREAM_TEXT_LEN   (3 * NGX_INT64_LEN + 64)
+
+/* an event's text around its data */
+#define NGX_HTTP_CART_STREAM_FRAME      "event: cart\nid: %L\ndata: %V\n\n"
+#define NGX_HTTP_CART_STREAM_FRAME_LEN                                        \
+    (sizeof("event: cart\nid: \ndata: \n\n") - 1 + NGX_INT64_LEN)
 
 #define NGX_HTTP_CART_STREAM_RETRY      500   /* a failed read, again in ms */
 #define NGX_HTTP_CART_STREAM_POOL_SIZE  1024  /* a read's command and call */
@@ -63,11 +74,18 @@ typedef struct {
 
     ngx_pool_t                    *pool;     /* of the read in flight */
     ngx_http_cleanup_t            *cln;      /* of every read's command */
+    ngx_uint_t                     lines;    /* cart_stream_lines */
 
     ngx_http_cart_json_gen_t      *json;
     ngx_buf_t                      buf;
     ngx_chain_t                    out;
     u_char                         text[NGX_HTTP_CART_STREAM_TEXT_LEN];
+
+    /* an event with the cart has a text of its own, allocated when its
+     * state comes and freed once it left: the request pool never grows */
+    u_char                        *next;     /* the state waiting */
+    size_t                         next_len;
+    u_char                        *sent;     /* in the socket */
 
     unsigned                       linked:1;
     unsigned                       busy:1;     /* buf has not left yet */
@@ -97,15 +115,30 @@ static void ngx_http_cart_stream_read(ngx_http_cart_stream_t *s);
 static void ngx_http_cart_stream_read_reply(ngx_http_request_t *r,
     void *data, redisReply *reply, ngx_int_t rc);
 static void ngx_http_cart_stream_read_failed(ngx_http_cart_stream_t *s);
+static void ngx_http_cart_stream_state(ngx_http_cart_stream_t *s,
+    redisReply *reply, int64_t version, int64_t count, ngx_uint_t exact);
+static ngx_int_t ngx_http_cart_stream_render(ngx_http_cart_stream_t *s,
+    redisReply *reply, int64_t version, int64_t count, ngx_str_t *data);
+static void ngx_http_cart_stream_head(yajl_gen g, int64_t version,
+    int64_t count);
+static ngx_uint_t ngx_http_cart_stream_newer(ngx_http_cart_stream_t *s,
+    int64_t version, ngx_uint_t exact);
 static void ngx_http_cart_stream_update(ngx_http_cart_stream_t *s,
-    int64_t version, int64_t count, ngx_uint_t exact);
+    int64_t version, int64_t count, ngx_uint_t exact, ngx_str_t *data);
 static ngx_int_t ngx_http_cart_stream_event(ngx_http_cart_stream_t *s);
 static ngx_int_t ngx_http_cart_stream_send(ngx_http_cart_stream_t *s,
-    size_t len);
+    u_char *text, size_t len);
+static void ngx_http_cart_stream_left(ngx_http_cart_stream_t *s);
 static void ngx_http_cart_stream_fail(ngx_http_cart_stream_t *s);
 static void ngx_http_cart_stream_writer(ngx_http_request_t *r);
 static void ngx_http_cart_stream_heartbeat(ngx_event_t *ev);
 static void ngx_http_cart_stream_retry(ngx_event_t *ev);
+
+
+/* the state of a cart nobody wrote yet (a new guest's) */
+static redisReply  ngx_http_cart_stream_no_cart = {
+    .type = REDIS_REPLY_ARRAY
+};
 
 
 /* GET /stream */
@@ -120,10 +153,12 @@ ngx_http_cart_stream(ngx_http_request_t *r)
     ngx_http_cart_ctx_t        *ctx;
     ngx_http_cart_stream_t     *s;
     ngx_http_cart_streams_t    *streams;
+    ngx_http_cart_loc_conf_t   *lcf;
     ngx_http_cart_main_conf_t  *cmcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cart_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
     streams = cmcf->streams;
 
@@ -170,6 +205,7 @@ ngx_http_cart_stream(ngx_http_request_t *r)
 
     s->request = r;
     s->streams = streams;
+    s->lines = lcf->stream_lines;
     s->version = -1;
     s->exact = 1;
     ctx->data = s;
@@ -205,13 +241,24 @@ ngx_http_cart_stream(ngx_http_request_t *r)
 
     /* the headers leave now: the client knows at once it is connected */
 
-    if (ngx_http_cart_stream_send(s, 0) != NGX_OK) {
+    if (ngx_http_cart_stream_send(s, s->text, 0) != NGX_OK) {
         return NGX_ERROR;
     }
 
     if (ctx->new_guest) {
         /* a session made for this request: nobody can write to its cart */
-        ngx_http_cart_stream_update(s, 0, 0, 1);
+
+        s->pool = ngx_create_pool(NGX_HTTP_CART_STREAM_POOL_SIZE,
+                                  r->connection->log);
+        if (s->pool == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_cart_stream_state(s, &ngx_http_cart_stream_no_cart, 0, 0, 1);
+
+        ngx_destroy_pool(s->pool);
+        s->pool = NULL;
+
         return NGX_DONE;
     }
 
@@ -323,6 +370,17 @@ ngx_http_cart_stream_cleanup(void *data)
         /* a read in flight: its operation was detached, it frees nothing */
         ngx_destroy_pool(s->pool);
         s->pool = NULL;
+    }
+
+    if (s->next) {
+        ngx_free(s->next);
+        s->next = NULL;
+    }
+
+    if (s->sent) {
+        /* the connection goes with the request: nothing writes it again */
+        ngx_free(s->sent);
+        s->sent = NULL;
     }
 
     if (!s->linked) {
@@ -553,8 +611,25 @@ ngx_http_cart_stream_sub_handler(void *data, ngx_uint_t event,
 
             s->heard = 1;
 
-            /* version 0: the cart is gone (a merge claimed a guest cart) */
-            ngx_http_cart_stream_update(s, version, count, version == 0);
+            if (s->lines == 0) {
+                /* version 0: the cart is gone (a merge claimed a guest
+                 * cart) */
+                ngx_http_cart_stream_update(s, version, count,
+                                            version == 0, NULL);
+                continue;
+            }
+
+            /* the event carries the cart: read it, unless it was sent
+             * already; a read in flight reads again once it ends */
+
+            if (version == 0) {
+                s->exact = 1;
+
+            } else if (version <= s->version) {
+                continue;
+            }
+
+            ngx_http_cart_stream_read(s);
         }
 
         return;
@@ -567,7 +642,7 @@ ngx_http_cart_stream_sub_handler(void *data, ngx_uint_t event,
 static void
 ngx_http_cart_stream_read(ngx_http_cart_stream_t *s)
 {
-    ngx_str_t                   keys[2];
+    ngx_str_t                   keys[2], arg;
     ngx_http_request_t         *r;
     ngx_http_cart_ctx_t        *ctx;
 
@@ -592,10 +667,16 @@ ngx_http_cart_stream_read(ngx_http_cart_stream_t *s)
     s->pool = ngx_create_pool(NGX_HTTP_CART_STREAM_POOL_SIZE,
                               r->connection->log);
 
-    if (s->pool
+    /* the script's ARGV[1]: the most lines an event carries */
+
+    arg.data = s->pool ? ngx_pnalloc(s->pool, NGX_INT_T_LEN) : NULL;
+    arg.len = arg.data ? ngx_sprintf(arg.data, "%ui", s->lines) - arg.data
+                       : 0;
+
+    if (arg.len
         && ngx_http_cart_script_run_in(r, s->pool, s->cln,
                                        NGX_HTTP_CART_SCRIPT_STREAM, keys, 2,
-                                       NULL, 0,
+                                       &arg, 1,
                                        ngx_http_cart_stream_read_reply, s)
            == NGX_OK)
     {
@@ -615,7 +696,8 @@ ngx_http_cart_stream_read_reply(ngx_http_request_t *r, void *data,
 {
     ngx_http_cart_stream_t  *s = data;
 
-    int64_t  version, count;
+    int64_t     version, count;
+    ngx_uint_t  exact;
 
     s->reading = 0;
 
@@ -627,13 +709,19 @@ ngx_http_cart_stream_read_reply(ngx_http_request_t *r, void *data,
         return;
     }
 
+    /* a message that came meanwhile may be newer than what was read; when
+     * it made a read of its own (reread), that one may be exact instead */
+
+    exact = s->exact && !s->heard;
+
+    if (exact || !s->reread) {
+        s->exact = 0;
+    }
+
+    ngx_http_cart_stream_state(s, reply, version, count, exact);
+
     ngx_destroy_pool(s->pool);
     s->pool = NULL;
-
-    /* a message that came meanwhile may be newer than what was read */
-
-    ngx_http_cart_stream_update(s, version, count, s->exact && !s->heard);
-    s->exact = 0;
 
     if (s->reread) {
         s->reread = 0;
@@ -665,13 +753,118 @@ ngx_http_cart_stream_read_failed(ngx_http_cart_stream_t *s)
 }
 
 
-/* a state to send: only a newer one, or any other one when "exact" */
+/* a state read: its event, with the cart when the stream carries it */
+
+static void
+ngx_http_cart_stream_state(ngx_http_cart_stream_t *s, redisReply *reply,
+    int64_t version, int64_t count, ngx_uint_t exact)
+{
+    ngx_str_t  data;
+
+    if (!ngx_http_cart_stream_newer(s, version, exact)) {
+        return;
+    }
+
+    if (s->lines == 0) {
+        ngx_http_cart_stream_update(s, version, count, exact, NULL);
+        return;
+    }
+
+    if (ngx_http_cart_stream_render(s, reply, version, count, &data)
+        != NGX_OK)
+    {
+        ngx_http_cart_stream_fail(s);
+        return;
+    }
+
+    ngx_http_cart_stream_update(s, version, count, exact, &data);
+}
+
+
+/*
+ * {"version":N,"item_count":M,"cart":<the cart view>} in the read's pool:
+ * the view GET / renders, priced from what Redis holds (no upstream from a
+ * request that lives for hours); {"version","item_count","items_omitted"}
+ * when the cart has more lines than the stream carries.
+ */
+
+static ngx_int_t
+ngx_http_cart_stream_render(ngx_http_cart_stream_t *s, redisReply *reply,
+    int64_t version, int64_t count, ngx_str_t *data)
+{
+    yajl_gen                   g;
+    ngx_str_t                  word;
+    ngx_http_cart_priced_t    *priced;
+    ngx_http_cart_snapshot_t  *snap;
+    ngx_http_cart_json_gen_t  *json;
+
+    json = ngx_http_cart_json_gen(s->pool);
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    g = json->g;
+
+    ngx_http_cart_stream_head(g, version, count);
+
+    if (ngx_http_cart_reply_str(reply, 2, &word) == NGX_OK
+        && word.len == sizeof("omitted") - 1
+        && ngx_strncmp(word.data, "omitted", word.len) == 0)
+    {
+        ngx_http_cart_json_key(g, "items_omitted");
+        yajl_gen_bool(g, 1);
+
+    } else {
+        snap = ngx_http_cart_snapshot_in(s->request, s->pool, reply, 3);
+        if (snap == NULL) {
+            return NGX_ERROR;
+        }
+
+        priced = ngx_http_cart_price_stored(s->request, s->pool, snap);
+        if (priced == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_cart_json_key(g, "cart");
+        ngx_http_cart_render_view(s->request, g, snap, priced, snap->version);
+    }
+
+    yajl_gen_map_close(g);
+
+    return ngx_http_cart_json_text(json, data);
+}
+
+
+/* what every event's data starts with */
+
+static void
+ngx_http_cart_stream_head(yajl_gen g, int64_t version, int64_t count)
+{
+    yajl_gen_map_open(g);
+    ngx_http_cart_json_key(g, "version");
+    ngx_http_cart_json_int(g, version);
+    ngx_http_cart_json_key(g, "item_count");
+    ngx_http_cart_json_int(g, count);
+}
+
+
+/* only a newer state, or any other one when "exact" */
+
+static ngx_uint_t
+ngx_http_cart_stream_newer(ngx_http_cart_stream_t *s, int64_t version,
+    ngx_uint_t exact)
+{
+    return version != s->version && (version > s->version || exact);
+}
+
+
+/* a state to send; "data" (the event's JSON) NULL: version and count */
 
 static void
 ngx_http_cart_stream_update(ngx_http_cart_stream_t *s, int64_t version,
-    int64_t count, ngx_uint_t exact)
+    int64_t count, ngx_uint_t exact, ngx_str_t *data)
 {
-    if (version == s->version || (version < s->version && !exact)) {
+    if (!ngx_http_cart_stream_newer(s, version, exact)) {
         return;
     }
 
@@ -683,6 +876,26 @@ ngx_http_cart_stream_update(ngx_http_cart_stream_t *s, int64_t version,
     s->version = version;
     s->count = count;
     s->pending = 1;
+
+    /* the newest state replaces the one that waited for the socket */
+
+    if (s->next) {
+        ngx_free(s->next);
+        s->next = NULL;
+    }
+
+    if (data) {
+        s->next = ngx_alloc(NGX_HTTP_CART_STREAM_FRAME_LEN + data->len,
+                            s->request->connection->log);
+        if (s->next == NULL) {
+            ngx_http_cart_stream_fail(s);
+            return;
+        }
+
+        s->next_len = ngx_sprintf(s->next, NGX_HTTP_CART_STREAM_FRAME,
+                                  version, data)
+                      - s->next;
+    }
 
     if (!s->busy && ngx_http_cart_stream_event(s) != NGX_OK) {
         ngx_http_cart_stream_fail(s);
@@ -699,35 +912,40 @@ ngx_http_cart_stream_event(ngx_http_cart_stream_t *s)
 
     s->pending = 0;
 
+    ngx_http_cart_metrics_add(s->streams->cmcf, stream_events);
+
+    if (s->next) {
+        /* leaves from its own text, freed once it is in the socket */
+        s->sent = s->next;
+        s->next = NULL;
+
+        return ngx_http_cart_stream_send(s, s->sent, s->next_len);
+    }
+
     ngx_http_cart_json_reset(s->json);
     g = s->json->g;
 
-    yajl_gen_map_open(g);
-    ngx_http_cart_json_key(g, "version");
-    ngx_http_cart_json_int(g, s->version);
-    ngx_http_cart_json_key(g, "item_count");
-    ngx_http_cart_json_int(g, s->count);
+    ngx_http_cart_stream_head(g, s->version, s->count);
     yajl_gen_map_close(g);
 
     if (ngx_http_cart_json_text(s->json, &json) != NGX_OK
-        || json.len > NGX_HTTP_CART_STREAM_TEXT_LEN - NGX_INT64_LEN - 32)
+        || json.len > NGX_HTTP_CART_STREAM_TEXT_LEN
+                      - NGX_HTTP_CART_STREAM_FRAME_LEN)
     {
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(s->text, "event: cart\nid: %L\ndata: %V\n\n",
-                    s->version, &json);
+    p = ngx_sprintf(s->text, NGX_HTTP_CART_STREAM_FRAME, s->version, &json);
 
-    ngx_http_cart_metrics_add(s->streams->cmcf, stream_events);
-
-    return ngx_http_cart_stream_send(s, p - s->text);
+    return ngx_http_cart_stream_send(s, s->text, p - s->text);
 }
 
 
-/* writes s->text; len 0 only flushes (the headers) */
+/* writes text (s->text, or s->sent); len 0 only flushes (the headers) */
 
 static ngx_int_t
-ngx_http_cart_stream_send(ngx_http_cart_stream_t *s, size_t len)
+ngx_http_cart_stream_send(ngx_http_cart_stream_t *s, u_char *text,
+    size_t len)
 {
     ngx_int_t                  rc;
     ngx_buf_t                 *b;
@@ -745,10 +963,10 @@ ngx_http_cart_stream_send(ngx_http_cart_stream_t *s, size_t len)
     b = &s->buf;
     ngx_memzero(b, sizeof(ngx_buf_t));
 
-    b->start = s->text;
-    b->pos = s->text;
-    b->last = s->text + len;
-    b->end = s->text + NGX_HTTP_CART_STREAM_TEXT_LEN;
+    b->start = text;
+    b->pos = text;
+    b->last = text + len;
+    b->end = text + len;
     b->memory = len ? 1 : 0;
     b->flush = 1;
 
@@ -762,7 +980,7 @@ ngx_http_cart_stream_send(ngx_http_cart_stream_t *s, size_t len)
     }
 
     if (!c->buffered) {
-        s->busy = 0;
+        ngx_http_cart_stream_left(s);
         return NGX_OK;
     }
 
@@ -781,6 +999,20 @@ ngx_http_cart_stream_send(ngx_http_cart_stream_t *s, size_t len)
     }
 
     return NGX_OK;
+}
+
+
+/* what was written is in the socket: its text is not needed any more */
+
+static void
+ngx_http_cart_stream_left(ngx_http_cart_stream_t *s)
+{
+    s->busy = 0;
+
+    if (s->sent) {
+        ngx_free(s->sent);
+        s->sent = NULL;
+    }
 }
 
 
@@ -862,7 +1094,7 @@ ngx_http_cart_stream_writer(ngx_http_request_t *r)
         ngx_del_timer(wev);
     }
 
-    s->busy = 0;
+    ngx_http_cart_stream_left(s);
 
     /* the newest state that waited for the socket */
 
@@ -893,7 +1125,8 @@ ngx_http_cart_stream_heartbeat(ngx_event_t *ev)
 
         ngx_memcpy(s->text, ": ping\n\n", sizeof(": ping\n\n") - 1);
 
-        if (ngx_http_cart_stream_send(s, sizeof(": ping\n\n") - 1) != NGX_OK)
+        if (ngx_http_cart_stream_send(s, s->text, sizeof(": ping\n\n") - 1)
+            != NGX_OK)
         {
             ngx_http_cart_stream_fail(s);
         }

@@ -12,6 +12,7 @@ use CartClient;
 use CartStream;
 use Time::HiRes qw(time sleep);
 use Test::More ();
+use JSON::PP ();
 
 plan 'no_plan';
 no_shuffle();
@@ -19,6 +20,16 @@ add_block_preprocessor(\&CartConf::default_config);
 
 # a block with "--- two_workers" runs a master and two workers (valgrind
 # mode runs one process: one worker then)
+# the lines of the last event's cart, "SKU qty, ..." in order, or what it
+# says instead of a cart
+sub lines_of {
+    my ($st) = @_;
+    my $d = $st->{data} or return 'no event';
+    return 'items_omitted' if $d->{items_omitted} && !exists $d->{cart};
+    my $cart = $d->{cart} or return 'no cart';
+    return join ', ', map { "$_->{sku_id} $_->{quantity}" } @{ $cart->{items} };
+}
+
 add_block_preprocessor(sub {
     my ($block) = @_;
     if (defined $block->two_workers && !$ENV{TEST_NGINX_USE_VALGRIND}) {
@@ -46,16 +57,20 @@ Test::More::is($st->{headers}{'transfer-encoding'}, 'chunked', 'chunked');
 Test::More::is(main::stream_next($st, 3), '5 5 2', 'first: the current state (id, version, count)');
 Test::More::is(main::numsub_is('user-s1', 1), 1, 'the worker subscribed to the cart');
 
-my @writes = (['POST', '/nocatalog/items', '{"sku_id":"SKU-2","quantity":3}'],
-              ['PUT', '/nocatalog/items/SKU-1', '{"quantity":4}'],
-              ['DELETE', '/nocatalog/items/SKU-2', undef]);
+# (each event read before the next write: writes faster than the reads
+# of the cart may share one event, TEST 12)
+my @writes = (['POST', '/nocatalog/items', '{"sku_id":"SKU-2","quantity":3}',
+               '6 6 5', 'add: version 6, 5 items', 'SKU-1 2, SKU-2 3'],
+              ['PUT', '/nocatalog/items/SKU-1', '{"quantity":4}',
+               '7 7 7', 'update: version 7, 7 items', 'SKU-1 4, SKU-2 3'],
+              ['DELETE', '/nocatalog/items/SKU-2', undef,
+               '8 8 4', 'remove: version 8, 4 items', 'SKU-1 4']);
 for my $w (@writes) {
     my ($status) = main::call($w->[0], $w->[1], "X-User-Id: s1\r\n", $w->[2]);
     Test::More::is($status, 200, "$w->[0] $w->[1]");
+    Test::More::is(main::stream_next($st, 3), $w->[3], $w->[4]);
+    Test::More::is(main::lines_of($st), $w->[5], "the event's cart: $w->[5]");
 }
-Test::More::is(main::stream_next($st, 3), '6 6 5', 'add: version 6, 5 items');
-Test::More::is(main::stream_next($st, 3), '7 7 7', 'update: version 7, 7 items');
-Test::More::is(main::stream_next($st, 3), '8 8 4', 'remove: version 8, 4 items');
 
 # a write that changes nothing else still publishes one event; another
 # owner's write none
@@ -130,15 +145,26 @@ my ($status) = main::call('POST', '/nocatalog/items', "Cookie: $cookie\r\n",
                           '{"sku_id":"SKU-3","quantity":2}');
 Test::More::is($status, 200, 'the guest adds');
 Test::More::is(main::stream_next($st, 3), '1 1 2', 'the guest stream hears it');
+Test::More::is(main::lines_of($st), 'SKU-3 2', 'with the line');
+Test::More::is($st->{data}{cart}{cart_id}, "cart:guest-$s", "the guest's cart");
+my $user = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's4');
+Test::More::is(main::stream_next($user, 3), '0 0 0', "the user's stream: no cart yet");
+Test::More::is(main::lines_of($user), '', 'an empty cart');
 ($status) = main::call('POST', '/nocatalog/merge', "Cookie: $cookie\r\nX-User-Id: s4\r\n",
                        qq({"guest_session_id":"$s"}));
 Test::More::is($status, 200, 'signed in, the guest cart is merged');
 Test::More::is(main::stream_next($st, 3), '0 0 0', 'the guest cart is gone: version 0');
+Test::More::is(main::lines_of($st), '', 'its event: an empty cart');
+Test::More::is(main::stream_next($user, 3), '1 1 2', "the user's stream has the merge");
+Test::More::is(main::lines_of($user), 'SKU-3 2', "with the guest's line");
+close $user->{sock};
 
 # a client without a cookie follows nothing: its session was made for it
 my $fresh = main::stream_open('/nocatalog/stream');
 Test::More::is($fresh->{status}, 200, 'a new guest opens a stream');
 Test::More::is(main::stream_next($fresh, 3), '0 0 0', 'an empty cart');
+Test::More::is(main::lines_of($fresh), '', 'its view: no lines');
+Test::More::cmp_ok($fresh->{data}{cart}{estimated_total}, '==', 0, 'nothing to pay');
 close $fresh->{sock};
 close $st->{sock};
 Test::More::is(main::numsub_is("guest-$s", 0), 0, 'unsubscribed');
@@ -265,10 +291,20 @@ for my $i (1 .. 40) {
 my $other = grep { $_ != $mine } keys %pids;
 Test::More::ok($other || $ENV{TEST_NGINX_USE_VALGRIND},
                'some write was served by the other worker');
+# each event is the whole newest state: writes in quick succession may
+# share one; the versions grow and the last is the last write's
+my $last = 5 + ($n - 2);
 my @got;
-push @got, main::stream_next($st, 3) for 6 .. 5 + ($n - 2);
-my @want = map { "$_ $_ " . ($_ - 3) } 6 .. 5 + ($n - 2);
-Test::More::is("@got", "@want", 'every write reached the stream, in order');
+while (defined(my $e = main::stream_next($st, 3))) {
+    push @got, $e;
+    last if $e eq "$last $last $n";
+}
+Test::More::is($got[-1], "$last $last $n", "the last write reached the stream (@got)");
+my @v = map { (split ' ')[1] } @got;
+Test::More::ok(!grep({ $v[$_] <= $v[$_ - 1] } 1 .. $#v), 'in order');
+Test::More::ok(!grep({ !/^(\d+) \1 (\d+)$/ || $2 != $1 - 3 } @got),
+               'each event has the count of its version');
+Test::More::is(main::lines_of($st), "SKU-1 $n", 'and the cart of the last write');
 close $st->{sock};
 Test::More::is(main::numsub_is('user-s8', 0), 0, 'unsubscribed');
 --- request
@@ -279,7 +315,7 @@ X-User-Id: s8
 
 
 
-=== TEST 9: a slow client holds one event at most: it gets the newest state, not every step; one that reads nothing is closed
+=== TEST 9: a slow client holds one event at most: it gets the newest state, not every step; one that reads nothing is closed (cart_stream_lines 0: events from the messages alone)
 --- http_config eval
 "server {
     listen 127.0.0.1:" . ($ENV{TEST_NGINX_PORT} + 3) . " sndbuf=4k;
@@ -287,6 +323,7 @@ X-User-Id: s8
     location /nocatalog {
         cart_api;
         cart_user \$http_x_user_id;
+        cart_stream_lines 0;
     }
 }"
 --- init
@@ -324,4 +361,158 @@ X-User-Id: s9
 --- response_body: {"item_count":2}
 --- error_log
 cart stream: client too slow, closing
+--- timeout: 30
+
+
+
+=== TEST 10: an event carries the cart as GET / shows it from stored data: same object, valid JSON
+--- init
+CartClient::seed('s10');
+my $st = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's10');
+Test::More::is(main::stream_next($st, 3), '5 5 2', 'the current state');
+my $json = JSON::PP->new->canonical;
+my (undef, $view) = main::call('GET', '/nocatalog', "X-User-Id: s10\r\n");
+Test::More::is($json->encode($st->{data}{cart}), $json->encode($json->decode($view)),
+               'the first event: the cart view of GET /');
+Test::More::is($json->encode($st->{data}{cart}),
+               $json->encode($json->decode(sprintf $CartClient::SeededView, 's10')),
+               'the seeded cart');
+
+my ($status) = main::call('POST', '/nocatalog/items', "X-User-Id: s10\r\n",
+                          '{"sku_id":"SKU-2","quantity":1,"seller_id":"seller-2"}');
+Test::More::is($status, 200, 'a second line');
+Test::More::is(main::stream_next($st, 3), '6 6 3', 'its event');
+(undef, $view) = main::call('GET', '/nocatalog', "X-User-Id: s10\r\n");
+Test::More::is($json->encode($st->{data}{cart}), $json->encode($json->decode($view)),
+               'the same object as GET / answers');
+my @sellers = map { $_->{seller_id} } @{ $st->{data}{cart}{sellers} };
+Test::More::is("@sellers", 'seller-1 seller-2', 'totals per seller from the engine');
+Test::More::is($st->{data}{cart}{subtotal}, '59.98', 'subtotal at price_at_add (no price for SKU-2)');
+Test::More::is($st->{data}{cart}{version}, 6, "the cart's version is the event's");
+close $st->{sock};
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s10
+--- response_body: {"item_count":3}
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 11: with a catalog: stored prices, each line price_verified false (the stream asks no upstream); a checkout empties it
+--- init
+CartClient::seed('s11');
+my $st = main::stream_open('/api/v1/cart/stream', 'X-User-Id' => 's11');
+Test::More::is(main::stream_next($st, 3), '5 5 2', 'the current state');
+my $line = $st->{data}{cart}{items}[0];
+Test::More::is($line->{price_at_add}, '29.99', 'the stored price');
+Test::More::is($line->{price_verified}, JSON::PP::false, 'marked not verified');
+Test::More::ok(!exists $line->{current_price}, 'no catalog price');
+my @codes = map { $_->{code} } @{ $st->{data}{cart}{warnings} };
+Test::More::is("@codes", 'price_unverified', 'the view\'s warning for it');
+Test::More::is($st->{data}{cart}{estimated_total}, '59.98', 'totals at stored prices');
+my (undef, $view) = main::call('GET', '/api/v1/cart', "X-User-Id: s11\r\n");
+Test::More::like($view, qr/"current_price":29.99,"price_changed":false,"name":"Wireless Mouse"/,
+                 'GET / prices against the catalog');
+
+my ($status) = main::call('POST', '/api/v1/cart/items', "X-User-Id: s11\r\n",
+                          '{"sku_id":"SKU-3","quantity":1}');
+Test::More::is($status, 200, 'an add');
+Test::More::is(main::stream_next($st, 3), '6 6 3', 'its event');
+Test::More::is(main::lines_of($st), 'SKU-1 2, SKU-3 1', 'the new line with its quantity');
+Test::More::is($st->{data}{cart}{estimated_total}, '60.97', 'and the totals');
+
+($status) = main::call('POST', '/api/v1/cart/checkout', "X-User-Id: s11\r\n");
+Test::More::is($status, 200, 'checkout');
+Test::More::is(main::stream_next($st, 3), '7 7 0', 'its event');
+Test::More::is(main::lines_of($st), '', 'the cart is empty');
+close $st->{sock};
+--- request
+GET /api/v1/cart/count
+--- more_headers
+X-User-Id: s11
+--- response_body: {"item_count":0}
+--- no_error_log
+[alert]
+
+
+
+=== TEST 12: over cart_stream_lines: the short form, items_omitted, and the client GETs
+--- http_config
+cart_stream_lines 2;
+--- init
+CartClient::seed('s12');
+my $st = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's12');
+Test::More::is(main::stream_next($st, 3), '5 5 2', 'the current state');
+Test::More::is(main::lines_of($st), 'SKU-1 2', 'one line: the cart');
+main::call('POST', '/nocatalog/items', "X-User-Id: s12\r\n", '{"sku_id":"SKU-2","quantity":1}');
+Test::More::is(main::stream_next($st, 3), '6 6 3', 'two lines');
+Test::More::is(main::lines_of($st), 'SKU-1 2, SKU-2 1', 'still the cart');
+main::call('POST', '/nocatalog/items', "X-User-Id: s12\r\n", '{"sku_id":"SKU-3","quantity":1}');
+Test::More::is(main::stream_next($st, 3), '7 7 4', 'three lines');
+Test::More::is(main::lines_of($st), 'items_omitted', 'no cart: items_omitted');
+Test::More::is(join(',', sort keys %{ $st->{data} }), 'item_count,items_omitted,version',
+               'version, item_count and items_omitted alone');
+main::call('DELETE', '/nocatalog/items/SKU-3', "X-User-Id: s12\r\n");
+Test::More::is(main::stream_next($st, 3), '8 8 3', 'two lines again');
+Test::More::is(main::lines_of($st), 'SKU-1 2, SKU-2 1', 'the cart again');
+close $st->{sock};
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s12
+--- response_body: {"item_count":3}
+--- no_error_log
+[error]
+
+
+
+=== TEST 13: carts in the events: a client that lags gets the newest cart, not every step
+--- http_config eval
+"server {
+    listen 127.0.0.1:" . ($ENV{TEST_NGINX_PORT} + 3) . " sndbuf=4k;
+    location /nocatalog {
+        cart_api;
+        cart_user \$http_x_user_id;
+    }
+}"
+--- init
+CartClient::seed('s13');
+my $port = $ENV{TEST_NGINX_PORT} + 3;
+my $st = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's13', port => $port,
+                           rcvbuf => 2048);
+Test::More::is(main::stream_next($st, 3), '5 5 2', 'the current state');
+Test::More::is(main::numsub_is('user-s13', 1), 1, 'subscribed');
+# 200 writes while the client reads nothing
+my $n = $main::Slow > 1 ? 40 : 200;
+for my $i (1 .. $n) {
+    main::call('PUT', '/nocatalog/items/SKU-1', "X-User-Id: s13\r\n",
+               '{"quantity":' . ($i % 90 + 1) . '}', $port);
+}
+my ($last, $qty) = (5 + $n, $n % 90 + 1);
+my (@got, @bad);
+while (defined(my $e = main::stream_next($st, 3))) {
+    push @got, $e;
+    push @bad, $e unless $e =~ /^(\d+) \1 (\d+)$/
+                         && $st->{data}{cart}{version} == $1
+                         && $st->{data}{cart}{items}[0]{quantity} == $2;
+    last if $e eq "$last $last $qty";
+}
+Test::More::is($got[-1], "$last $last $qty", 'the newest state arrives');
+Test::More::is(main::lines_of($st), "SKU-1 $qty", 'with the newest cart');
+Test::More::is("@bad", '', "each event's cart is the state of its version");
+my @v = map { (split ' ')[1] } @got;
+Test::More::ok(!grep({ $v[$_] <= $v[$_ - 1] } 1 .. $#v), 'versions only grow');
+Test::More::cmp_ok(scalar @got, '<', $n, 'steps were skipped while the client lagged: '
+                   . scalar(@got) . ' events');
+close $st->{sock};
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s13
+--- response_body_like: ^\{"item_count":\d+\}$
+--- no_error_log
+[error]
 --- timeout: 30

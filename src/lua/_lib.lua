@@ -142,6 +142,19 @@ local function begin()
     return precondition(v), v
 end
 
+-- The lines of an HGETALL of the cart: how many, and their total quantity
+-- (meta fields skipped).
+local function tally(fields)
+    local lines, total = 0, 0
+    for i = 1, #fields, 2 do
+        if string.byte(fields[i]) ~= 35 then  -- '#': a meta field
+            lines = lines + 1
+            total = total + (parse_line(fields[i + 1]) or 0)
+        end
+    end
+    return lines, total
+end
+
 -- The counter is kept by increments. INCRBY answering exactly delta means
 -- it was 0 or missing (expired apart from the cart, a restored cart, a new
 -- cart): then it is rebuilt from the lines, written already. An EXISTS on
@@ -151,13 +164,7 @@ local function count_add(delta)
     if n ~= delta then
         return n
     end
-    local fields = redis.call('HGETALL', cart)
-    local total = 0
-    for i = 1, #fields, 2 do
-        if string.byte(fields[i]) ~= 35 then  -- '#': a meta field
-            total = total + parse_line(fields[i + 1])
-        end
-    end
+    local _, total = tally(redis.call('HGETALL', cart))
     if total ~= n then
         redis.call('SET', count, int(total))
     end

@@ -12,6 +12,7 @@ use Exporter 'import';
 use IO::Select;
 use IO::Socket::INET;
 use IO::Handle;
+use JSON::PP ();
 use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_aton);
 use Time::HiRes qw(time sleep);
 
@@ -93,7 +94,7 @@ sub stream_fill {
 
 # The next event as "id version item_count", or a comment as ": text", or
 # undef after $timeout seconds without one. Comments are skipped unless
-# $comments.
+# $comments. The event's data, decoded, is left in $st->{data}.
 sub stream_next {
     my ($st, $timeout, $comments) = @_;
     my $deadline = time + $timeout * $Slow;
@@ -105,9 +106,14 @@ sub stream_next {
                 next;
             }
             my %f = map { /^(\w+): ?(.*)$/ ? ($1, $2) : () } split /\n/, $block;
-            my ($v, $n) = ($f{data} // '') =~ /^\{"version":(-?\d+),"item_count":(-?\d+)\}$/
+            # version and item_count first, then the cart (or
+            # items_omitted) when the stream carries it: valid JSON
+            my ($v, $n) = ($f{data} // '') =~ /^\{"version":(-?\d+),"item_count":(-?\d+)[,}]/
                 or return "malformed: $block";
+            my $data = eval { JSON::PP->new->decode($f{data}) }
+                or return "not JSON: $block";
             return "bad event name: $block" if ($f{event} // '') ne 'cart';
+            $st->{data} = $data;
             return "$f{id} $v $n";
         }
         my $left = $deadline - time;

@@ -254,6 +254,25 @@ function checkAnswer(rec, resPtr0, isHead) {
     }
     errors.push(`body: ${body.length > 600 ? body.slice(0, 600) + '...' : body}`);
   }
+  // an event stream's pattern checks the frame; each event's data is JSON
+  // of the schema StreamEvent
+  if (type === 'text/event-stream') {
+    const ev = validator(['components', 'schemas', 'StreamEvent']);
+    for (const m of body.matchAll(/^data: (.*)$/gm)) {
+      let data;
+      try {
+        data = JSON.parse(m[1]);
+      } catch (e) {
+        errors.push(`event data not JSON: ${e.message}: ${m[1].slice(0, 200)}`);
+        continue;
+      }
+      if (!ev(data)) {
+        for (const e of ev.errors.slice(0, 8)) {
+          errors.push(`event data${e.instancePath} ${e.message} (${e.schemaPath})`);
+        }
+      }
+    }
+  }
   return errors;
 }
 
