@@ -47,13 +47,19 @@ sub check {
 sub run_node {
     my @cmd = @_;
     open my $run, '-|', @cmd or die "run @cmd: $!";
-    my $seen = 0;
+    # the whole TAP of node, failures' details included
+    mkdir "$top/build/browser";
+    open my $keep, '>>', "$top/build/browser/node.tap" or die $!;
+    my ($seen, $failing) = (0, 0);
     while (my $line = <$run>) {
+        print {$keep} $line;
         if ($line =~ /^(not )?ok \d+ - (.*)/) {
             check(!$1, $2);
             $seen++;
+            $failing = $1;
         } elsif ($line !~ /^(?:TAP version|1\.\.\d+)/) {
-            print "# $line";
+            # a failure's details to stderr, where prove shows them
+            print { $failing ? \*STDERR : \*STDOUT } "# $line";
         }
     }
     close $run;
@@ -65,6 +71,8 @@ sub run_node {
 my @node_test = ('node', '--test', '--test-reporter=tap',
                  '--test-concurrency=1');
 
+mkdir "$top/build";
+unlink "$top/build/browser/node.tap";
 run_node(@node_test, 't/browser/client.test.mjs');
 
 if (!check(system('node util/npm-installed.js t/browser') == 0,

@@ -386,6 +386,7 @@ export class CartStore extends EventTarget {
     this.retryMax = retryMax;
     this.online = true;
     this.flushing = null;
+    this.sending = false;
     this.stale = false;
     this.timer = null;
     this.failures = 0;
@@ -426,9 +427,9 @@ export class CartStore extends EventTarget {
   }
 
   // Takes a cart from the server unless it is older than what is known;
-  // while writes are being sent it is read again after them.
+  // while writes wait or are on their way it is read again after them.
   accept(cart) {
-    if (this.flushing || this.pending.length) {
+    if (this.sending || this.pending.length) {
       this.stale = true;
       return;
     }
@@ -491,6 +492,7 @@ export class CartStore extends EventTarget {
       const op = this.pending[0];
       let answer;
       try {
+        this.sending = true;
         answer = await this.send(op);
       } catch (err) {
         if (err instanceof CartError && !err.retryable) {
@@ -503,6 +505,8 @@ export class CartStore extends EventTarget {
         this.failed(err);
         this.later();
         return;
+      } finally {
+        this.sending = false;
       }
       this.pending.shift();
       const owner = this.server.cart_id;

@@ -178,7 +178,8 @@ test('offline writes are kept, shown, then sent once with their keys',
   answers.splice(0, 1, line('A', 2, 1), line('A', 5, 2),
                  { status: 200, headers: { ETag: '"2"' },
                    body: { cart_id: 'cart:user-u', version: 2, item_count: 5,
-                           items: [{ sku_id: 'A', quantity: 5 }] } });
+                           items: [{ sku_id: 'A', quantity: 5 }],
+                           sellers: [{ seller_id: 's' }] } });
   const sentBefore = fetch.calls.length;
   await store.flush();
   clearTimeout(store.timer);
@@ -189,6 +190,8 @@ test('offline writes are kept, shown, then sent once with their keys',
   assert.equal(store.online, true);
   assert.deepEqual(store.pending, []);
   assert.equal(store.cart.item_count, 5);
+  assert.deepEqual(store.cart.sellers, [{ seller_id: 's' }],
+                   'the priced cart read after the writes is taken');
   assert.equal(JSON.parse(storage.getItem('cart-client:user:u'))
                  .pending.length, 0);
 });
