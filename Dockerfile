@@ -21,8 +21,8 @@ RUN rm -rf build \
 
 # The example config listens on loopback only; a container must listen on
 # its own interface for the published port to reach nginx.
-RUN sed -i 's/listen 127.0.0.1:8080;/listen 8080;/' conf/nginx.conf \
- && grep -q '^ *listen 8080;' conf/nginx.conf
+RUN sed -i 's/listen 127.0.0.1:@PORT@;/listen @PORT@;/' conf/nginx.conf \
+ && grep -q '^ *listen @PORT@;' conf/nginx.conf
 
 EXPOSE 8080
 

@@ -28,6 +28,9 @@ PACKAGES=(
     # t/990-openapi.t validates the suite's answers against
     # docs/openapi.yaml with node (t/openapi/, its modules from npm)
     nodejs npm
+    # t/600-browser.t drives Debian's chromium with playwright-core (t/browser/,
+    # from npm; it downloads no browser of its own)
+    chromium
     # make test-asan and make fuzz: clang 14 and its sanitizer runtimes
     # (ASan + UBSan, libFuzzer), a recommendation apt would skip here
     clang libclang-rt-14-dev
@@ -81,7 +84,7 @@ echo "deps: installing ${missing[*]}"
 
 # The scripts use these exact paths, not just the package names.
 for path in /usr/share/nginx/src/conf_flags /usr/sbin/nginx /usr/bin/redis-server \
-            /usr/bin/redis-cli /usr/bin/prove /usr/bin/make /usr/bin/curl \
+            /usr/bin/redis-cli /usr/bin/prove /usr/bin/make /usr/bin/curl /usr/bin/chromium \
             "$(command -v node || echo node)" "$(command -v npm || echo npm)"; do
     [ -e "$path" ] || { echo "deps: $path is still missing after the install" >&2; exit 1; }
 done

@@ -4,6 +4,7 @@
 #
 #   util/run.sh start       (make run)  build, (re)start both in the background
 #   util/run.sh stop        (make stop) stop both
+#   util/run.sh render      only write build/run/conf/ (t/600-browser.t)
 #   util/run.sh foreground  as start, but stays attached to nginx and stops
 #                           both on SIGTERM/SIGINT (the Dockerfile's CMD)
 #
@@ -12,13 +13,16 @@ set -eu
 
 cd "$(dirname "$0")/.."
 TOP=$(pwd)
-RUN=$TOP/build/run
+# t/600-browser.t renders the same configuration for its own nginx:
+# CART_RUN_DIR, CART_PORT, CART_REDIS_PORT, CART_MODULE_SO override these.
+RUN=${CART_RUN_DIR:-$TOP/build/run}
 NGINX=/usr/sbin/nginx
-MODULE_SO=$TOP/build/nginx/ngx_http_cart_module.so
+MODULE_SO=${CART_MODULE_SO:-$TOP/build/nginx/ngx_http_cart_module.so}
 NGINX_PID=$RUN/logs/nginx.pid
-REDIS_PORT=6380
+PORT=${CART_PORT:-8080}
+REDIS_PORT=${CART_REDIS_PORT:-6380}
 REDIS_DIR=$RUN/redis
-URL=http://127.0.0.1:8080
+URL=http://127.0.0.1:$PORT
 
 nginx_cmd=("$NGINX" -p "$RUN/" -c conf/nginx.conf)
 
@@ -76,8 +80,15 @@ sed_escape() { printf '%s' "$1" | sed 's/[|&\\]/\\&/g'; }
 
 render_conf() {
     mkdir -p "$RUN/conf" "$RUN/logs" "$RUN/tmp"
+    # the guest cookie's HMAC secret, made once: guests keep their carts
+    # across restarts
+    if [ ! -s "$RUN/conf/cart-guest.key" ]; then
+        (umask 077 && head -c 32 /dev/urandom | base64 >"$RUN/conf/cart-guest.key")
+    fi
     sed -e "s|@MODULE_SO@|$(sed_escape "$MODULE_SO")|g" \
         -e "s|@DEMO_DIR@|$(sed_escape "$TOP/demo")|g" \
+        -e "s|@CLIENT_DIR@|$(sed_escape "$TOP/clients/js")|g" \
+        -e "s|@PORT@|$PORT|g" \
         -e "s|@PREFIX@|$(sed_escape "$RUN")|g" \
         -e "s|@REDIS_URL@|redis://127.0.0.1:$REDIS_PORT|g" \
         conf/nginx.conf >"$RUN/conf/nginx.conf"
@@ -117,8 +128,10 @@ walkthrough() {
     cat <<EOF
 
 The cart is running: nginx on $URL, Redis on 127.0.0.1:$REDIS_PORT.
+The demo storefront: open $URL/ in a browser.
 Logs: build/run/logs/{error,access}.log, build/run/redis/redis.log
-Products: SKU-1 .. SKU-8 (demo/catalog). Identity: the X-User-Id header.
+Products: SKU-1 .. SKU-8 (demo/catalog). Identity: the X-User-Id header
+(the storefront's demo sign-in: the cookie cart_demo_user), else a guest.
 
   H='X-User-Id: demo-user'; J='Content-Type: application/json'; API=$URL/api/v1/cart
 
@@ -165,6 +178,7 @@ foreground() {
 
 case ${1:-} in
     start | foreground) "$1" ;;
+    render) render_conf ;;
     stop) stop_all ;;
-    *) echo "usage: $0 start|stop|foreground" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|foreground|render" >&2; exit 2 ;;
 esac

@@ -30,6 +30,7 @@
 # JSON line each, $TEST_DIR/capture.jsonl); t/990-openapi.t, last in
 # prove's order, validates those of the cart locations against
 # docs/openapi.yaml with the node modules of t/openapi (installed here).
+# t/600-browser.t's screenshots: build/browser/.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -38,13 +39,18 @@ TOP=$(pwd)
 util/deps.sh
 if [ "${ASAN:-}" = 1 ]; then make build-asan; else make build; fi
 
-# t/990-openapi.t's validator: ajv and yaml, as locked in t/openapi; nothing
-# to do when they are installed at the locked versions already. A failed
-# install (no registry) is no reason to stop here: t/990 fails and says so.
-if ! node t/openapi/installed.js 2>/dev/null; then
-    npm ci --prefix t/openapi --prefer-offline --no-audit --no-fund --loglevel=error \
-        || echo "test: npm ci in t/openapi failed; t/990-openapi.t needs its modules" >&2
-fi
+# The tests' node modules, as locked: t/990-openapi.t's validator (ajv,
+# yaml in t/openapi) and t/600-browser.t's playwright-core (t/browser; it
+# drives Debian's chromium and downloads no browser). Nothing to do when
+# they are installed at the locked versions already. A failed install (no
+# registry) is no reason to stop here: the test that needs them fails and
+# says so.
+for dir in t/openapi t/browser; do
+    if ! node util/npm-installed.js "$dir" 2>/dev/null; then
+        npm ci --prefix "$dir" --prefer-offline --no-audit --no-fund --loglevel=error \
+            || echo "test: npm ci in $dir failed; its tests need those modules" >&2
+    fi
+done
 
 export TEST_NGINX_REDIS_PORT=${TEST_NGINX_REDIS_PORT:-16379}
 TEST_DIR=${TEST_DIR:-$TOP/build/test}
