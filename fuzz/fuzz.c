@@ -330,9 +330,10 @@ ngx_http_cart_metrics_upstream(ngx_http_request_t *r, ngx_uint_t kind,
 /* no lookup caches: every document is decoded, as without the directives */
 
 ngx_int_t
-ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_uint_t kind,
-    ngx_str_t *sku, ngx_str_t *country, ngx_str_t *postal_code,
-    ngx_http_cart_facts_t *facts, ngx_http_cart_cache_hold_t **hold)
+ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_pool_t *pool,
+    ngx_uint_t kind, ngx_str_t *sku, ngx_str_t *country,
+    ngx_str_t *postal_code, ngx_http_cart_facts_t *facts,
+    ngx_http_cart_cache_hold_t **hold)
 {
     return NGX_DECLINED;
 }

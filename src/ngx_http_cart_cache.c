@@ -82,7 +82,7 @@ static ngx_int_t ngx_http_cart_cache_key(ngx_uint_t kind, ngx_str_t *sku,
     ngx_str_t *country, ngx_str_t *postal_code, ngx_str_t *key);
 static ngx_http_cart_cache_node_t *ngx_http_cart_cache_lookup(
     ngx_http_cart_cache_ctx_t *ctx, uint32_t hash, ngx_str_t *key);
-static ngx_int_t ngx_http_cart_cache_copy(ngx_http_request_t *r,
+static ngx_int_t ngx_http_cart_cache_copy(ngx_pool_t *pool,
     ngx_uint_t kind, ngx_http_cart_cache_node_t *e,
     ngx_http_cart_facts_t *facts);
 static void ngx_http_cart_cache_delete(ngx_http_cart_cache_ctx_t *ctx,
@@ -380,9 +380,10 @@ ngx_http_cart_cache_conf(ngx_http_request_t *r, ngx_uint_t kind)
 
 
 ngx_int_t
-ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_uint_t kind,
-    ngx_str_t *sku, ngx_str_t *country, ngx_str_t *postal_code,
-    ngx_http_cart_facts_t *facts, ngx_http_cart_cache_hold_t **hold)
+ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_pool_t *pool,
+    ngx_uint_t kind, ngx_str_t *sku, ngx_str_t *country,
+    ngx_str_t *postal_code, ngx_http_cart_facts_t *facts,
+    ngx_http_cart_cache_hold_t **hold)
 {
     u_char                       buf[NGX_HTTP_CART_CACHE_KEY_LEN];
     uint32_t                     hash;
@@ -397,7 +398,9 @@ ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_uint_t kind,
     ngx_http_cart_cache_hold_t  *h;
     ngx_http_cart_cache_node_t  *e;
 
-    *hold = NULL;
+    if (hold) {
+        *hold = NULL;
+    }
 
     cache = ngx_http_cart_cache_conf(r, kind);
     if (cache == NULL) {
@@ -448,9 +451,10 @@ ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_uint_t kind,
 
         lcf = ngx_http_get_module_loc_conf(r, ngx_http_cart_module);
 
-        if (!e->updating
-            || (ngx_msec_int_t) (now - e->since)
-               >= (ngx_msec_int_t) lcf->lookup_timeout)
+        if (hold
+            && (!e->updating
+                || (ngx_msec_int_t) (now - e->since)
+                   >= (ngx_msec_int_t) lcf->lookup_timeout))
         {
             /* this request refreshes it; the others serve it meanwhile */
 
@@ -505,7 +509,7 @@ ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_uint_t kind,
     ngx_queue_remove(&e->queue);
     ngx_queue_insert_head(&ctx->sh->queue, &e->queue);
 
-    rc = ngx_http_cart_cache_copy(r, kind, e, facts);
+    rc = ngx_http_cart_cache_copy(pool, kind, e, facts);
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
@@ -516,7 +520,7 @@ ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_uint_t kind,
 /* the entry's answer into the facts; its strings into the pool */
 
 static ngx_int_t
-ngx_http_cart_cache_copy(ngx_http_request_t *r, ngx_uint_t kind,
+ngx_http_cart_cache_copy(ngx_pool_t *pool, ngx_uint_t kind,
     ngx_http_cart_cache_node_t *e, ngx_http_cart_facts_t *facts)
 {
     u_char                   *p;
@@ -534,7 +538,7 @@ ngx_http_cart_cache_copy(ngx_http_request_t *r, ngx_uint_t kind,
         product = &facts->product;
         product->price = e->v[0];
 
-        p = ngx_pnalloc(r->pool, e->name + e->seller + e->image + 1);
+        p = ngx_pnalloc(pool, e->name + e->seller + e->image + 1);
         if (p == NULL) {
             return NGX_DECLINED;
         }

@@ -41,15 +41,17 @@ ngx_http_cart_cache_conf_t *ngx_http_cart_cache_conf(ngx_http_request_t *r,
 
 /*
  * The answer of "kind" about sku (and, for shipping, the destination),
- * from the cache into facts (its status field and values of that kind):
- * NGX_OK when the entry is fresh, or stale while another request
- * refreshes it; NGX_AGAIN when it is stale and this request is to refresh
- * it (*hold is set: ngx_http_cart_cache_put() gives it back); NGX_DECLINED
- * when there is no entry, or too old a one: ask the upstream.
+ * from the cache into facts (its status field and values of that kind;
+ * strings in pool): NGX_OK when the entry is fresh, or stale while another
+ * request refreshes it; NGX_AGAIN when it is stale and this request is to
+ * refresh it (*hold is set: ngx_http_cart_cache_put() gives it back);
+ * NGX_DECLINED when there is no entry, or too old a one: ask the upstream.
+ * A NULL hold only reads: a stale entry is NGX_OK, never refreshed here.
  */
-ngx_int_t ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_uint_t kind,
-    ngx_str_t *sku, ngx_str_t *country, ngx_str_t *postal_code,
-    ngx_http_cart_facts_t *facts, ngx_http_cart_cache_hold_t **hold);
+ngx_int_t ngx_http_cart_cache_get(ngx_http_request_t *r, ngx_pool_t *pool,
+    ngx_uint_t kind, ngx_str_t *sku, ngx_str_t *country,
+    ngx_str_t *postal_code, ngx_http_cart_facts_t *facts,
+    ngx_http_cart_cache_hold_t **hold);
 
 /*
  * What the upstream answered, decoded into facts: kept when its status

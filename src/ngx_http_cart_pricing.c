@@ -13,6 +13,9 @@
 static ngx_http_cart_lookup_t *ngx_http_cart_pricing_start(
     ngx_http_request_t *r, ngx_http_cart_snapshot_t *snap, ngx_uint_t kind,
     ngx_http_complex_value_t *uri, ngx_uint_t flags);
+static void ngx_http_cart_price_cached(ngx_http_request_t *r,
+    ngx_pool_t *pool, ngx_http_cart_snapshot_t *snap, ngx_uint_t i,
+    ngx_int_t *status, ngx_uint_t kind, ngx_uint_t asked);
 static ngx_http_cart_priced_t *ngx_http_cart_price_with(ngx_pool_t *pool,
     ngx_http_cart_snapshot_t *snap, ngx_http_cart_promos_t *set,
     ngx_int_t promos_rc, ngx_str_t *coupon);
@@ -111,7 +114,8 @@ ngx_http_cart_pricing_start(ngx_http_request_t *r,
     for (i = 0; i < snap->nlines; i++) {
 
         if (!(flags & NGX_HTTP_CART_PRICE_EXACT)) {
-            rc = ngx_http_cart_cache_get(r, kind, &snap->lines[i].sku,
+            rc = ngx_http_cart_cache_get(r, r->pool, kind,
+                                         &snap->lines[i].sku,
                                          &snap->country, &snap->postal_code,
                                          &snap->facts[i], &lk[i].hold);
             if (rc == NGX_OK) {
@@ -157,11 +161,12 @@ ngx_http_cart_price(ngx_http_request_t *r, ngx_http_cart_snapshot_t *snap,
 
 
 /*
- * What Redis holds alone: no upstream is asked, so each one the location
- * has says "could not be checked" (price_verified: false and its warning,
- * stock_verified: false, shipping_verified: false), as a view whose
- * upstreams all failed; prices are price_at_add, the promotions the
- * worker's copy.
+ * What Redis and the lookup caches hold: no upstream is asked. An answer
+ * the location's cache has (fresh or stale, never refreshed from here) is
+ * used as a view would; any other upstream the location has says "could
+ * not be checked" (price_verified: false and its warning, stock_verified:
+ * false, shipping_verified: false), with price_at_add as the price. The
+ * promotions are the worker's copy.
  */
 
 ngx_http_cart_priced_t *
@@ -184,10 +189,15 @@ ngx_http_cart_price_stored(ngx_http_request_t *r, ngx_pool_t *pool,
     for (i = 0; i < snap->nlines; i++) {
         f = &snap->facts[i];
 
-        f->catalog = lcf->catalog ? NGX_ERROR : NGX_DONE;
-        f->stock = lcf->inventory ? NGX_ERROR : NGX_DONE;
-        f->ship = (lcf->shipping && snap->country.len) ? NGX_ERROR
-                                                       : NGX_DONE;
+        ngx_http_cart_price_cached(r, pool, snap, i, &f->catalog,
+                                   NGX_HTTP_CART_CACHE_CATALOG,
+                                   lcf->catalog != NULL);
+        ngx_http_cart_price_cached(r, pool, snap, i, &f->stock,
+                                   NGX_HTTP_CART_CACHE_INVENTORY,
+                                   lcf->inventory != NULL);
+        ngx_http_cart_price_cached(r, pool, snap, i, &f->ship,
+                                   NGX_HTTP_CART_CACHE_SHIPPING,
+                                   lcf->shipping && snap->country.len);
     }
 
     snap->decoded = 1;
@@ -196,6 +206,28 @@ ngx_http_cart_price_stored(ngx_http_request_t *r, ngx_pool_t *pool,
 
     return ngx_http_cart_price_with(pool, snap, set,
                                     set ? NGX_OK : NGX_ERROR, &snap->coupon);
+}
+
+
+/* one line's answer of one upstream from the cache alone, into *status */
+
+static void
+ngx_http_cart_price_cached(ngx_http_request_t *r, ngx_pool_t *pool,
+    ngx_http_cart_snapshot_t *snap, ngx_uint_t i, ngx_int_t *status,
+    ngx_uint_t kind, ngx_uint_t asked)
+{
+    if (!asked) {
+        *status = NGX_DONE;
+        return;
+    }
+
+    if (ngx_http_cart_cache_get(r, pool, kind, &snap->lines[i].sku,
+                                &snap->country, &snap->postal_code,
+                                &snap->facts[i], NULL)
+        != NGX_OK)
+    {
+        *status = NGX_ERROR;
+    }
 }
 
 

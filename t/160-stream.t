@@ -439,6 +439,54 @@ X-User-Id: s11
 
 
 
+=== TEST 11b: with a catalog cache: what the cache holds is the line's current price and name (read, never refreshed, by the stream); a line it does not hold stays unverified
+--- config eval
+$CartConf::Config . '
+    location /cached {
+        cart_api;
+        cart_user $http_x_user_id;
+        cart_catalog /_catalog/$cart_sku;
+        cart_catalog_cache zone=stream_docs:1m valid=1m;
+    }'
+--- init
+CartClient::seed('s11c');
+my $st = main::stream_open('/cached/stream', 'X-User-Id' => 's11c');
+Test::More::is(main::stream_next($st, 3), '5 5 2', 'the current state');
+my $line = $st->{data}{cart}{items}[0];
+Test::More::is($line->{price_verified}, JSON::PP::false, 'nothing cached yet: not verified');
+Test::More::ok(!exists $line->{name}, 'and no name');
+
+my ($status) = main::call('GET', '/cached', "X-User-Id: s11c\r\n");
+Test::More::is($status, 200, 'a view fills the cache');
+($status) = main::call('PUT', '/cached/items/SKU-1', "X-User-Id: s11c\r\n",
+                       '{"quantity":3}');
+Test::More::is($status, 200, 'an update');
+Test::More::is(main::stream_next($st, 3), '6 6 3', 'its event');
+$line = $st->{data}{cart}{items}[0];
+Test::More::ok(!exists $line->{price_verified}, 'the cached answer: verified, as in a view');
+Test::More::is($line->{name}, 'Wireless Mouse', 'with its name');
+Test::More::is($line->{current_price}, '29.99', 'and current price');
+Test::More::is(scalar @{ $st->{data}{cart}{warnings} }, 0, 'no warning');
+Test::More::is($st->{data}{cart}{estimated_total}, '89.97', 'the totals');
+
+($status) = main::call('POST', '/cached/items', "X-User-Id: s11c\r\n",
+                       '{"sku_id":"SKU-2","quantity":1}');
+Test::More::is($status, 200, 'an add of a SKU no view has asked about');
+Test::More::is(main::stream_next($st, 3), '7 7 4', 'its event');
+my %by = map { $_->{sku_id} => $_ } @{ $st->{data}{cart}{items} };
+Test::More::ok(!exists $by{'SKU-1'}{price_verified}, 'SKU-1 from the cache');
+close $st->{sock};
+--- request
+GET /cached/count
+--- more_headers
+X-User-Id: s11c
+--- response_body: {"item_count":4}
+--- no_error_log
+[error]
+[alert]
+
+
+
 === TEST 12: over cart_stream_lines: the short form, items_omitted, and the client GETs
 --- http_config
 cart_stream_lines 2;
