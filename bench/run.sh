@@ -44,6 +44,7 @@ SECTIONS=${*:-main redis trips growth memory}
 USERS=1000                     # carts of the main workloads, 5 lines each
 WORKER_CONNS=8192              # the growth section raises both
 STREAM_MAX=512
+REDIS_EXTRA=""                 # directives of a growth run (clients)
 SO=$TOP/build/nginx/ngx_http_cart_module.so
 RAW=$DIR/raw.txt
 
@@ -133,6 +134,17 @@ redis_calls() {
 
 # --- configurations -----------------------------------------------------
 
+# file descriptors for a worker: twice its connections (a subrequest's
+# upstream, Redis), within what this shell may give
+nofile() {
+    local want=$((2 * WORKER_CONNS + 1024)) hard
+    hard=$(ulimit -Hn)
+    if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then
+        want=$hard
+    fi
+    echo "$want"
+}
+
 common_http() {
     if [ -n "${PROFILE:-}" ]; then
         echo "master_process off; daemon off;"
@@ -142,7 +154,7 @@ worker_processes $2;
 $4
 error_log logs/error.log warn;
 pid logs/nginx.pid;
-worker_rlimit_nofile $((2 * WORKER_CONNS + 1024));
+worker_rlimit_nofile $(nofile);
 events { worker_connections $WORKER_CONNS; multi_accept on; }
 CONF
 }
@@ -173,6 +185,7 @@ http {
     cart_max_quantity 1000000;
     cart_max_lines 1000;
     cart_stream_max $STREAM_MAX;
+    $REDIS_EXTRA
     server {
 $(common_server "$1")
         location = /ceiling {
@@ -515,7 +528,7 @@ section_trips() {
 #   workers  (not in the default run) 1 and 2 workers x 1/2/4 Redis
 #            connections per worker
 
-GROWTH_PARTS=${BENCH_GROWTH_PARTS:-carts lines streams clients}
+GROWTH_PARTS=${BENCH_GROWTH_PARTS-carts lines streams clients}
 GROWTH_MAX_CARTS=${BENCH_GROWTH_MAX_CARTS:-1000000}
 GROWTH_LINES=${BENCH_GROWTH_LINES:-1 5 10 20 50 100}
 GROWTH_STREAMS=${BENCH_GROWTH_STREAMS:-1000 5000 10000 20000}
@@ -683,6 +696,11 @@ growth_streams() {
     local n pid spid rss0 rss red0 red chans line
     : >"$DIR/growth-streams.raw"
     for n in $GROWTH_STREAMS; do
+        # the worker and the client each hold one descriptor per stream
+        if [ $((n + 100)) -gt "$GROWTH_FDS" ]; then
+            echo "bench: $((GROWTH_FDS - 100)) streams, not $n: the file limit here is $GROWTH_FDS" >&2
+            n=$((GROWTH_FDS - 100))
+        fi
         nginx_start ours "$PORT" 1 2
         pid=$(workers_of ours)
         pid=${pid%% *}
@@ -725,18 +743,27 @@ growth_streams() {
     done
 }
 
+# every connection busy (wrk keeps one request in flight on each): with
+# the defaults, and with Redis's timeout and in-flight limit raised so
+# that what the connections cost shows past where the defaults shed load
 growth_clients() {
-    local c pid rss0 hwm row
+    local c pid rss0 hwm row set
     : >"$DIR/growth-clients.raw"
-    for c in $GROWTH_CLIENTS; do
-        nginx_start ours "$PORT" 1 2
-        pid=$(workers_of ours)
-        pid=${pid%% *}
-        rss0=$(worker_kb "$pid" VmRSS)
-        row=$(wrk_run 1 "get" ours "$c" get /n)
-        hwm=$(worker_kb "$pid" VmHWM)
-        echo "$row $rss0 $hwm" >>"$DIR/growth-clients.raw"
-        nginx_stop ours
+    for set in default raised; do
+        if [ "$set" = raised ]; then
+            REDIS_EXTRA="cart_redis_timeout 2s; cart_redis_max_pending 16384;"
+        fi
+        for c in $GROWTH_CLIENTS; do
+            nginx_start ours "$PORT" 1 2
+            pid=$(workers_of ours)
+            pid=${pid%% *}
+            rss0=$(worker_kb "$pid" VmRSS)
+            row=$(wrk_run 1 "get-$set" ours "$c" get /n)
+            hwm=$(worker_kb "$pid" VmHWM)
+            echo "$row $rss0 $hwm" >>"$DIR/growth-clients.raw"
+            nginx_stop ours
+        done
+        REDIS_EXTRA=""
     done
 }
 
@@ -796,13 +823,17 @@ growth_tables() {
         echo
     fi
     if [ -s "$DIR/growth-clients.raw" ]; then
-        echo "Keep-alive client connections, GET of a 5-line cart (no catalog):"
+        echo "Keep-alive client connections, each with a request in flight, GET of a 5-line"
+        echo "cart (no catalog); default settings, then cart_redis_timeout 2s and"
+        echo "cart_redis_max_pending 16384 (raised):"
         echo
-        echo "| connections | req/s | p50 ms | p99 ms | worker µs/req | non-2xx+errors | worker RSS peak | per connection |"
-        echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
-        awk '{ printf "| %d | %.0f | %.2f | %.2f | %.1f | %d | %.1f MB | %s |\n", $2, $4, $5, $6, $8, $12 + $13,
-               $16 / 1024, NR == 1 ? "-" : sprintf("%.1f KB", ($16 - h1) / ($2 - c1)) }
-             NR == 1 { h1 = $16; c1 = $2 }' "$DIR/growth-clients.raw"
+        echo "| settings | connections | req/s | p50 ms | p99 ms | worker µs/req | non-2xx+errors | worker RSS peak | per connection |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        awk '{ split($1, a, "-") }
+             a[2] != set { set = a[2]; h1 = $16; c1 = $2; first = 1 }
+             { printf "| %s | %d | %.0f | %.2f | %.2f | %.1f | %d | %.1f MB | %s |\n", a[2], $2, $4, $5, $6, $8,
+                      $12 + $13, $16 / 1024, first ? "-" : sprintf("%.1f KB", ($16 - h1) / ($2 - c1)); first = 0 }' \
+            "$DIR/growth-clients.raw"
         echo
     fi
     if [ -s "$DIR/growth-workers.raw" ]; then
@@ -835,91 +866,79 @@ growth_per_line() {
         "$DIR/growth-lines-ir.raw" "$DIR/growth-lines.raw" 2>/dev/null
 }
 
+# growth_plot NAME TITLE XLABEL YLABEL Y2LABEL LOGSCALE KEY PLOT-COMMAND: one PNG,
+# docs/growth-NAME.png; without Y2LABEL one axis, LOGSCALE "x", "xy" or ""
+growth_plot() {
+    {
+        echo "set terminal pngcairo size 800,480 font \",10\" noenhanced"
+        echo "set output \"$TOP/docs/growth-$1.png\""
+        echo "set title \"$2\""
+        echo "set xlabel \"$3\""
+        echo "set ylabel \"$4\""
+        [ -n "$6" ] && echo "set logscale $6"
+        [ "$6" = xy ] || echo "set yrange [0:*]"
+        if [ -n "$5" ]; then
+            echo "set y2label \"$5\""
+            echo "set y2range [0:*]"
+            echo "set ytics nomirror"
+            echo "set y2tics"
+        fi
+        echo "set key $7"
+        # one command on one line: no continuation backslashes needed
+        echo "$8" | tr '\n' ' '
+        echo
+    } | gnuplot
+}
+
 growth_plots() {
-    local png=$TOP/docs
     command -v gnuplot >/dev/null || { echo "bench: no gnuplot (bench/deps.sh); no plots" >&2; return 0; }
+    local lp="with linespoints" ir=""
     if [ -s "$DIR/growth-carts.raw" ]; then
-        gnuplot <<PLOT
-set terminal pngcairo size 800,480 font ",10" noenhanced
-set output "$png/growth-carts.png"
-set title "Carts in Redis: memory per cart and latency (one worker, 50 connections)"
-set logscale x
-set xlabel "carts (5 lines)"
-set ylabel "bytes per cart"
-set y2label "ms"
-set yrange [0:*]
-set y2range [0:*]
-set ytics nomirror
-set y2tics
-set key bottom right
-plot "$DIR/growth-carts.raw" using 1:2 with linespoints lw 2 title "used_memory per cart", \
-     "" using 1:3 with linespoints title "MEMORY USAGE cart hash", \
-     "" using 1:6 axes x1y2 with linespoints dt 2 title "GET p50", \
-     "" using 1:7 axes x1y2 with linespoints dt 3 title "GET p99", \
-     "" using 1:11 axes x1y2 with linespoints dt 2 title "add p50", \
-     "" using 1:12 axes x1y2 with linespoints dt 3 title "add p99"
-PLOT
+        growth_plot carts "Carts in Redis: memory per cart and latency (one worker, 50 connections)" \
+            "carts (5 lines)" "bytes per cart" "ms" x "bottom right" \
+            "plot \"$DIR/growth-carts.raw\" using 1:2 $lp lw 2 title \"used_memory per cart\",
+             \"\" using 1:3 $lp title \"MEMORY USAGE cart hash\",
+             \"\" using 1:6 axes x1y2 $lp dt 2 title \"GET p50\",
+             \"\" using 1:7 axes x1y2 $lp dt 3 title \"GET p99\",
+             \"\" using 1:11 axes x1y2 $lp dt 2 title \"add p50\",
+             \"\" using 1:12 axes x1y2 $lp dt 3 title \"add p99\""
     fi
     if [ -s "$DIR/growth-lines.raw" ]; then
+        # one row per size: the three locations side by side
         awk '{ split($1, a, "-"); v[a[2]] = v[a[2]] " " $8; if (!(a[2] in s)) { s[a[2]] = 1; o[++n] = a[2] } }
              END { for (i = 1; i <= n; i++) print o[i] v[o[i]] }' "$DIR/growth-lines.raw" \
             >"$DIR/growth-lines.dat"
-        awk '$3 > 0 { v[$1] = v[$1] " " $4 / $3; if (!($1 in s)) { s[$1] = 1; o[++n] = $1 } }
-             END { for (i = 1; i <= n; i++) print o[i] v[o[i]] }' "$DIR/growth-lines-ir.raw" \
-            >"$DIR/growth-lines-ir.dat" 2>/dev/null || : >"$DIR/growth-lines-ir.dat"
-        gnuplot <<PLOT
-set terminal pngcairo size 800,480 font ",10" noenhanced
-set output "$png/growth-lines.png"
-set title "GET by lines per cart (one worker)"
-set logscale xy
-set xlabel "lines per cart"
-set ylabel "per request"
-set key top left
-plot "$DIR/growth-lines.dat" using 1:2 with linespoints lw 2 title "worker µs, no catalog", \
-     "" using 1:3 with linespoints lw 2 title "worker µs, catalog subrequests", \
-     "" using 1:4 with linespoints lw 2 title "worker µs, catalog cache"$( [ -s "$DIR/growth-lines-ir.dat" ] && echo ', \
-     "'"$DIR"'/growth-lines-ir.dat" using 1:(\$2/1000) with linespoints dt 2 title "thousand instructions, no catalog", \
-     "" using 1:(\$3/1000) with linespoints dt 2 title "thousand instructions, subrequests", \
-     "" using 1:(\$4/1000) with linespoints dt 2 title "thousand instructions, cache"')
-PLOT
+        if [ -s "$DIR/growth-lines-ir.raw" ]; then
+            awk '$3 > 0 { v[$1] = v[$1] " " $4 / $3 / 1000; if (!($1 in s)) { s[$1] = 1; o[++n] = $1 } }
+                 END { for (i = 1; i <= n; i++) print o[i] v[o[i]] }' "$DIR/growth-lines-ir.raw" \
+                >"$DIR/growth-lines-ir.dat"
+            ir=",
+             \"$DIR/growth-lines-ir.dat\" using 1:2 $lp dt 2 title \"thousand instructions, no catalog\",
+             \"\" using 1:3 $lp dt 2 title \"thousand instructions, subrequests\",
+             \"\" using 1:4 $lp dt 2 title \"thousand instructions, cache\""
+        fi
+        growth_plot lines "GET by lines per cart (one worker)" "lines per cart" "per request" "" \
+            xy "top left" \
+            "plot \"$DIR/growth-lines.dat\" using 1:2 $lp lw 2 title \"worker µs, no catalog\",
+             \"\" using 1:3 $lp lw 2 title \"worker µs, catalog subrequests\",
+             \"\" using 1:4 $lp lw 2 title \"worker µs, catalog cache\"$ir"
     fi
     if [ -s "$DIR/growth-streams.raw" ]; then
-        gnuplot <<PLOT
-set terminal pngcairo size 800,480 font ",10" noenhanced
-set output "$png/growth-streams.png"
-set title "Open GET /stream on one worker"
-set xlabel "open streams"
-set ylabel "bytes per stream"
-set y2label "ms for one change to reach all $GROWTH_HOT streams of its owner"
-set yrange [0:*]
-set y2range [0:*]
-set ytics nomirror
-set y2tics
-set key bottom right
-plot "$DIR/growth-streams.raw" using 1:4 with linespoints lw 2 title "worker memory per stream", \
-     "" using 1:5 with linespoints lw 2 title "Redis memory per stream", \
-     "" using 1:8 axes x1y2 with linespoints dt 2 title "fan-out, median", \
-     "" using 1:9 axes x1y2 with linespoints dt 3 title "fan-out, max"
-PLOT
+        growth_plot streams "Open GET /stream on one worker" "open streams" "bytes per stream" \
+            "ms for one change to reach all $GROWTH_HOT streams of its owner" "" "bottom right" \
+            "plot \"$DIR/growth-streams.raw\" using 1:4 $lp lw 2 title \"worker memory per stream\",
+             \"\" using 1:5 $lp lw 2 title \"Redis memory per stream\",
+             \"\" using 1:8 axes x1y2 $lp dt 2 title \"fan-out, median\",
+             \"\" using 1:9 axes x1y2 $lp dt 3 title \"fan-out, max\""
     fi
     if [ -s "$DIR/growth-clients.raw" ]; then
-        gnuplot <<PLOT
-set terminal pngcairo size 800,480 font ",10" noenhanced
-set output "$png/growth-clients.png"
-set title "Keep-alive client connections, GET of a 5-line cart (one worker)"
-set logscale x
-set xlabel "client connections"
-set ylabel "requests/s"
-set y2label "ms"
-set yrange [0:*]
-set y2range [0:*]
-set ytics nomirror
-set y2tics
-set key top left
-plot "$DIR/growth-clients.raw" using 2:4 with linespoints lw 2 title "req/s", \
-     "" using 2:5 axes x1y2 with linespoints dt 2 title "p50", \
-     "" using 2:6 axes x1y2 with linespoints dt 3 title "p99"
-PLOT
+        growth_plot clients "Keep-alive client connections, GET of a 5-line cart (one worker)" \
+            "client connections" "requests/s" "ms" x "top left" \
+            "d(s, v) = strcol(1) eq s ? v : NaN;
+             plot \"$DIR/growth-clients.raw\" using 2:(d(\"get-default\", \$4)) $lp lw 2 title \"req/s, defaults\",
+             \"\" using 2:(d(\"get-raised\", \$4)) $lp lw 2 title \"req/s, raised\",
+             \"\" using 2:(d(\"get-default\", \$12 + \$13) / $dur_s) $lp lw 2 title \"503/s, defaults\",
+             \"\" using 2:(d(\"get-raised\", \$6)) axes x1y2 $lp dt 3 title \"p99 ms, raised\""
     fi
 }
 
@@ -928,10 +947,12 @@ section_growth() {
     # 20K streams and 10K clients: file descriptors for them, in this
     # benchmark's processes only
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    GROWTH_FDS=$(ulimit -n)
     WORKER_CONNS=32768
     STREAM_MAX=25000
     growth_helpers
-    rm -f "$DIR"/growth-*.raw
+    # each part writes its own raw file: the tables and plots show the
+    # latest run of every part
     for part in $GROWTH_PARTS; do
         "growth_$part"
     done
