@@ -14,8 +14,12 @@
 # redis   redis-benchmark: the add script by EVALSHA, HGETALL of a 5-line
 #         cart, without and with pipelining (Redis's own limit).
 # trips   Redis round trips per request, exact, from MONITOR.
-# growth  GET of 1/5/20/100-line carts; 1 and 2 workers x 1/2/4 Redis
-#         connections per worker.
+# growth  carts in Redis 10K -> 1M (memory per cart, GET and add); GET of
+#         1..100-line carts without and with the catalog and its cache
+#         (CPU, and instructions by callgrind); 1K -> 20K open GET /stream
+#         on one worker (memory per stream, time for one change to reach
+#         100 streams of one owner); 50 -> 10K client connections. Tables,
+#         and plots in docs/growth-*.png (gnuplot).
 # memory  10,000 carts of 5 lines on a fresh Redis with default settings:
 #         MEMORY USAGE, used_memory per cart, idempotency keys, and the
 #         seed's JSON-line layout for comparison.
@@ -24,8 +28,10 @@
 #   BENCH_DURATION [5s]  BENCH_ROUNDS [3]  BENCH_CONNS ["50 400"]
 #   BENCH_PORT [18480] (ours; +1 the peer)  BENCH_REDIS_PORT [16480]
 #   BENCH_PIN [1]  1: nginx worker on CPU 0, Redis and wrk on CPU 1
-#   BENCH_GROWTH_CONNS [200]
-# Needs: util/deps.sh packages, and bench/deps.sh for the peer.
+#   BENCH_GROWTH_CONNS [200]  BENCH_GROWTH_PARTS ["carts lines streams clients"]
+#   BENCH_GROWTH_MAX_CARTS [1000000]  BENCH_GROWTH_LINES  BENCH_GROWTH_STREAMS
+#   BENCH_GROWTH_CLIENTS  BENCH_GROWTH_CALLGRIND [1]  (see the growth section)
+# Needs: util/deps.sh packages, and bench/deps.sh for the peer and gnuplot.
 # Results: printed, and kept in build/bench/*.md and build/bench/raw.txt.
 set -eu
 
@@ -948,7 +954,8 @@ section_growth() {
     # benchmark's processes only
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     GROWTH_FDS=$(ulimit -n)
-    WORKER_CONNS=32768
+    # beyond the file limit nginx only warns: stay within it
+    WORKER_CONNS=$((GROWTH_FDS < 32768 ? GROWTH_FDS : 32768))
     STREAM_MAX=25000
     growth_helpers
     # each part writes its own raw file: the tables and plots show the
