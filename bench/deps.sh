@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Packages only the benchmark needs, from Debian's archive: the
-# OpenResty-style peer (Lua in nginx, lua-resty-redis, cjson). Kept out of
-# util/deps.sh: building and testing the module never needs them.
+# OpenResty-style peer (Lua in nginx, lua-resty-redis, cjson) and gnuplot
+# for the growth section's plots. Kept out of util/deps.sh: building and
+# testing the module never needs them.
 set -eu
 
-PACKAGES=(libnginx-mod-http-lua lua-nginx-redis lua-cjson)
+PACKAGES=(libnginx-mod-http-lua lua-nginx-redis lua-cjson gnuplot-nox)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -39,7 +40,7 @@ echo "bench deps: installing ${missing[*]}"
 
 for path in /usr/lib/nginx/modules/ngx_http_lua_module.so \
             /usr/lib/nginx/modules/ndk_http_module.so \
-            /usr/share/lua/5.1/nginx/redis.lua; do
+            /usr/share/lua/5.1/nginx/redis.lua /usr/bin/gnuplot; do
     [ -e "$path" ] || { echo "bench deps: $path is missing after the install" >&2; exit 1; }
 done
 echo "bench deps: done"

@@ -14,8 +14,12 @@
 # redis   redis-benchmark: the add script by EVALSHA, HGETALL of a 5-line
 #         cart, without and with pipelining (Redis's own limit).
 # trips   Redis round trips per request, exact, from MONITOR.
-# growth  GET of 1/5/20/100-line carts; 1 and 2 workers x 1/2/4 Redis
-#         connections per worker.
+# growth  carts in Redis 10K -> 1M (memory per cart, GET and add); GET of
+#         1..100-line carts without and with the catalog and its cache
+#         (CPU, and instructions by callgrind); 1K -> 20K open GET /stream
+#         on one worker (memory per stream, time for one change to reach
+#         100 streams of one owner); 50 -> 10K client connections. Tables,
+#         and plots in docs/growth-*.png (gnuplot).
 # memory  10,000 carts of 5 lines on a fresh Redis with default settings:
 #         MEMORY USAGE, used_memory per cart, idempotency keys, and the
 #         seed's JSON-line layout for comparison.
@@ -24,8 +28,10 @@
 #   BENCH_DURATION [5s]  BENCH_ROUNDS [3]  BENCH_CONNS ["50 400"]
 #   BENCH_PORT [18480] (ours; +1 the peer)  BENCH_REDIS_PORT [16480]
 #   BENCH_PIN [1]  1: nginx worker on CPU 0, Redis and wrk on CPU 1
-#   BENCH_GROWTH_CONNS [200]
-# Needs: util/deps.sh packages, and bench/deps.sh for the peer.
+#   BENCH_GROWTH_CONNS [200]  BENCH_GROWTH_PARTS ["carts lines streams clients"]
+#   BENCH_GROWTH_MAX_CARTS [1000000]  BENCH_GROWTH_LINES  BENCH_GROWTH_STREAMS
+#   BENCH_GROWTH_CLIENTS  BENCH_GROWTH_CALLGRIND [1]  (see the growth section)
+# Needs: util/deps.sh packages, and bench/deps.sh for the peer and gnuplot.
 # Results: printed, and kept in build/bench/*.md and build/bench/raw.txt.
 set -eu
 
@@ -42,6 +48,9 @@ PIN=${BENCH_PIN:-1}
 GROWTH_CONNS=${BENCH_GROWTH_CONNS:-200}
 SECTIONS=${*:-main redis trips growth memory}
 USERS=1000                     # carts of the main workloads, 5 lines each
+WORKER_CONNS=8192              # the growth section raises both
+STREAM_MAX=512
+REDIS_EXTRA=""                 # directives of a growth run (clients)
 SO=$TOP/build/nginx/ngx_http_cart_module.so
 RAW=$DIR/raw.txt
 
@@ -131,6 +140,17 @@ redis_calls() {
 
 # --- configurations -----------------------------------------------------
 
+# file descriptors for a worker: twice its connections (a subrequest's
+# upstream, Redis), within what this shell may give
+nofile() {
+    local want=$((2 * WORKER_CONNS + 1024)) hard
+    hard=$(ulimit -Hn)
+    if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then
+        want=$hard
+    fi
+    echo "$want"
+}
+
 common_http() {
     if [ -n "${PROFILE:-}" ]; then
         echo "master_process off; daemon off;"
@@ -140,7 +160,8 @@ worker_processes $2;
 $4
 error_log logs/error.log warn;
 pid logs/nginx.pid;
-events { worker_connections 8192; multi_accept on; }
+worker_rlimit_nofile $(nofile);
+events { worker_connections $WORKER_CONNS; multi_accept on; }
 CONF
 }
 
@@ -169,6 +190,8 @@ http {
     cart_redis_connections $3;
     cart_max_quantity 1000000;
     cart_max_lines 1000;
+    cart_stream_max $STREAM_MAX;
+    $REDIS_EXTRA
     server {
 $(common_server "$1")
         location = /ceiling {
@@ -494,43 +517,456 @@ section_trips() {
     nginx_stop ours
 }
 
-section_growth() {
-    local lines w rc round=1
+# --- growth -----------------------------------------------------------------
+#
+# Four questions, each a table in build/bench/growth.md and a plot in
+# docs/growth-*.png (gnuplot):
+#   carts    10K -> 1M carts of 5 lines in Redis: used_memory per cart,
+#            GET and add latency and CPU per request at each size
+#   lines    GET of 1..100-line carts without catalog, with per-SKU
+#            catalog subrequests and with cart_catalog_cache: CPU and
+#            (callgrind) instructions per request and per line
+#   streams  1K -> 20K open GET /stream on one worker: memory per stream,
+#            and how long one change takes to reach the 100 streams of
+#            one owner
+#   clients  50 -> 10K keep-alive client connections: throughput,
+#            latency, worker memory per connection
+#   workers  (not in the default run) 1 and 2 workers x 1/2/4 Redis
+#            connections per worker
+
+GROWTH_PARTS=${BENCH_GROWTH_PARTS-carts lines streams clients}
+GROWTH_MAX_CARTS=${BENCH_GROWTH_MAX_CARTS:-1000000}
+GROWTH_LINES=${BENCH_GROWTH_LINES:-1 5 10 20 50 100}
+GROWTH_STREAMS=${BENCH_GROWTH_STREAMS:-1000 5000 10000 20000}
+GROWTH_CLIENTS=${BENCH_GROWTH_CLIENTS:-50 500 2000 5000 10000}
+GROWTH_CALLGRIND=${BENCH_GROWTH_CALLGRIND:-1}
+GROWTH_CHANGES=20              # changes timed per stream count
+GROWTH_HOT=100                 # streams of the one owner that changes
+# the 12 digits of each user complete a UUID's shape: the same 36-character
+# ids as the memory section, so that bytes per cart compare
+GROWTH_PREFIX=00000000-1d2a-4e8b-9c3f-
+GROWTH_STRIDE=104729           # a prime: requests spread over every cart
+GROWTH_TTL=2592000
+
+growth_helpers() {
+    mkdir -p "$DIR/bin"
+    cc -O2 -Wall -Isrc -o "$DIR/bin/carts" bench/growth/carts.c \
+        src/ngx_http_cart_slot.c
+    cc -O2 -Wall -o "$DIR/bin/sse" bench/growth/sse.c
+}
+
+# a worker's resident memory in KB (VmRSS, or VmHWM: its peak)
+worker_kb() {
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+
+# carts_of PREFIX FROM TO [script]: carts FROM..TO-1 of 5 lines, written as
+# the add script leaves them (or by the script itself)
+carts_of() {
+    local mode=${4:-layout}
+    "$DIR/bin/carts" "$mode" "$1" "$2" "$3" 5 "$GROWTH_NOW" "$GROWTH_TTL" \
+        ${4:+"$ADD_SHA"} | rcli --pipe >/dev/null
+}
+
+# what a cart leaves in Redis, the owner id's prefix taken out
+cart_dump() {
+    local i u
+    for i in $(seq 0 19); do
+        u=$(printf "user-%s%012d" "$1" "$i")
+        printf 'HGETALL cart:{%s}\nMEMORY USAGE cart:{%s}\nOBJECT ENCODING cart:{%s}\n' "$u" "$u" "$u"
+        printf 'GET cart_count:{%s}\nMEMORY USAGE cart_count:{%s}\nOBJECT ENCODING cart_count:{%s}\n' "$u" "$u" "$u"
+        printf 'TTL cart:{%s}\nTTL cart_count:{%s}\n' "$u" "$u"
+    done | rcli | sed "s/$1//"
+}
+
+# The layout the generator writes must be what the add script writes:
+# 20 carts each way, compared key by key (values, sizes, encodings, TTLs,
+# and the activity index's score).
+growth_check_layout() {
+    local a=0000000a-1d2a-4e8b-9c3f- b=0000000b-1d2a-4e8b-9c3f-
+    carts_of "$a" 0 20 script
+    carts_of "$b" 0 20
+    if ! diff <(cart_dump "$a") <(cart_dump "$b") >"$DIR/growth-layout.diff"; then
+        echo "bench: the generated carts differ from the add script's:" >&2
+        cat "$DIR/growth-layout.diff" >&2
+        exit 1
+    fi
+    rcli --scan --pattern 'cart_activity:*' | while read -r k; do
+        rcli ZRANGE "$k" 0 -1 WITHSCORES
+    done | awk -v now="$GROWTH_NOW" 'NR % 2 == 0 && $1 != now { bad++ }
+        END { if (NR != 80 || bad) { print "bench: activity index: " NR / 2 " members, " bad + 0 " wrong scores" > "/dev/stderr"; exit 1 } }'
+}
+
+growth_carts() {
+    local n have=0 before after sample
+    local sizes="" s
+    for s in 10000 100000 1000000; do
+        [ "$s" -lt "$GROWTH_MAX_CARTS" ] && sizes="$sizes $s"
+    done
+    sizes="$sizes $GROWTH_MAX_CARTS"
+    # a fresh Redis with its default settings, as the memory section
+    redis_stop
+    rm -rf "$DIR/redis"
+    redis_start
+    load_script
+    GROWTH_NOW=$(date +%s)
+    growth_check_layout
+    rcli FLUSHALL >/dev/null
+    load_script
+    before=$(used_memory)
+    nginx_start ours "$PORT" 1 2
+    : >"$DIR/growth-carts.raw"
+    for n in $sizes; do
+        carts_of "$GROWTH_PREFIX" "$have" "$n"
+        have=$n
+        after=$(used_memory)
+        # MEMORY USAGE of 1,000 carts spread over all of them
+        sample=$(for s in $(seq 0 999); do
+                     printf "MEMORY USAGE cart:{user-%s%012d}\n" "$GROWTH_PREFIX" $((s * n / 1000))
+                 done | rcli | awk '{ t += $1 } END { printf "%.1f", t / NR }')
+        {
+            printf "%d %s %s %d " "$n" "$(per "$after" "$before" "$n")" "$sample" \
+                "$(rcli DBSIZE)"
+            for w in get add; do
+                wrk_run 1 "$w" ours 50 "$w" /n BENCH_UPREFIX="$GROWTH_PREFIX" \
+                    BENCH_USERS="$n" BENCH_STRIDE=$GROWTH_STRIDE BENCH_SKU_BASE=10000 \
+                    | awk '{ printf "%s %s %s %s %s ", $4, $5, $6, $8, $9 }'
+            done
+            echo
+        } >>"$DIR/growth-carts.raw"
+    done
+    nginx_stop ours
+    # the other sections' Redis again
+    redis_stop
+    rm -rf "$DIR/redis"
+    redis_start
+    load_script
+    fill '%012d' "$USERS" 5
+}
+
+growth_lines() {
+    local lines loc
     : >"$DIR/growth-lines.raw"
-    : >"$DIR/growth-workers.raw"
-    for lines in 1 5 20 100; do
+    for lines in $GROWTH_LINES; do
         fill "g$lines-%012d" 100 "$lines"
     done
     nginx_start ours "$PORT" 1 2
-    for lines in 1 5 20 100; do
-        wrk_run "$round" "get-$lines" ours 50 get /n \
-            BENCH_UPREFIX="g$lines-" BENCH_USERS=100 >>"$DIR/growth-lines.raw"
-        wrk_run "$round" "get-$lines-catalog" ours 50 get /c \
-            BENCH_UPREFIX="g$lines-" BENCH_USERS=100 >>"$DIR/growth-lines.raw"
+    for lines in $GROWTH_LINES; do
+        for loc in n c cc; do
+            # a first round fills the lookup cache of /cc
+            [ "$loc" = cc ] && BENCH_PATH=/cc BENCH_UPREFIX="g$lines-" BENCH_USERS=100 \
+                wrk -t1 -c10 -d1s -s "$BENCH_WRK/get.lua" "http://127.0.0.1:$PORT" >/dev/null
+            wrk_run 1 "get-$lines-$loc" ours 50 get "/$loc" \
+                BENCH_UPREFIX="g$lines-" BENCH_USERS=100 >>"$DIR/growth-lines.raw"
+        done
     done
     nginx_stop ours
+    [ "$GROWTH_CALLGRIND" = 1 ] && growth_lines_callgrind
+    return 0
+}
+
+# instructions per GET by cart size: one nginx under callgrind, counters
+# zeroed before and dumped after each workload
+growth_lines_callgrind() {
+    local out=$DIR/callgrind/growth.out pid lines loc n k=0 ir
+    mkdir -p "$DIR/callgrind" "$DIR/ours/conf" "$DIR/ours/logs"
+    rm -f "$out" "$out".*
+    PROFILE=1 conf_ours "$PORT" 1 2 "" >"$DIR/ours/conf/nginx.conf"
+    valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
+        nginx -p "$DIR/ours/" -c conf/nginx.conf >"$DIR/callgrind/growth.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$PORT/ping" && break
+        sleep 0.2
+    done
+    : >"$DIR/growth-lines-ir.raw"
+    for lines in $GROWTH_LINES; do
+        for loc in n c cc; do
+            BENCH_PATH=/$loc BENCH_UPREFIX="g$lines-" BENCH_USERS=100 wrk -t1 -c4 -d1s \
+                -s "$BENCH_WRK/get.lua" "http://127.0.0.1:$PORT" >/dev/null 2>&1
+            callgrind_control -z "$pid" >/dev/null 2>&1
+            n=$(BENCH_PATH=/$loc BENCH_UPREFIX="g$lines-" BENCH_USERS=100 wrk -t1 -c4 -d3s \
+                    -s "$BENCH_WRK/get.lua" "http://127.0.0.1:$PORT" 2>&1 \
+                | awk '/^RESULT/ { split($2, a, "="); print a[2] }')
+            callgrind_control -d "$pid" >/dev/null 2>&1
+            k=$((k + 1))
+            ir=$(awk '/^(totals|summary):/ { print $2; exit }' "$out.$k")
+            echo "$lines $loc $n $ir" >>"$DIR/growth-lines-ir.raw"
+        done
+    done
+    kill -QUIT "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+
+growth_streams() {
+    local n pid spid rss0 rss red0 red chans line
+    : >"$DIR/growth-streams.raw"
+    for n in $GROWTH_STREAMS; do
+        # the worker and the client each hold one descriptor per stream
+        if [ $((n + 100)) -gt "$GROWTH_FDS" ]; then
+            echo "bench: $((GROWTH_FDS - 100)) streams, not $n: the file limit here is $GROWTH_FDS" >&2
+            n=$((GROWTH_FDS - 100))
+        fi
+        nginx_start ours "$PORT" 1 2
+        pid=$(workers_of ours)
+        pid=${pid%% *}
+        # the worker's subscriber connection exists from its first stream
+        curl -s -m 1 -o /dev/null -H 'X-User-Id: stream-warm' \
+            "http://127.0.0.1:$PORT/n/stream" || true
+        sleep 0.5
+        rss0=$(worker_kb "$pid" VmRSS)
+        red0=$(used_memory)
+        # the client waits on a pipe until the memory is measured
+        rm -f "$DIR/sse.in" "$DIR/sse.out"
+        mkfifo "$DIR/sse.in" "$DIR/sse.out"
+        "$DIR/bin/sse" "$PORT" /n/stream "$n" "$GROWTH_HOT" "$GROWTH_CHANGES" \
+            stream- stream-hot <"$DIR/sse.in" >"$DIR/sse.out" &
+        spid=$!
+        exec 8>"$DIR/sse.in" 9<"$DIR/sse.out"
+        read -r line <&9
+        sleep 0.5
+        rss=$(worker_kb "$pid" VmRSS)
+        red=$(used_memory)
+        chans=$(rcli INFO stats | tr -d '\r' | awk -F: '/^pubsub_channels:/ { print $2 }')
+        echo go >&8
+        awk -v n="$n" -v ready="$line" -v rss0="$rss0" -v rss="$rss" \
+            -v red0="$red0" -v red="$red" -v chans="$chans" '
+            function median(a, m,   i, j, t) {
+                for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++)
+                    if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+                return a[int((m + 1) / 2)]
+            }
+            /^CHANGE/ { m++; f[m] = $2 / 1000; l[m] = $3 / 1000
+                        if ($3 < 0) lost++; if ($3 / 1000 > mx) mx = $3 / 1000 }
+            END { split(ready, r, " ")
+                  printf "%d %d %d %.0f %.0f %d %.2f %.2f %.2f %d\n", n, r[2], r[3],
+                         (rss - rss0) * 1024 / n, (red - red0) / n, chans,
+                         median(f, m), median(l, m), mx, lost }' \
+            <&9 >>"$DIR/growth-streams.raw"
+        exec 8>&- 9<&-
+        wait "$spid" 2>/dev/null || true
+        nginx_stop ours
+    done
+}
+
+# every connection busy (wrk keeps one request in flight on each): with
+# the defaults, and with Redis's timeout and in-flight limit raised so
+# that what the connections cost shows past where the defaults shed load
+growth_clients() {
+    local c pid rss0 hwm row set
+    : >"$DIR/growth-clients.raw"
+    for set in default raised; do
+        if [ "$set" = raised ]; then
+            REDIS_EXTRA="cart_redis_timeout 2s; cart_redis_max_pending 16384;"
+        fi
+        for c in $GROWTH_CLIENTS; do
+            nginx_start ours "$PORT" 1 2
+            pid=$(workers_of ours)
+            pid=${pid%% *}
+            rss0=$(worker_kb "$pid" VmRSS)
+            row=$(wrk_run 1 "get-$set" ours "$c" get /n)
+            hwm=$(worker_kb "$pid" VmHWM)
+            echo "$row $rss0 $hwm" >>"$DIR/growth-clients.raw"
+            nginx_stop ours
+        done
+        REDIS_EXTRA=""
+    done
+}
+
+growth_workers() {
+    local w rc
+    : >"$DIR/growth-workers.raw"
     for w in 1 2; do
         for rc in 1 2 4; do
             nginx_start ours "$PORT" "$w" "$rc"
-            wrk_run "$round" "add-w$w-r$rc" ours "$GROWTH_CONNS" add /n >>"$DIR/growth-workers.raw"
-            wrk_run "$round" "get-w$w-r$rc" ours "$GROWTH_CONNS" get /n >>"$DIR/growth-workers.raw"
+            wrk_run 1 "add-w$w-r$rc" ours "$GROWTH_CONNS" add /n >>"$DIR/growth-workers.raw"
+            wrk_run 1 "get-w$w-r$rc" ours "$GROWTH_CONNS" get /n >>"$DIR/growth-workers.raw"
             nginx_stop ours
         done
     done
-    {
-        header "How cost grows: GET by cart size (50 connections, one round)"
-        echo "| cart lines | catalog | req/s | p50 ms | p99 ms | worker µs/req | Redis µs/req |"
-        echo "|---:|---|---:|---:|---:|---:|---:|"
-        awk '{ split($1, a, "-"); printf "| %s | %s | %.0f | %.2f | %.2f | %.1f | %.1f |\n",
-               a[2], a[3] == "catalog" ? "yes" : "no", $4, $5, $6, $8, $9 }' "$DIR/growth-lines.raw"
+}
+
+growth_tables() {
+    header "Growth (one worker, one round each; latencies on this machine's load)"
+    if [ -s "$DIR/growth-carts.raw" ]; then
+        echo "Carts in Redis (5 lines, UUID-shaped owners, fresh Redis, default settings);"
+        echo "GET and add at 50 connections on carts spread over all of them:"
         echo
-        echo "Workers and Redis connections per worker ($GROWTH_CONNS connections, no catalog, one round):"
+        echo "| carts | used_memory per cart | MEMORY USAGE cart hash | keys | GET req/s | GET p50 ms | GET p99 ms | GET worker µs | GET Redis µs | add req/s | add p50 ms | add p99 ms | add worker µs | add Redis µs |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        awk '{ printf "| %d | %.0f B | %.0f B | %d | %.0f | %.2f | %.2f | %.1f | %.1f | %.0f | %.2f | %.2f | %.1f | %.1f |\n",
+               $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 }' "$DIR/growth-carts.raw"
+        echo
+    fi
+    if [ -s "$DIR/growth-lines.raw" ]; then
+        echo "GET by lines per cart (50 connections; 100 carts of each size): none = no"
+        echo "catalog, sub = a catalog subrequest per line, cache = cart_catalog_cache:"
+        echo
+        echo "| lines | none req/s | none worker µs | sub req/s | sub worker µs | cache req/s | cache worker µs | none instr | sub instr | cache instr |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        awk 'FILENAME ~ /ir/ { ir[$1 " " $2] = $3 > 0 ? $4 / $3 : 0; next }
+             { split($1, a, "-"); k = a[2]; if (!(k in seen)) { seen[k] = 1; o[++n] = k }
+               rps[k " " a[3]] = $4; us[k " " a[3]] = $8 }
+             END { for (i = 1; i <= n; i++) { k = o[i]
+                       printf "| %s | %.0f | %.1f | %.0f | %.1f | %.0f | %.1f | %s | %s | %s |\n", k,
+                           rps[k " n"], us[k " n"], rps[k " c"], us[k " c"], rps[k " cc"], us[k " cc"],
+                           f(ir[k " n"]), f(ir[k " c"]), f(ir[k " cc"]) } }
+             function f(x) { return x ? sprintf("%.0f", x) : "-" }' \
+            "$DIR/growth-lines-ir.raw" "$DIR/growth-lines.raw" 2>/dev/null
+        echo
+        growth_per_line
+        echo
+    fi
+    if [ -s "$DIR/growth-streams.raw" ]; then
+        echo "Open GET /stream on one worker ($GROWTH_HOT of them one owner's, the rest one owner each);"
+        echo "a change is an add to that owner's cart, timed until the first and the last of its"
+        echo "$GROWTH_HOT streams has the event (median and max of $GROWTH_CHANGES changes):"
+        echo
+        echo "| streams | open | failed | worker memory per stream | Redis memory per stream | channels | first ms | all $GROWTH_HOT ms (median) | all $GROWTH_HOT ms (max) | not reached |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        awk '{ printf "| %d | %d | %d | %d B | %d B | %d | %.2f | %.2f | %.2f | %d |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' \
+            "$DIR/growth-streams.raw"
+        echo
+    fi
+    if [ -s "$DIR/growth-clients.raw" ]; then
+        echo "Keep-alive client connections, each with a request in flight, GET of a 5-line"
+        echo "cart (no catalog); default settings, then cart_redis_timeout 2s and"
+        echo "cart_redis_max_pending 16384 (raised):"
+        echo
+        echo "| settings | connections | req/s | p50 ms | p99 ms | worker µs/req | non-2xx+errors | worker RSS peak | per connection |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        awk '{ split($1, a, "-") }
+             a[2] != set { set = a[2]; h1 = $16; c1 = $2; first = 1 }
+             { printf "| %s | %d | %.0f | %.2f | %.2f | %.1f | %d | %.1f MB | %s |\n", a[2], $2, $4, $5, $6, $8,
+                      $12 + $13, $16 / 1024, first ? "-" : sprintf("%.1f KB", ($16 - h1) / ($2 - c1)); first = 0 }' \
+            "$DIR/growth-clients.raw"
+        echo
+    fi
+    if [ -s "$DIR/growth-workers.raw" ]; then
+        echo "Workers and Redis connections per worker ($GROWTH_CONNS connections, no catalog):"
         echo
         echo "| workload | workers | Redis conns/worker | req/s | p99 ms | worker µs/req (all workers) |"
         echo "|---|---:|---:|---:|---:|---:|"
         awk '{ split($1, a, "-"); printf "| %s | %s | %s | %.0f | %.2f | %.1f |\n",
                a[1], substr(a[2], 2), substr(a[3], 2), $4, $6, $8 }' "$DIR/growth-workers.raw"
-    } | tee "$DIR/growth.md"
+        echo
+    fi
+}
+
+# the cost of one more line: least squares over the sizes measured
+growth_per_line() {
+    awk 'FILENAME ~ /ir/ { if ($3 > 0) { k = $2; x[k] = x[k] " " $1; y[k] = y[k] " " $4 / $3 }; next }
+         { split($1, a, "-"); k = "us-" a[3]; x[k] = x[k] " " a[2]; y[k] = y[k] " " $8 }
+         END {
+             split("us-n us-c us-cc n c cc", ks, " ")
+             split("µs without catalog|µs with subrequests|µs with the cache|instructions without catalog|instructions with subrequests|instructions with the cache", nm, "|")
+             s = "Per line (least squares over the sizes):"
+             for (i = 1; i <= 6; i++) { k = ks[i]; if (!(k in x)) continue
+                 m = split(x[k], xs, " "); split(y[k], ys, " ")
+                 sx = sy = sxx = sxy = 0
+                 for (j = 1; j <= m; j++) { sx += xs[j]; sy += ys[j]; sxx += xs[j] * xs[j]; sxy += xs[j] * ys[j] }
+                 b = (m * sxy - sx * sy) / (m * sxx - sx * sx); a0 = (sy - b * sx) / m
+                 s = s sprintf(" %s %s + %s/line;", nm[i], fmt(a0), fmt(b)) }
+             print s }
+         function fmt(v) { return v > 100 ? sprintf("%.0f", v) : sprintf("%.2f", v) }' \
+        "$DIR/growth-lines-ir.raw" "$DIR/growth-lines.raw" 2>/dev/null
+}
+
+# growth_plot NAME TITLE XLABEL YLABEL Y2LABEL LOGSCALE KEY PLOT-COMMAND: one PNG,
+# docs/growth-NAME.png; without Y2LABEL one axis, LOGSCALE "x", "xy" or ""
+growth_plot() {
+    {
+        echo "set terminal pngcairo size 800,480 font \",10\" noenhanced"
+        echo "set output \"$TOP/docs/growth-$1.png\""
+        echo "set title \"$2\""
+        echo "set xlabel \"$3\""
+        echo "set ylabel \"$4\""
+        [ -n "$6" ] && echo "set logscale $6"
+        [ "$6" = xy ] || echo "set yrange [0:*]"
+        if [ -n "$5" ]; then
+            echo "set y2label \"$5\""
+            echo "set y2range [0:*]"
+            echo "set ytics nomirror"
+            echo "set y2tics"
+        fi
+        echo "set key $7"
+        # one command on one line: no continuation backslashes needed
+        echo "$8" | tr '\n' ' '
+        echo
+    } | gnuplot
+}
+
+growth_plots() {
+    command -v gnuplot >/dev/null || { echo "bench: no gnuplot (bench/deps.sh); no plots" >&2; return 0; }
+    local lp="with linespoints" ir=""
+    if [ -s "$DIR/growth-carts.raw" ]; then
+        growth_plot carts "Carts in Redis: memory per cart and latency (one worker, 50 connections)" \
+            "carts (5 lines)" "bytes per cart" "ms" x "bottom right" \
+            "plot \"$DIR/growth-carts.raw\" using 1:2 $lp lw 2 title \"used_memory per cart\",
+             \"\" using 1:3 $lp title \"MEMORY USAGE cart hash\",
+             \"\" using 1:6 axes x1y2 $lp dt 2 title \"GET p50\",
+             \"\" using 1:7 axes x1y2 $lp dt 3 title \"GET p99\",
+             \"\" using 1:11 axes x1y2 $lp dt 2 title \"add p50\",
+             \"\" using 1:12 axes x1y2 $lp dt 3 title \"add p99\""
+    fi
+    if [ -s "$DIR/growth-lines.raw" ]; then
+        # one row per size: the three locations side by side
+        awk '{ split($1, a, "-"); v[a[2]] = v[a[2]] " " $8; if (!(a[2] in s)) { s[a[2]] = 1; o[++n] = a[2] } }
+             END { for (i = 1; i <= n; i++) print o[i] v[o[i]] }' "$DIR/growth-lines.raw" \
+            >"$DIR/growth-lines.dat"
+        if [ -s "$DIR/growth-lines-ir.raw" ]; then
+            awk '$3 > 0 { v[$1] = v[$1] " " $4 / $3 / 1000; if (!($1 in s)) { s[$1] = 1; o[++n] = $1 } }
+                 END { for (i = 1; i <= n; i++) print o[i] v[o[i]] }' "$DIR/growth-lines-ir.raw" \
+                >"$DIR/growth-lines-ir.dat"
+            ir=",
+             \"$DIR/growth-lines-ir.dat\" using 1:2 $lp dt 2 title \"thousand instructions, no catalog\",
+             \"\" using 1:3 $lp dt 2 title \"thousand instructions, subrequests\",
+             \"\" using 1:4 $lp dt 2 title \"thousand instructions, cache\""
+        fi
+        growth_plot lines "GET by lines per cart (one worker)" "lines per cart" "per request" "" \
+            xy "top left" \
+            "plot \"$DIR/growth-lines.dat\" using 1:2 $lp lw 2 title \"worker µs, no catalog\",
+             \"\" using 1:3 $lp lw 2 title \"worker µs, catalog subrequests\",
+             \"\" using 1:4 $lp lw 2 title \"worker µs, catalog cache\"$ir"
+    fi
+    if [ -s "$DIR/growth-streams.raw" ]; then
+        growth_plot streams "Open GET /stream on one worker" "open streams" "bytes per stream" \
+            "ms for one change to reach all $GROWTH_HOT streams of its owner" "" "bottom right" \
+            "plot \"$DIR/growth-streams.raw\" using 1:4 $lp lw 2 title \"worker memory per stream\",
+             \"\" using 1:5 $lp lw 2 title \"Redis memory per stream\",
+             \"\" using 1:8 axes x1y2 $lp dt 2 title \"fan-out, median\",
+             \"\" using 1:9 axes x1y2 $lp dt 3 title \"fan-out, max\""
+    fi
+    if [ -s "$DIR/growth-clients.raw" ]; then
+        growth_plot clients "Keep-alive client connections, GET of a 5-line cart (one worker)" \
+            "client connections" "requests/s" "ms" x "top left" \
+            "d(s, v) = strcol(1) eq s ? v : NaN;
+             plot \"$DIR/growth-clients.raw\" using 2:(d(\"get-default\", \$4)) $lp lw 2 title \"req/s, defaults\",
+             \"\" using 2:(d(\"get-raised\", \$4)) $lp lw 2 title \"req/s, raised\",
+             \"\" using 2:(d(\"get-default\", \$12 + \$13) / $dur_s) $lp lw 2 title \"503/s, defaults\",
+             \"\" using 2:(d(\"get-raised\", \$6)) axes x1y2 $lp dt 3 title \"p99 ms, raised\""
+    fi
+}
+
+section_growth() {
+    local part
+    # 20K streams and 10K clients: file descriptors for them, in this
+    # benchmark's processes only
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    GROWTH_FDS=$(ulimit -n)
+    # beyond the file limit nginx only warns: stay within it
+    WORKER_CONNS=$((GROWTH_FDS < 32768 ? GROWTH_FDS : 32768))
+    STREAM_MAX=25000
+    growth_helpers
+    # each part writes its own raw file: the tables and plots show the
+    # latest run of every part
+    for part in $GROWTH_PARTS; do
+        "growth_$part"
+    done
+    growth_tables | tee "$DIR/growth.md"
+    growth_plots
+    WORKER_CONNS=8192
+    STREAM_MAX=512
 }
 
 section_memory() {
@@ -759,7 +1195,7 @@ section_perf() {
 
 util/deps.sh >/dev/null
 make -s build >/dev/null
-if [[ " $SECTIONS " == *" main "* ]]; then
+if [[ " $SECTIONS " == *" main "* || " $SECTIONS " == *" growth "* ]]; then
     bench/deps.sh >/dev/null
 fi
 

@@ -5,6 +5,10 @@
 --              BENCH_USERS how many users the carts are spread over
 --              BENCH_SKUS  lines per cart (SKU-1 .. SKU-<n>)
 --              BENCH_UPREFIX  prefix of the user ids (cost-growth carts)
+--              BENCH_STRIDE   step between the users of consecutive
+--                             requests (growth: spread them over a million
+--                             carts, not the first few thousand)
+--              BENCH_SKU_BASE SKU-<base + k> is a cart's line k
 -- Users are 12-digit ids, the shape redis-benchmark gives __rand_int__,
 -- so that the Redis-only runs address the same carts.
 
@@ -12,6 +16,8 @@ path = os.getenv("BENCH_PATH") or "/n"
 users = tonumber(os.getenv("BENCH_USERS") or "1000")
 skus = tonumber(os.getenv("BENCH_SKUS") or "5")
 uprefix = os.getenv("BENCH_UPREFIX") or ""
+stride = tonumber(os.getenv("BENCH_STRIDE") or "1")
+sku_base = tonumber(os.getenv("BENCH_SKU_BASE") or "0")
 
 local threads = {}
 
@@ -40,7 +46,7 @@ function request()
 end
 
 function user(i)
-    return uprefix .. string.format("%012d", i % users)
+    return uprefix .. string.format("%012d", (i * stride) % users)
 end
 
 function hdr(u, with_body)
@@ -57,7 +63,8 @@ end
 
 function add_req(u, k)
     return wrk.format("POST", path .. "/items", hdr(u, true),
-                      string.format('{"sku_id":"SKU-%d","quantity":1}', k))
+                      string.format('{"sku_id":"SKU-%d","quantity":1}',
+                                    sku_base + k))
 end
 
 -- One machine-readable line for run.sh; wrk's own summary goes to stderr.
