@@ -634,6 +634,7 @@ ngx_http_cart_redis_ready(ngx_http_cart_redis_conn_t *rc)
 
     ngx_http_cart_redis_set_state(rc, NGX_HTTP_CART_REDIS_READY);
     rc->backoff = 0;
+    rc->replied = ngx_current_msec;
 
     if (rc->sub) {
         /* the subscriber subscribes again to what it follows */
@@ -1307,6 +1308,7 @@ ngx_http_cart_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
     if (rr) {
         rc->timeouts = 0;
+        rc->replied = ngx_current_msec;
     }
 
     if (op->request && !op->redis->exiting) {
@@ -1462,9 +1464,17 @@ ngx_http_cart_redis_op_timeout(ngx_event_t *ev)
      * the request, and its connection's log, may be gone when this returns */
     ngx_http_cart_redis_op_finish(op, NULL, NGX_AGAIN);
 
-    /* timeouts in a row and not one reply: a black hole, reconnect */
+    /*
+     * Timeouts in a row and not one reply for a whole cart_redis_timeout:
+     * a black hole, reconnect. A Redis that answers, only late (overload),
+     * keeps its connection: reconnecting would fail every command in
+     * flight and make the overload worse.
+     */
 
-    if (++rc->timeouts >= NGX_HTTP_CART_REDIS_MAX_TIMEOUTS && rc->ac) {
+    if (++rc->timeouts >= NGX_HTTP_CART_REDIS_MAX_TIMEOUTS
+        && ngx_current_msec - rc->replied >= op->redis->cmcf->redis_timeout
+        && rc->ac)
+    {
         if (ngx_http_cart_redis_log_now(node,
                                         NGX_HTTP_CART_REDIS_LOG_UNANSWERED,
                                         &note)

@@ -63,6 +63,7 @@ typedef struct {
                                                     handshake, cancelable */
     ngx_msec_t                     backoff;
     ngx_uint_t                     timeouts;     /* in a row, without a reply */
+    ngx_msec_t                     replied;      /* the last reply, or ready */
     ngx_uint_t                     handshake;    /* its replies to come */
     ngx_uint_t                     pending;      /* our commands hiredis
                                                     holds, timed out too */

@@ -323,9 +323,10 @@ Content-Type: application/json
 --- error_code: 503
 --- response_body_like: "code":"store_unavailable"
 --- error_log eval
-qr/cart redis: AUTH on "redis:\/\/cart-t:wrong@[^"]+" failed: WRONGPASS/
+qr/cart redis: AUTH on "redis:\/\/cart-t:\*\*\*@[^"]+" failed: WRONGPASS/
 --- no_error_log
 [alert]
+cart-t:wrong
 
 
 
