@@ -3,9 +3,20 @@
  *
  * Write scripts publish "<version> <count>" on cart_events:{owner}; a worker
  * is subscribed to a channel while it serves a stream of that owner. The
- * state is read only once the channel is subscribed, so no change is missed;
- * an older version than the one sent is dropped, except on the first read
- * (and the first after Redis was away), as a lost cart restarts at 0.
+ * state is read only once the channel is subscribed, so no change is missed:
+ * a stream that joins while a read is in flight takes that read's state, as
+ * it was sent after the SUBSCRIBE was acknowledged and any later change
+ * publishes a message that reads again. An older version than the one sent
+ * is dropped, except on the first read (and the first after Redis was
+ * away), as a lost cart restarts at 0.
+ *
+ * The read belongs to the channel: one read and one render per change for
+ * all the worker's streams of the owner, the event's text shared (counted)
+ * by the streams that send it. A Redis command belongs to a request, so the
+ * channel's oldest stream carries it (the command in a pool of the read's
+ * own); when that stream goes, its cleanup detaches the command and the
+ * channel reads again with the next one. A stream keeps what is its own
+ * client's: the version it sent, the newest state waiting for its socket.
  *
  * With cart_stream_lines, an event carries the whole cart when it is small
  * (its lines read in the same script as version and count, priced from
@@ -40,11 +51,25 @@ typedef enum {
 } ngx_http_cart_channel_state_e;
 
 
+typedef struct ngx_http_cart_stream_s  ngx_http_cart_stream_t;
+
+
 typedef struct {
     ngx_str_node_t                 sn;       /* key: cart_events:{owner} */
     ngx_queue_t                    queue;    /* in the worker's channels */
     ngx_queue_t                    streams;
+    ngx_http_cart_streams_t       *worker;
     ngx_http_cart_channel_state_e  state;
+
+    /* the state read, one for all the streams */
+    ngx_pool_t                    *pool;     /* of the read in flight */
+    ngx_http_cart_stream_t        *carrier;  /* whose request sent it */
+    ngx_uint_t                     lines;    /* its ARGV[1]: the most any
+                                                stream carries */
+    unsigned                       reading:1;
+    unsigned                       reread:1;   /* read again after it */
+    unsigned                       stale:1;    /* the read failed */
+    unsigned                       heard:1;    /* a message came meanwhile */
 } ngx_http_cart_channel_t;
 
 
@@ -62,18 +87,35 @@ struct ngx_http_cart_streams_s {
 };
 
 
+/* an event with the cart: allocated once per state and location, freed
+ * when the last stream that holds it wrote it or took a newer one */
 typedef struct {
+    ngx_uint_t                     refs;
+    size_t                         len;
+    u_char                         data[1];
+} ngx_http_cart_stream_text_t;
+
+
+/* a state's text for the streams of one location: its configuration
+ * (upstreams, cart_stream_lines) shapes the view */
+typedef struct {
+    ngx_http_cart_loc_conf_t      *lcf;
+    ngx_http_cart_stream_text_t   *text;
+} ngx_http_cart_stream_view_t;
+
+
+struct ngx_http_cart_stream_s {
     ngx_queue_t                    link;     /* in its channel */
     ngx_queue_t                    queue;    /* in the worker's streams */
     ngx_http_request_t            *request;
     ngx_http_cart_channel_t       *channel;  /* NULL: nothing to follow */
     ngx_http_cart_streams_t       *streams;
+    ngx_http_cart_loc_conf_t      *lcf;
 
     int64_t                        version;  /* sent or waiting; -1: none */
     int64_t                        count;
 
-    ngx_pool_t                    *pool;     /* of the read in flight */
-    ngx_http_cleanup_t            *cln;      /* of every read's command */
+    ngx_http_cleanup_t            *cln;      /* of the reads it carries */
     ngx_uint_t                     lines;    /* cart_stream_lines */
 
     ngx_http_cart_json_gen_t      *json;
@@ -81,22 +123,17 @@ typedef struct {
     ngx_chain_t                    out;
     u_char                         text[NGX_HTTP_CART_STREAM_TEXT_LEN];
 
-    /* an event with the cart has a text of its own, allocated when its
-     * state comes and freed once it left: the request pool never grows */
-    u_char                        *next;     /* the state waiting */
-    size_t                         next_len;
-    u_char                        *sent;     /* in the socket */
+    /* an event with the cart is a shared text, not in the request pool:
+     * the pool never grows */
+    ngx_http_cart_stream_text_t   *next;     /* the state waiting */
+    ngx_http_cart_stream_text_t   *sent;     /* in the socket */
 
     unsigned                       linked:1;
     unsigned                       busy:1;     /* buf has not left yet */
     unsigned                       pending:1;  /* version waits for buf */
-    unsigned                       reading:1;  /* a state read in flight */
-    unsigned                       reread:1;   /* read again after it */
-    unsigned                       stale:1;    /* the read failed */
     unsigned                       exact:1;    /* send the next read's state
                                                   if it differs at all */
-    unsigned                       heard:1;    /* a message came meanwhile */
-} ngx_http_cart_stream_t;
+};
 
 
 static ngx_int_t ngx_http_cart_stream_headers(ngx_http_request_t *r);
@@ -111,20 +148,33 @@ static ngx_http_cart_channel_t *ngx_http_cart_stream_lookup(
     ngx_http_cart_streams_t *streams, ngx_str_t *name);
 static void ngx_http_cart_stream_sub_handler(void *data, ngx_uint_t event,
     ngx_str_t *channel, ngx_str_t *message);
-static void ngx_http_cart_stream_read(ngx_http_cart_stream_t *s);
+static void ngx_http_cart_stream_message(ngx_http_cart_channel_t *ch,
+    int64_t version, int64_t count);
+static void ngx_http_cart_stream_read(ngx_http_cart_channel_t *ch);
 static void ngx_http_cart_stream_read_reply(ngx_http_request_t *r,
     void *data, redisReply *reply, ngx_int_t rc);
-static void ngx_http_cart_stream_read_failed(ngx_http_cart_stream_t *s);
+static void ngx_http_cart_stream_read_failed(ngx_http_cart_channel_t *ch);
+static void ngx_http_cart_stream_read_end(ngx_http_cart_channel_t *ch);
+static ngx_int_t ngx_http_cart_stream_fan_out(ngx_http_cart_channel_t *ch,
+    redisReply *reply, int64_t version, int64_t count);
 static void ngx_http_cart_stream_state(ngx_http_cart_stream_t *s,
-    redisReply *reply, int64_t version, int64_t count, ngx_uint_t exact);
+    ngx_array_t *views, redisReply *reply, int64_t version, int64_t count,
+    ngx_uint_t exact);
+static ngx_http_cart_stream_text_t *ngx_http_cart_stream_view(
+    ngx_http_cart_stream_t *s, ngx_array_t *views, redisReply *reply,
+    int64_t version, int64_t count);
+static void ngx_http_cart_stream_views_free(ngx_array_t *views);
 static ngx_int_t ngx_http_cart_stream_render(ngx_http_cart_stream_t *s,
-    redisReply *reply, int64_t version, int64_t count, ngx_str_t *data);
+    ngx_pool_t *pool, redisReply *reply, int64_t version, int64_t count,
+    ngx_str_t *data);
 static void ngx_http_cart_stream_head(yajl_gen g, int64_t version,
     int64_t count);
+static void ngx_http_cart_stream_release(ngx_http_cart_stream_text_t **text);
 static ngx_uint_t ngx_http_cart_stream_newer(ngx_http_cart_stream_t *s,
     int64_t version, ngx_uint_t exact);
 static void ngx_http_cart_stream_update(ngx_http_cart_stream_t *s,
-    int64_t version, int64_t count, ngx_uint_t exact, ngx_str_t *data);
+    int64_t version, int64_t count, ngx_uint_t exact,
+    ngx_http_cart_stream_text_t *text);
 static ngx_int_t ngx_http_cart_stream_event(ngx_http_cart_stream_t *s);
 static ngx_int_t ngx_http_cart_stream_send(ngx_http_cart_stream_t *s,
     u_char *text, size_t len);
@@ -149,6 +199,8 @@ ngx_http_cart_stream(ngx_http_request_t *r)
     int64_t                     id;
     ngx_int_t                   rc;
     ngx_str_t                   name, *last;
+    ngx_pool_t                 *pool;
+    ngx_array_t                *views;
     ngx_http_cleanup_t         *cln;
     ngx_http_cart_ctx_t        *ctx;
     ngx_http_cart_stream_t     *s;
@@ -189,9 +241,10 @@ ngx_http_cart_stream(ngx_http_request_t *r)
     cln->handler = ngx_http_cart_stream_cleanup;
     cln->data = s;
 
-    /* made once: a stream reads again and again, for hours maybe, and a
-     * cleanup per read would grow its pool (run first: it detaches a read
-     * in flight before the stream's cleanup frees the read's pool) */
+    /* made once: a stream carries its channel's reads again and again, for
+     * hours maybe, and a cleanup per read would grow its pool (run first:
+     * it detaches a read in flight before the stream's cleanup frees the
+     * read's pool) */
 
     s->cln = ngx_http_cleanup_add(r, 0);
     if (s->cln == NULL) {
@@ -205,6 +258,7 @@ ngx_http_cart_stream(ngx_http_request_t *r)
 
     s->request = r;
     s->streams = streams;
+    s->lcf = lcf;
     s->lines = lcf->stream_lines;
     s->version = -1;
     s->exact = 1;
@@ -248,16 +302,24 @@ ngx_http_cart_stream(ngx_http_request_t *r)
     if (ctx->new_guest) {
         /* a session made for this request: nobody can write to its cart */
 
-        s->pool = ngx_create_pool(NGX_HTTP_CART_STREAM_POOL_SIZE,
-                                  r->connection->log);
-        if (s->pool == NULL) {
+        pool = ngx_create_pool(NGX_HTTP_CART_STREAM_POOL_SIZE,
+                               r->connection->log);
+        if (pool == NULL) {
             return NGX_ERROR;
         }
 
-        ngx_http_cart_stream_state(s, &ngx_http_cart_stream_no_cart, 0, 0, 1);
+        views = ngx_array_create(pool, 1,
+                                 sizeof(ngx_http_cart_stream_view_t));
+        if (views == NULL) {
+            ngx_destroy_pool(pool);
+            return NGX_ERROR;
+        }
 
-        ngx_destroy_pool(s->pool);
-        s->pool = NULL;
+        ngx_http_cart_stream_state(s, views, &ngx_http_cart_stream_no_cart,
+                                   0, 0, 1);
+
+        ngx_http_cart_stream_views_free(views);
+        ngx_destroy_pool(pool);
 
         return NGX_DONE;
     }
@@ -326,6 +388,7 @@ ngx_http_cart_stream_follow(ngx_http_cart_stream_t *s, ngx_str_t *name)
 
         ngx_memzero(ch, sizeof(ngx_http_cart_channel_t));
 
+        ch->worker = streams;
         ch->sn.str.data = (u_char *) ch + sizeof(ngx_http_cart_channel_t);
         ch->sn.str.len = name->len;
         ngx_memcpy(ch->sn.str.data, name->data, name->len);
@@ -346,7 +409,14 @@ ngx_http_cart_stream_follow(ngx_http_cart_stream_t *s, ngx_str_t *name)
         break;
 
     case NGX_HTTP_CART_CHANNEL_SUBSCRIBED:
-        ngx_http_cart_stream_read(s);
+        if (ch->reading && s->lines <= ch->lines) {
+            /* the read in flight was sent once subscribed: its state is
+             * this stream's first (one that carries more lines than it
+             * reads waits for the read after it) */
+            break;
+        }
+
+        ngx_http_cart_stream_read(ch);
         break;
 
     default:
@@ -366,22 +436,10 @@ ngx_http_cart_stream_cleanup(void *data)
     ngx_http_cart_channel_t  *ch;
     ngx_http_cart_streams_t  *streams;
 
-    if (s->pool) {
-        /* a read in flight: its operation was detached, it frees nothing */
-        ngx_destroy_pool(s->pool);
-        s->pool = NULL;
-    }
+    /* the connection goes with the request: nothing writes "sent" again */
 
-    if (s->next) {
-        ngx_free(s->next);
-        s->next = NULL;
-    }
-
-    if (s->sent) {
-        /* the connection goes with the request: nothing writes it again */
-        ngx_free(s->sent);
-        s->sent = NULL;
-    }
+    ngx_http_cart_stream_release(&s->next);
+    ngx_http_cart_stream_release(&s->sent);
 
     if (!s->linked) {
         return;
@@ -405,6 +463,23 @@ ngx_http_cart_stream_cleanup(void *data)
 
     s->channel = NULL;
     ngx_queue_remove(&s->link);
+
+    if (ch->carrier == s) {
+        /* the request took the read's command with it (s->cln ran first,
+         * so it frees nothing): the next stream carries a new read */
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, streams->heartbeat.log, 0,
+                       "cart stream: the stream carrying the state read "
+                       "closed, reading again");
+
+        ngx_http_cart_stream_read_end(ch);
+
+        if (!ngx_queue_empty(&ch->streams) && !streams->exiting
+            && ch->state == NGX_HTTP_CART_CHANNEL_SUBSCRIBED)
+        {
+            ngx_http_cart_stream_read(ch);
+        }
+    }
 
     if (!ngx_queue_empty(&ch->streams)) {
         return;
@@ -563,13 +638,8 @@ ngx_http_cart_stream_sub_handler(void *data, ngx_uint_t event,
 
         ch->state = NGX_HTTP_CART_CHANNEL_SUBSCRIBED;
 
-        for (q = ngx_queue_head(&ch->streams);
-             q != ngx_queue_sentinel(&ch->streams);
-             q = ngx_queue_next(q))
-        {
-            s = ngx_queue_data(q, ngx_http_cart_stream_t, link);
-            ngx_http_cart_stream_read(s);
-        }
+        /* a read in flight was sent before: it reads again after it */
+        ngx_http_cart_stream_read(ch);
 
         return;
 
@@ -603,90 +673,124 @@ ngx_http_cart_stream_sub_handler(void *data, ngx_uint_t event,
             return;
         }
 
-        for (q = ngx_queue_head(&ch->streams);
-             q != ngx_queue_sentinel(&ch->streams);
-             q = ngx_queue_next(q))
-        {
-            s = ngx_queue_data(q, ngx_http_cart_stream_t, link);
-
-            s->heard = 1;
-
-            if (s->lines == 0) {
-                /* version 0: the cart is gone (a merge claimed a guest
-                 * cart) */
-                ngx_http_cart_stream_update(s, version, count,
-                                            version == 0, NULL);
-                continue;
-            }
-
-            /* the event carries the cart: read it, unless it was sent
-             * already; a read in flight reads again once it ends */
-
-            if (version == 0) {
-                s->exact = 1;
-
-            } else if (version <= s->version) {
-                continue;
-            }
-
-            ngx_http_cart_stream_read(s);
-        }
-
+        ngx_http_cart_stream_message(ch, version, count);
         return;
     }
 }
 
 
-/* the state of the cart, from Redis */
+/* a change: short events at once, a read for the streams with the cart */
 
 static void
-ngx_http_cart_stream_read(ngx_http_cart_stream_t *s)
+ngx_http_cart_stream_message(ngx_http_cart_channel_t *ch, int64_t version,
+    int64_t count)
 {
-    ngx_str_t                   keys[2], arg;
-    ngx_http_request_t         *r;
-    ngx_http_cart_ctx_t        *ctx;
+    ngx_uint_t               read;
+    ngx_queue_t             *q;
+    ngx_http_cart_stream_t  *s;
 
-    if (s->reading) {
-        s->reread = 1;
+    ch->heard = 1;
+    read = 0;
+
+    for (q = ngx_queue_head(&ch->streams);
+         q != ngx_queue_sentinel(&ch->streams);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_cart_stream_t, link);
+
+        if (s->lines == 0) {
+            /* version 0: the cart is gone (a merge claimed a guest cart) */
+            ngx_http_cart_stream_update(s, version, count, version == 0,
+                                        NULL);
+            continue;
+        }
+
+        /* the event carries the cart: read it, unless every stream sent
+         * it already; a read in flight reads again once it ends */
+
+        if (version == 0) {
+            s->exact = 1;
+            read = 1;
+
+        } else if (version > s->version) {
+            read = 1;
+        }
+    }
+
+    if (read) {
+        ngx_http_cart_stream_read(ch);
+    }
+}
+
+
+/* the state of the cart, from Redis, once for all the channel's streams */
+
+static void
+ngx_http_cart_stream_read(ngx_http_cart_channel_t *ch)
+{
+    ngx_str_t                 keys[2], arg;
+    ngx_queue_t              *q;
+    ngx_http_cart_ctx_t      *ctx;
+    ngx_http_cart_stream_t   *s;
+
+    if (ch->reading) {
+        ch->reread = 1;
         return;
     }
 
-    r = s->request;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cart_module);
+    if (ngx_queue_empty(&ch->streams)) {
+        return;
+    }
+
+    ch->heard = 0;
+    ch->stale = 0;
+    ch->lines = 0;
+
+    for (q = ngx_queue_head(&ch->streams);
+         q != ngx_queue_sentinel(&ch->streams);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_cart_stream_t, link);
+        ch->lines = ngx_max(ch->lines, s->lines);
+    }
+
+    /* the oldest stream carries it: a Redis command belongs to a request */
+
+    s = ngx_queue_data(ngx_queue_head(&ch->streams), ngx_http_cart_stream_t,
+                       link);
+    ctx = ngx_http_get_module_ctx(s->request, ngx_http_cart_module);
 
     keys[0] = ctx->cart_key;
     keys[1] = ctx->count_key;
 
-    s->heard = 0;
-    s->stale = 0;
+    /* a pool per read, freed when it ends: through an outage a channel
+     * reads every NGX_HTTP_CART_STREAM_RETRY, a long-lived pool would grow
+     * by each */
 
-    /* a pool per read, freed when it ends: through an outage a stream
-     * reads every NGX_HTTP_CART_STREAM_RETRY, its request's pool would
-     * grow by each */
-
-    s->pool = ngx_create_pool(NGX_HTTP_CART_STREAM_POOL_SIZE,
-                              r->connection->log);
+    ch->pool = ngx_create_pool(NGX_HTTP_CART_STREAM_POOL_SIZE,
+                               ch->worker->heartbeat.log);
 
     /* the script's ARGV[1]: the most lines an event carries */
 
-    arg.data = s->pool ? ngx_pnalloc(s->pool, NGX_INT_T_LEN) : NULL;
-    arg.len = arg.data ? ngx_sprintf(arg.data, "%ui", s->lines) - arg.data
+    arg.data = ch->pool ? ngx_pnalloc(ch->pool, NGX_INT_T_LEN) : NULL;
+    arg.len = arg.data ? ngx_sprintf(arg.data, "%ui", ch->lines) - arg.data
                        : 0;
 
     if (arg.len
-        && ngx_http_cart_script_run_in(r, s->pool, s->cln,
+        && ngx_http_cart_script_run_in(s->request, ch->pool, s->cln,
                                        NGX_HTTP_CART_SCRIPT_STREAM, keys, 2,
                                        &arg, 1,
-                                       ngx_http_cart_stream_read_reply, s)
+                                       ngx_http_cart_stream_read_reply, ch)
            == NGX_OK)
     {
-        s->reading = 1;
+        ch->reading = 1;
+        ch->carrier = s;
         return;
     }
 
     /* no connection to Redis right now: again soon */
 
-    ngx_http_cart_stream_read_failed(s);
+    ngx_http_cart_stream_read_failed(ch);
 }
 
 
@@ -694,58 +798,45 @@ static void
 ngx_http_cart_stream_read_reply(ngx_http_request_t *r, void *data,
     redisReply *reply, ngx_int_t rc)
 {
-    ngx_http_cart_stream_t  *s = data;
+    ngx_http_cart_channel_t  *ch = data;
 
     int64_t     version, count;
-    ngx_uint_t  exact;
-
-    s->reading = 0;
+    ngx_uint_t  reread;
 
     if (rc != NGX_OK
         || ngx_http_cart_reply_int(reply, 0, &version) != NGX_OK
-        || ngx_http_cart_reply_int(reply, 1, &count) != NGX_OK)
+        || ngx_http_cart_reply_int(reply, 1, &count) != NGX_OK
+        || ngx_http_cart_stream_fan_out(ch, reply, version, count) != NGX_OK)
     {
-        ngx_http_cart_stream_read_failed(s);
+        ngx_http_cart_stream_read_failed(ch);
         return;
     }
 
-    /* a message that came meanwhile may be newer than what was read; when
-     * it made a read of its own (reread), that one may be exact instead */
+    reread = ch->reread;
 
-    exact = s->exact && !s->heard;
+    ngx_http_cart_stream_read_end(ch);
 
-    if (exact || !s->reread) {
-        s->exact = 0;
-    }
-
-    ngx_http_cart_stream_state(s, reply, version, count, exact);
-
-    ngx_destroy_pool(s->pool);
-    s->pool = NULL;
-
-    if (s->reread) {
-        s->reread = 0;
-        ngx_http_cart_stream_read(s);
+    if (reread) {
+        ngx_http_cart_stream_read(ch);
     }
 }
 
 
 static void
-ngx_http_cart_stream_read_failed(ngx_http_cart_stream_t *s)
+ngx_http_cart_stream_read_failed(ngx_http_cart_channel_t *ch)
 {
     ngx_http_cart_streams_t  *streams;
 
-    if (s->pool) {
-        ngx_destroy_pool(s->pool);
-        s->pool = NULL;
-    }
+    /* the retry reads anyway, after everything heard meanwhile */
+    ngx_http_cart_stream_read_end(ch);
 
-    s->stale = 1;
-    streams = s->streams;
+    ch->stale = 1;
+    streams = ch->worker;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, s->request->connection->log, 0,
-                   "cart stream: state read failed, again in %Mms",
-                   (ngx_msec_t) NGX_HTTP_CART_STREAM_RETRY);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, streams->heartbeat.log, 0,
+                   "cart stream: state read failed, again in %Mms "
+                   "(\"%V\")", (ngx_msec_t) NGX_HTTP_CART_STREAM_RETRY,
+                   &ch->sn.str);
 
     if (!streams->retry.timer_set && !streams->exiting) {
         ngx_add_timer(&streams->retry, NGX_HTTP_CART_STREAM_RETRY);
@@ -753,31 +844,160 @@ ngx_http_cart_stream_read_failed(ngx_http_cart_stream_t *s)
 }
 
 
+/* the read is over, or given up: a read after it starts afresh */
+
+static void
+ngx_http_cart_stream_read_end(ngx_http_cart_channel_t *ch)
+{
+    if (ch->pool) {
+        ngx_destroy_pool(ch->pool);
+        ch->pool = NULL;
+    }
+
+    ch->reading = 0;
+    ch->reread = 0;
+    ch->carrier = NULL;
+}
+
+
+/* one state for every stream of the channel, each rendered once per
+ * location and shared */
+
+static ngx_int_t
+ngx_http_cart_stream_fan_out(ngx_http_cart_channel_t *ch, redisReply *reply,
+    int64_t version, int64_t count)
+{
+    ngx_uint_t               exact;
+    ngx_queue_t             *q;
+    ngx_array_t             *views;
+    ngx_http_cart_stream_t  *s;
+
+    views = ngx_array_create(ch->pool, 1,
+                             sizeof(ngx_http_cart_stream_view_t));
+    if (views == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (q = ngx_queue_head(&ch->streams);
+         q != ngx_queue_sentinel(&ch->streams);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_cart_stream_t, link);
+
+        if (s->lines > ch->lines) {
+            /* it came after the read was sent and carries more lines than
+             * it read: the read it asked for is its first */
+            continue;
+        }
+
+        /* a message that came meanwhile may be newer than what was read;
+         * when it made a read of its own (reread), that one may be exact
+         * instead */
+
+        exact = s->exact && !ch->heard;
+
+        if (exact || !ch->reread) {
+            s->exact = 0;
+        }
+
+        ngx_http_cart_stream_state(s, views, reply, version, count, exact);
+    }
+
+    ngx_http_cart_stream_views_free(views);
+
+    return NGX_OK;
+}
+
+
 /* a state read: its event, with the cart when the stream carries it */
 
 static void
-ngx_http_cart_stream_state(ngx_http_cart_stream_t *s, redisReply *reply,
-    int64_t version, int64_t count, ngx_uint_t exact)
+ngx_http_cart_stream_state(ngx_http_cart_stream_t *s, ngx_array_t *views,
+    redisReply *reply, int64_t version, int64_t count, ngx_uint_t exact)
 {
-    ngx_str_t  data;
+    ngx_http_cart_stream_text_t  *text;
 
     if (!ngx_http_cart_stream_newer(s, version, exact)) {
         return;
     }
 
-    if (s->lines == 0) {
-        ngx_http_cart_stream_update(s, version, count, exact, NULL);
-        return;
+    text = NULL;
+
+    if (s->lines) {
+        text = ngx_http_cart_stream_view(s, views, reply, version, count);
+        if (text == NULL) {
+            ngx_http_cart_stream_fail(s);
+            return;
+        }
     }
 
-    if (ngx_http_cart_stream_render(s, reply, version, count, &data)
+    ngx_http_cart_stream_update(s, version, count, exact, text);
+}
+
+
+/* the event's text for the stream's location, rendered by its first stream
+ * that needs it; "views" hold one reference to each until the fan-out ends */
+
+static ngx_http_cart_stream_text_t *
+ngx_http_cart_stream_view(ngx_http_cart_stream_t *s, ngx_array_t *views,
+    redisReply *reply, int64_t version, int64_t count)
+{
+    ngx_str_t                     data;
+    ngx_uint_t                    i;
+    ngx_http_cart_stream_text_t  *text;
+    ngx_http_cart_stream_view_t  *v;
+
+    v = views->elts;
+
+    for (i = 0; i < views->nelts; i++) {
+        if (v[i].lcf == s->lcf) {
+            return v[i].text;
+        }
+    }
+
+    if (ngx_http_cart_stream_render(s, views->pool, reply, version, count,
+                                    &data)
         != NGX_OK)
     {
-        ngx_http_cart_stream_fail(s);
-        return;
+        return NULL;
     }
 
-    ngx_http_cart_stream_update(s, version, count, exact, &data);
+    v = ngx_array_push(views);
+    if (v == NULL) {
+        return NULL;
+    }
+
+    text = ngx_alloc(offsetof(ngx_http_cart_stream_text_t, data)
+                     + NGX_HTTP_CART_STREAM_FRAME_LEN + data.len,
+                     s->request->connection->log);
+    if (text == NULL) {
+        views->nelts--;
+        return NULL;
+    }
+
+    text->refs = 1;
+    text->len = ngx_sprintf(text->data, NGX_HTTP_CART_STREAM_FRAME, version,
+                            &data)
+                - text->data;
+
+    v->lcf = s->lcf;
+    v->text = text;
+
+    return text;
+}
+
+
+static void
+ngx_http_cart_stream_views_free(ngx_array_t *views)
+{
+    ngx_uint_t                    i;
+    ngx_http_cart_stream_view_t  *v;
+
+    v = views->elts;
+
+    for (i = 0; i < views->nelts; i++) {
+        ngx_http_cart_stream_release(&v[i].text);
+    }
 }
 
 
@@ -785,12 +1005,13 @@ ngx_http_cart_stream_state(ngx_http_cart_stream_t *s, redisReply *reply,
  * {"version":N,"item_count":M,"cart":<the cart view>} in the read's pool:
  * the view GET / renders, priced from what Redis holds (no upstream from a
  * request that lives for hours); {"version","item_count","items_omitted"}
- * when the cart has more lines than the stream carries.
+ * when the cart has more lines than the stream carries (the read may have
+ * been for another location's more).
  */
 
 static ngx_int_t
-ngx_http_cart_stream_render(ngx_http_cart_stream_t *s, redisReply *reply,
-    int64_t version, int64_t count, ngx_str_t *data)
+ngx_http_cart_stream_render(ngx_http_cart_stream_t *s, ngx_pool_t *pool,
+    redisReply *reply, int64_t version, int64_t count, ngx_str_t *data)
 {
     yajl_gen                   g;
     ngx_str_t                  word;
@@ -798,7 +1019,7 @@ ngx_http_cart_stream_render(ngx_http_cart_stream_t *s, redisReply *reply,
     ngx_http_cart_snapshot_t  *snap;
     ngx_http_cart_json_gen_t  *json;
 
-    json = ngx_http_cart_json_gen(s->pool);
+    json = ngx_http_cart_json_gen(pool);
     if (json == NULL) {
         return NGX_ERROR;
     }
@@ -807,20 +1028,24 @@ ngx_http_cart_stream_render(ngx_http_cart_stream_t *s, redisReply *reply,
 
     ngx_http_cart_stream_head(g, version, count);
 
-    if (ngx_http_cart_reply_str(reply, 2, &word) == NGX_OK
-        && word.len == sizeof("omitted") - 1
-        && ngx_strncmp(word.data, "omitted", word.len) == 0)
+    snap = NULL;
+
+    if (ngx_http_cart_reply_str(reply, 2, &word) != NGX_OK
+        || word.len != sizeof("omitted") - 1
+        || ngx_strncmp(word.data, "omitted", word.len) != 0)
     {
+        snap = ngx_http_cart_snapshot_in(s->request, pool, reply, 3);
+        if (snap == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (snap == NULL || snap->nlines > s->lines) {
         ngx_http_cart_json_key(g, "items_omitted");
         yajl_gen_bool(g, 1);
 
     } else {
-        snap = ngx_http_cart_snapshot_in(s->request, s->pool, reply, 3);
-        if (snap == NULL) {
-            return NGX_ERROR;
-        }
-
-        priced = ngx_http_cart_price_stored(s->request, s->pool, snap);
+        priced = ngx_http_cart_price_stored(s->request, pool, snap);
         if (priced == NULL) {
             return NGX_ERROR;
         }
@@ -848,6 +1073,23 @@ ngx_http_cart_stream_head(yajl_gen g, int64_t version, int64_t count)
 }
 
 
+/* drops one reference to a shared text */
+
+static void
+ngx_http_cart_stream_release(ngx_http_cart_stream_text_t **text)
+{
+    if (*text == NULL) {
+        return;
+    }
+
+    if (--(*text)->refs == 0) {
+        ngx_free(*text);
+    }
+
+    *text = NULL;
+}
+
+
 /* only a newer state, or any other one when "exact" */
 
 static ngx_uint_t
@@ -858,11 +1100,12 @@ ngx_http_cart_stream_newer(ngx_http_cart_stream_t *s, int64_t version,
 }
 
 
-/* a state to send; "data" (the event's JSON) NULL: version and count */
+/* a state to send; "text" (the event with the cart) NULL: version and
+ * count */
 
 static void
 ngx_http_cart_stream_update(ngx_http_cart_stream_t *s, int64_t version,
-    int64_t count, ngx_uint_t exact, ngx_str_t *data)
+    int64_t count, ngx_uint_t exact, ngx_http_cart_stream_text_t *text)
 {
     if (!ngx_http_cart_stream_newer(s, version, exact)) {
         return;
@@ -879,22 +1122,11 @@ ngx_http_cart_stream_update(ngx_http_cart_stream_t *s, int64_t version,
 
     /* the newest state replaces the one that waited for the socket */
 
-    if (s->next) {
-        ngx_free(s->next);
-        s->next = NULL;
-    }
+    ngx_http_cart_stream_release(&s->next);
 
-    if (data) {
-        s->next = ngx_alloc(NGX_HTTP_CART_STREAM_FRAME_LEN + data->len,
-                            s->request->connection->log);
-        if (s->next == NULL) {
-            ngx_http_cart_stream_fail(s);
-            return;
-        }
-
-        s->next_len = ngx_sprintf(s->next, NGX_HTTP_CART_STREAM_FRAME,
-                                  version, data)
-                      - s->next;
+    if (text) {
+        text->refs++;
+        s->next = text;
     }
 
     if (!s->busy && ngx_http_cart_stream_event(s) != NGX_OK) {
@@ -915,11 +1147,11 @@ ngx_http_cart_stream_event(ngx_http_cart_stream_t *s)
     ngx_http_cart_metrics_add(s->streams->cmcf, stream_events);
 
     if (s->next) {
-        /* leaves from its own text, freed once it is in the socket */
+        /* leaves from the shared text, released once it is in the socket */
         s->sent = s->next;
         s->next = NULL;
 
-        return ngx_http_cart_stream_send(s, s->sent, s->next_len);
+        return ngx_http_cart_stream_send(s, s->sent->data, s->sent->len);
     }
 
     ngx_http_cart_json_reset(s->json);
@@ -941,7 +1173,7 @@ ngx_http_cart_stream_event(ngx_http_cart_stream_t *s)
 }
 
 
-/* writes text (s->text, or s->sent); len 0 only flushes (the headers) */
+/* writes text (s->text, or s->sent's); len 0 only flushes (the headers) */
 
 static ngx_int_t
 ngx_http_cart_stream_send(ngx_http_cart_stream_t *s, u_char *text,
@@ -1009,10 +1241,7 @@ ngx_http_cart_stream_left(ngx_http_cart_stream_t *s)
 {
     s->busy = 0;
 
-    if (s->sent) {
-        ngx_free(s->sent);
-        s->sent = NULL;
-    }
+    ngx_http_cart_stream_release(&s->sent);
 }
 
 
@@ -1142,19 +1371,17 @@ static void
 ngx_http_cart_stream_retry(ngx_event_t *ev)
 {
     ngx_queue_t              *q;
-    ngx_http_cart_stream_t   *s;
+    ngx_http_cart_channel_t  *ch;
     ngx_http_cart_streams_t  *streams = ev->data;
 
-    for (q = ngx_queue_head(&streams->all);
-         q != ngx_queue_sentinel(&streams->all);
+    for (q = ngx_queue_head(&streams->channels);
+         q != ngx_queue_sentinel(&streams->channels);
          q = ngx_queue_next(q))
     {
-        s = ngx_queue_data(q, ngx_http_cart_stream_t, queue);
+        ch = ngx_queue_data(q, ngx_http_cart_channel_t, queue);
 
-        if (s->stale && s->channel
-            && s->channel->state == NGX_HTTP_CART_CHANNEL_SUBSCRIBED)
-        {
-            ngx_http_cart_stream_read(s);
+        if (ch->stale && ch->state == NGX_HTTP_CART_CHANNEL_SUBSCRIBED) {
+            ngx_http_cart_stream_read(ch);
         }
     }
 }

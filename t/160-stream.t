@@ -564,3 +564,104 @@ X-User-Id: s13
 --- no_error_log
 [error]
 --- timeout: 30
+
+
+
+=== TEST 14: one cart, many streams in a worker: one change is one state read in Redis and one event on every stream, each location's view of it
+--- http_config eval
+"server {
+    listen 127.0.0.1:" . ($ENV{TEST_NGINX_PORT} + 3) . ";
+    location /nocatalog {
+        cart_api;
+        cart_user \$http_x_user_id;
+        cart_stream_lines 1;
+    }
+}"
+--- init
+CartClient::seed('s14');
+my $n = $main::Slow > 1 ? 4 : 12;
+my @plain = map { main::stream_open('/nocatalog/stream', 'X-User-Id' => 's14') } 1 .. $n;
+my $priced = main::stream_open('/api/v1/cart/stream', 'X-User-Id' => 's14');
+my $short = main::stream_open('/nocatalog/stream', 'X-User-Id' => 's14',
+                              port => $ENV{TEST_NGINX_PORT} + 3);
+my @all = (@plain, $priced, $short);
+my $first = grep { (main::stream_next($_, 3) // '') eq '5 5 2' } @all;
+Test::More::is($first, scalar @all, 'every stream has the current state');
+Test::More::is(main::numsub_is('user-s14', 1), 1, 'one subscription');
+
+# every command Redis runs is logged, with its arguments
+redis_cmd('CONFIG', 'SET', 'slowlog-max-len', '1000');
+redis_cmd('CONFIG', 'SET', 'slowlog-log-slower-than', '0');
+redis_cmd('SLOWLOG', 'RESET');
+my ($status) = main::call('POST', '/nocatalog/items', "X-User-Id: s14\r\n",
+                          '{"sku_id":"SKU-2","quantity":1}');
+Test::More::is($status, 200, 'one change');
+my $got = grep { (main::stream_next($_, 3) // '') eq '6 6 3' } @all;
+Test::More::is($got, scalar @all, 'every stream has its event');
+Test::More::is(main::stream_next($plain[0], 0.5), undef, 'and no other');
+my $log = redis_cmd('SLOWLOG', 'GET', '1000');
+redis_cmd('CONFIG', 'SET', 'slowlog-log-slower-than', '10000');
+my $scripts = () = $log =~ /^EVALSHA\n[0-9a-f]{40}\n\d+\ncart:\{user-s14\}$/mg;
+# stream.lua's call: EVALSHA sha 2 cart count <the most lines a stream carries>
+my $reads = () = $log =~ /^EVALSHA\n[0-9a-f]{40}\n2\ncart:\{user-s14\}\ncart_count:\{user-s14\}\n20$/mg;
+Test::More::is($scripts - $reads, 1, 'the slow log has the write');
+Test::More::is($reads, 1, 'one state read for ' . scalar(@all) . ' streams');
+
+my $json = JSON::PP->new->canonical;
+my %texts = map { $json->encode($_->{data}) => 1 } @plain;
+Test::More::is(scalar keys %texts, 1, 'the streams of a location have the same event');
+Test::More::is(main::lines_of($plain[0]), 'SKU-1 2, SKU-2 1', 'with the cart');
+Test::More::ok(!exists $plain[0]{data}{cart}{items}[0]{price_verified}, 'no catalog: nothing to verify');
+Test::More::is(main::lines_of($priced), 'SKU-1 2, SKU-2 1', 'the stream of the location with a catalog');
+Test::More::is($priced->{data}{cart}{items}[0]{price_verified}, JSON::PP::false,
+               'its view: stored prices, not verified');
+Test::More::is(main::lines_of($short), 'items_omitted',
+               'a location that carries one line: items_omitted');
+close $_->{sock} for @all;
+Test::More::is(main::numsub_is('user-s14', 0), 0, 'unsubscribed');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s14
+--- response_body: {"item_count":3}
+--- no_error_log
+[error]
+
+
+
+=== TEST 15: streams closed while their channel's read is in flight, the one whose request carries it first: the stream left gets the state, nothing reaches the closed ones
+--- http_config
+cart_redis_timeout 30s;
+--- init
+CartClient::seed('s15');
+my @st = map { main::stream_open('/nocatalog/stream', 'X-User-Id' => 's15') } 1 .. 4;
+my $first = grep { (main::stream_next($_, 3) // '') eq '5 5 2' } @st;
+Test::More::is($first, 4, 'four streams have the current state');
+# writes paused: the subscriber comes back, and the channel's read (the
+# oldest stream carries it) waits in Redis
+redis_cmd('CLIENT', 'PAUSE', 20000, 'WRITE');
+redis_cmd('CLIENT', 'KILL', 'TYPE', 'pubsub');
+Test::More::is(main::numsub_is('user-s15', 1), 1, 'subscribed again');
+sleep 0.3 * $main::Slow;
+close $_->{sock} for splice @st, 0, 3;
+sleep 0.3 * $main::Slow;
+redis_cmd('CLIENT', 'UNPAUSE');
+Test::More::is(main::stream_next($st[0], 1), undef, 'the state read again: nothing changed');
+my ($status) = main::call('POST', '/nocatalog/items', "X-User-Id: s15\r\n",
+                          '{"sku_id":"SKU-2","quantity":1}');
+Test::More::is($status, 200, 'a change');
+Test::More::is(main::stream_next($st[0], 3), '6 6 3', 'the stream left has it');
+Test::More::is(main::lines_of($st[0]), 'SKU-1 2, SKU-2 1', 'with the cart');
+close $st[0]{sock};
+Test::More::is(main::numsub_is('user-s15', 0), 0, 'unsubscribed');
+--- request
+GET /nocatalog/count
+--- more_headers
+X-User-Id: s15
+--- response_body: {"item_count":3}
+--- error_log
+cart stream: the stream carrying the state read closed, reading again
+--- no_error_log
+[alert]
+[crit]
+--- timeout: 30
