@@ -253,7 +253,7 @@ make_catalog() {
 
 # The add script exactly as the module embeds it (embed.sh: _lib + add)
 load_script() {
-    cat src/lua/_lib.lua src/lua/add.lua >"$DIR/add.lua"
+    sh src/lua/embed.sh --lua src/lua add >"$DIR/add.lua"
     ADD_SHA=$(rcli -x SCRIPT LOAD <"$DIR/add.lua")
     [ "$ADD_SHA" = "$(sha1sum <"$DIR/add.lua" | cut -c1-40)" ] || {
         echo "bench: SCRIPT LOAD gave $ADD_SHA" >&2; exit 1; }

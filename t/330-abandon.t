@@ -143,6 +143,11 @@ GET /api/v1/cart/count
 === TEST 3: new activity starts a new episode
 --- init
 my $c = 'user-' . main::owner('c');
+# cartd's clock walked 72 h, Redis's did not: the write scripts move the
+# activity index once a minute of a cart's TTL (src/lua/_lib.lua, touch()),
+# so the cart's TTL is aged by those hours, as they would have aged it
+my $left = CartTest::redis_cmd('TTL', "cart:{$c}");
+CartTest::redis_cmd('EXPIRE', "cart:{$c}", $left - 72 * 3600);
 my ($st) = CartClient::request('POST', '/api/v1/cart/items', main::owner('c'), '{"sku_id":"SKU-1","quantity":1}');
 Test::More::is($st, 200, 'c adds a 29.99 item: now worth 30.98');
 my $t = CartTest::redis_cmd('ZSCORE', CartDaemon::activity_key($c), $c);
@@ -156,3 +161,42 @@ GET /api/v1/cart/count
 "X-User-Id: " . main::owner('c')
 --- response_body chomp
 {"item_count":2}
+
+
+
+=== TEST 4: TTLs and the activity index move once a minute of a cart's TTL
+--- init
+my $f = 'user-' . main::owner('f');
+my $key = CartDaemon::activity_key($f);
+my $add = sub {
+    my ($st) = CartClient::request('POST', '/api/v1/cart/items', main::owner('f'),
+                                   '{"sku_id":"SKU-1","quantity":1}');
+    die "add: $st" unless $st == 200;
+};
+$add->();
+my $full = CartTest::redis_cmd('TTL', "cart:{$f}");
+Test::More::ok(CartTest::redis_cmd('ZSCORE', $key, $f) >= time - 5, 'a new cart is indexed');
+Test::More::ok(CartTest::redis_cmd('TTL', "cart_count:{$f}") >= $full - 5, 'its counter has the TTL');
+# a write within the minute: the score and the TTLs stay
+CartTest::redis_cmd('ZADD', $key, 1000, $f);
+$add->();
+Test::More::is(CartTest::redis_cmd('ZSCORE', $key, $f), 1000, 'a write within the minute leaves the score');
+# a minute later (the TTL aged): both TTLs and the score move
+CartTest::redis_cmd('EXPIRE', "cart:{$f}", $full - 61);
+CartTest::redis_cmd('EXPIRE', "cart_count:{$f}", $full - 61);
+$add->();
+Test::More::ok(CartTest::redis_cmd('ZSCORE', $key, $f) >= time - 5, 'a write a minute later moves it');
+Test::More::ok(CartTest::redis_cmd('TTL', "cart:{$f}") >= $full - 5, 'and the cart TTL');
+Test::More::ok(CartTest::redis_cmd('TTL', "cart_count:{$f}") >= $full - 5, 'and the counter TTL');
+# a counter made again (it had gone) gets its TTL at once
+CartTest::redis_cmd('ZADD', $key, 1000, $f);
+CartTest::redis_cmd('DEL', "cart_count:{$f}");
+$add->();
+Test::More::ok(CartTest::redis_cmd('TTL', "cart_count:{$f}") >= $full - 5, 'a counter made again has the TTL');
+Test::More::ok(CartTest::redis_cmd('ZSCORE', $key, $f) >= time - 5, 'and the cart is stamped');
+--- request
+GET /api/v1/cart/count
+--- more_headers eval
+"X-User-Id: " . main::owner('f')
+--- response_body chomp
+{"item_count":4}

@@ -2,8 +2,9 @@
 -- OpenResty-style nginx + Lua (Debian's libnginx-mod-http-lua,
 -- lua-nginx-redis = lua-resty-redis, lua-cjson), as a team would write it
 -- in an afternoon: cjson in and out, a pooled cosocket to Redis, the very
--- same add script (src/lua/_lib.lua + add.lua) by EVALSHA, the same line
--- format, ngx.location.capture(_multi) to the same catalog location.
+-- same add script (`src/lua/embed.sh --lua src/lua add`) by EVALSHA, the
+-- same line format, ngx.location.capture(_multi) to the same catalog
+-- location.
 -- Only POST /items and GET / (what the benchmark compares).
 
 local redis = require "nginx.redis"

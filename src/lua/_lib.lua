@@ -159,16 +159,17 @@ end
 -- it was 0 or missing (expired apart from the cart, a restored cart, a new
 -- cart): then it is rebuilt from the lines, written already. An EXISTS on
 -- every write cost more than this rare HGETALL.
+-- -> the count, and true when the counter was made again (no TTL yet)
 local function count_add(delta)
     local n = redis.call('INCRBY', count, int(delta))
     if n ~= delta then
-        return n
+        return n, false
     end
     local _, total = tally(redis.call('HGETALL', cart))
     if total ~= n then
         redis.call('SET', count, int(total))
     end
-    return total
+    return total, true
 end
 
 -- GET /stream: tells every worker of every node that follows this cart
@@ -178,15 +179,35 @@ local function publish(v, n)
                int(v) .. ' ' .. int(n))
 end
 
--- Counter, TTLs, the activity index (the companion daemon finds idle
--- carts there), the stream's message and the answer remembered under the
--- idempotency key.
-local function finish(reply, delta)
-    reply[3] = count_add(delta)
-    publish(reply[2], reply[3])
+-- The TTLs of cart and counter and the activity index (the companion
+-- daemon finds idle carts there) move once per TOUCH_STEP seconds of a
+-- cart's life, not on every write: while the cart's TTL is within
+-- TOUCH_STEP of the full ttl, one TTL read replaces two EXPIREs and the
+-- ZADD (a third of the add's Redis work, docs/performance.md). A cart
+-- thus lives at least ttl - TOUCH_STEP after its last write, and its
+-- activity score is at most TOUCH_STEP older than that write. A counter
+-- made again (force) has no TTL: then it is always written.
+local TOUCH_STEP = 60
+
+local function touch(force)
+    if not force then
+        local left, full = redis.call('TTL', cart), tonumber(ttl)
+        if left > full - TOUCH_STEP and left <= full then
+            return
+        end
+    end
     redis.call('EXPIRE', cart, ttl)
     redis.call('EXPIRE', count, ttl)
     redis.call('ZADD', activity, now, string.sub(cart, 7, -2))
+end
+
+-- Counter, TTLs and activity (touch()), the stream's message and the
+-- answer remembered under the idempotency key.
+local function finish(reply, delta)
+    local fresh
+    reply[3], fresh = count_add(delta)
+    publish(reply[2], reply[3])
+    touch(fresh)
     if idem then
         redis.call('SET', idem, ARGV[4] .. '\n' .. cjson.encode(reply),
                    'EX', ARGV[5])
