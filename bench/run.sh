@@ -8,9 +8,11 @@
 # main    ceiling (return 200), the OpenResty-style peer (bench/peer/) and
 #         the module: add, get, update, remove, count, mixed 3:1, with and
 #         without catalog subrequests, and get with the catalog cached
-#         (cart_catalog_cache), at each of BENCH_CONNS connections.
-#         BENCH_ROUNDS rounds, workloads interleaved within a round, the
-#         median of each figure over the rounds.
+#         (cart_catalog_cache, ours only), at each of BENCH_CONNS
+#         connections; each peer run just before ours. BENCH_ROUNDS rounds,
+#         workloads interleaved within a round, the median of each figure
+#         over the rounds. One cart_status scrape of ours, taken halfway
+#         through the last get-catalog run: build/bench/status.txt.
 # redis   redis-benchmark: the add script by EVALSHA, HGETALL of a 5-line
 #         cart, without and with pipelining (Redis's own limit).
 # trips   Redis round trips per request, exact, from MONITOR.
@@ -48,6 +50,11 @@ PIN=${BENCH_PIN:-1}
 GROWTH_CONNS=${BENCH_GROWTH_CONNS:-200}
 SECTIONS=${*:-main redis trips growth memory}
 USERS=1000                     # carts of the main workloads, 5 lines each
+# the module's and the peer's limits: within the module's bound of 10^7
+# units a cart (cart_max_lines x cart_max_quantity); the quantity ample
+# for every add of a whole run landing on the same 5,000 lines
+MAX_LINES=100
+MAX_QUANTITY=100000
 WORKER_CONNS=8192              # the growth section raises both
 STREAM_MAX=512
 REDIS_EXTRA=""                 # directives of a growth run (clients)
@@ -188,8 +195,8 @@ http {
     subrequest_output_buffer_size 16k;
     cart_redis redis://127.0.0.1:$REDIS_PORT;
     cart_redis_connections $3;
-    cart_max_quantity 1000000;
-    cart_max_lines 1000;
+    cart_max_quantity $MAX_QUANTITY;
+    cart_max_lines $MAX_LINES;
     cart_stream_max $STREAM_MAX;
     $REDIS_EXTRA
     server {
@@ -204,6 +211,8 @@ $(common_server "$1")
         location /cc { cart_api; cart_user \$http_x_user_id;
                        cart_catalog /_catalog/\$cart_sku;
                        cart_catalog_cache zone=bench_catalog:4m valid=60s; }
+        # issue 14: the counters, scraped once during the main section
+        location = /_status { cart_status; }
     }
 }
 CONF
@@ -220,15 +229,22 @@ http {
     subrequest_output_buffer_size 16k;
     lua_package_path "$TOP/bench/peer/?.lua;;";
     init_by_lua_block {
-        require("cart").init({ port = $REDIS_PORT, script = "$DIR/add.lua",
-                               max_quantity = 1000000, max_lines = 1000 })
+        require("cart").init({ port = $REDIS_PORT,
+                               scripts = { add = "$DIR/add.lua", set = "$DIR/set.lua" },
+                               max_quantity = $MAX_QUANTITY, max_lines = $MAX_LINES })
     }
     server {
 $(common_server "$1")
         location = /n/items { content_by_lua_block { require("cart").add(false) } }
         location = /n       { content_by_lua_block { require("cart").view(false) } }
+        location = /n/count { content_by_lua_block { require("cart").count() } }
         location = /c/items { content_by_lua_block { require("cart").add(true) } }
         location = /c       { content_by_lua_block { require("cart").view(true) } }
+        location = /c/count { content_by_lua_block { require("cart").count() } }
+        # PUT and DELETE of a line: no catalog lookup, in the module either
+        location ~ ^/[nc]/items/(?<sku>[^/]+)\$ {
+            content_by_lua_block { require("cart").line() }
+        }
     }
 }
 CONF
@@ -251,12 +267,17 @@ make_catalog() {
     done
 }
 
-# The add script exactly as the module embeds it (embed.sh: _lib + add)
+# The add and set scripts exactly as the module embeds them (embed.sh:
+# _lib + the script): fill() runs the add, the peer both
 load_script() {
-    sh src/lua/embed.sh --lua src/lua add >"$DIR/add.lua"
-    ADD_SHA=$(rcli -x SCRIPT LOAD <"$DIR/add.lua")
-    [ "$ADD_SHA" = "$(sha1sum <"$DIR/add.lua" | cut -c1-40)" ] || {
-        echo "bench: SCRIPT LOAD gave $ADD_SHA" >&2; exit 1; }
+    local name sha
+    for name in add set; do
+        sh src/lua/embed.sh --lua src/lua "$name" >"$DIR/$name.lua"
+        sha=$(rcli -x SCRIPT LOAD <"$DIR/$name.lua")
+        [ "$sha" = "$(sha1sum <"$DIR/$name.lua" | cut -c1-40)" ] || {
+            echo "bench: SCRIPT LOAD of $name gave $sha" >&2; exit 1; }
+    done
+    ADD_SHA=$(sha1sum <"$DIR/add.lua" | cut -c1-40)
 }
 
 # fill USER_FMT USERS LINES [SKU_FMT [SELLER_FMT [IDEM]]]: EVALSHA of the
@@ -374,7 +395,7 @@ summarize() {
             ceil = m["ceiling " conns, 8]
             xc = ceil > 0 ? sprintf("%.2f", m[keys[i], 8] / ceil) : "-"
             rp = "-"; rc = "-"
-            if (label ~ /^(add|get)(-catalog)?$/ && (("peer-" label " " conns, 4) in m)) {
+            if (("peer-" label " " conns, 4) in m) {
                 rp = sprintf("%.2f", m[keys[i], 4] / m["peer-" label " " conns, 4])
                 rc = sprintf("%.2f", m[keys[i], 8] / m["peer-" label " " conns, 8])
             }
@@ -405,11 +426,29 @@ refill_remove() {
     fill 'r1-%d' 10000 "$lines"
 }
 
+# scrape_in URL FILE: GET URL into FILE halfway through a wrk run
+# that starts now, in the background (the caller waits for it)
+scrape_in() {
+    sleep "$(awk -v d="$dur_s" 'BEGIN { print d / 2 }')"
+    curl -sf -o "$2" "$1" || echo "bench: no answer from $1" >&2
+}
+
+# what a cart_status scrape counted: every cart_requests_total sample, and
+# the GET / answered 200 (the workload it was taken in)
+check_status() {
+    awk '/^cart_requests_total\{/ { all += $NF }
+         /^cart_requests_total\{op="view",status="200"\}/ { view += $NF }
+         END { printf "%d requests, %d GET / answered 200\n", all, view
+               exit !(all > 0 && view > 0) }' "$1"
+}
+
 section_main() {
-    local round conns
+    local round conns last_conns spid status=$DIR/status.txt
     nginx_start ours "$PORT" 1 2
     nginx_start peer "$PEER_PORT" 1 2
     : >"$DIR/main.raw"
+    rm -f "$status"
+    last_conns=${CONNS##* }
     for round in $(seq "$ROUNDS"); do
         for conns in $CONNS; do
             {
@@ -418,17 +457,32 @@ section_main() {
             wrk_run "$round" add ours "$conns" add /n
             wrk_run "$round" peer-get peer "$conns" get /n
             wrk_run "$round" get ours "$conns" get /n
+            wrk_run "$round" peer-update peer "$conns" update /n
             wrk_run "$round" update ours "$conns" update /n
+            refill_remove
+            wrk_run "$round" peer-remove peer "$conns" remove /n BENCH_USERS=10000 \
+                BENCH_SKUS=$((2 * dur_s + 2))
             refill_remove
             wrk_run "$round" remove ours "$conns" remove /n BENCH_USERS=10000 \
                 BENCH_SKUS=$((2 * dur_s + 2))
+            wrk_run "$round" peer-count peer "$conns" get /n/count
             wrk_run "$round" count ours "$conns" get /n/count
+            wrk_run "$round" peer-mixed peer "$conns" mixed /n
             wrk_run "$round" mixed ours "$conns" mixed /n
             wrk_run "$round" peer-add-catalog peer "$conns" add /c
             wrk_run "$round" add-catalog ours "$conns" add /c
             wrk_run "$round" peer-get-catalog peer "$conns" get /c
+            # issue 14: one cart_status scrape under load, in the last
+            # round's last get-catalog run
+            spid=""
+            if [ "$round" = "$ROUNDS" ] && [ "$conns" = "$last_conns" ]; then
+                scrape_in "http://127.0.0.1:$PORT/_status" "$status" &
+                spid=$!
+            fi
             wrk_run "$round" get-catalog ours "$conns" get /c
+            [ -z "$spid" ] || wait "$spid"
             wrk_run "$round" get-catalog-cached ours "$conns" get /cc
+            wrk_run "$round" peer-mixed-catalog peer "$conns" mixed /c
             wrk_run "$round" mixed-catalog ours "$conns" mixed /c
             } >>"$DIR/main.raw"
         done
@@ -438,7 +492,13 @@ section_main() {
     {
         header "Throughput, latency, cost per request (median of $ROUNDS rounds)"
         sort -s -k2,2n "$DIR/main.raw" | summarize
+        echo
+        echo "cart_status scraped during get-catalog ($last_conns connections, round $ROUNDS): $status"
     } | tee "$DIR/main.md"
+    if [ ! -s "$status" ] || ! check_status "$status"; then
+        echo "bench: the cart_status scrape $status counted no requests" >&2
+        exit 1
+    fi
 }
 
 section_redis() {

@@ -2,10 +2,12 @@
 -- OpenResty-style nginx + Lua (Debian's libnginx-mod-http-lua,
 -- lua-nginx-redis = lua-resty-redis, lua-cjson), as a team would write it
 -- in an afternoon: cjson in and out, a pooled cosocket to Redis, the very
--- same add script (`src/lua/embed.sh --lua src/lua add`) by EVALSHA, the
--- same line format, ngx.location.capture(_multi) to the same catalog
--- location.
--- Only POST /items and GET / (what the benchmark compares).
+-- same write scripts (`src/lua/embed.sh --lua src/lua add`, and set) by
+-- EVALSHA, the same line format, ngx.location.capture(_multi) to the same
+-- catalog location. What the benchmark compares: POST /items, GET /, GET /count,
+-- PUT and DELETE /items/{sku}. Like the module, update and remove do not
+-- ask the catalog; If-Match and Idempotency-Key are left out (the module
+-- only looks at them when a request sends them, and wrk never does).
 
 local redis = require "nginx.redis"
 local cjson = require "cjson.safe"
@@ -16,7 +18,8 @@ local conf = {
     host = "127.0.0.1", port = 6379, ttl = 2592000, idem_ttl = 86400,
     max_lines = 100, max_quantity = 99, currency = "USD",
 }
-local script, sha
+-- name -> { text, sha } of each write script (written by run.sh)
+local scripts = {}
 
 
 local function hex(s)
@@ -24,15 +27,18 @@ local function hex(s)
 end
 
 
--- init_by_lua: the add script's text (written by run.sh) and settings
+-- init_by_lua: settings, and the scripts' text from the files named in
+-- opts.scripts (name -> path)
 function _M.init(opts)
     for k, v in pairs(opts) do
         conf[k] = v
     end
-    local f = assert(io.open(conf.script))
-    script = f:read("*a")
-    f:close()
-    sha = hex(ngx.sha1_bin(script))
+    for name, path in pairs(conf.scripts) do
+        local f = assert(io.open(path))
+        local text = f:read("*a")
+        f:close()
+        scripts[name] = { text = text, sha = hex(ngx.sha1_bin(text)) }
+    end
 end
 
 
@@ -41,6 +47,8 @@ end
 local function send(status, doc, version, arrays)
     ngx.status = status
     ngx.header["Content-Type"] = "application/json"
+    -- as the module: an answer cached at an edge would be another's cart
+    ngx.header["Cache-Control"] = "no-store"
     if version then
         ngx.header["ETag"] = '"' .. version .. '"'
     end
@@ -55,6 +63,8 @@ local function send(status, doc, version, arrays)
     if extra ~= "" then
         body = body:sub(1, -2) .. extra .. "}"
     end
+    -- a length, as the module sends, rather than chunks
+    ngx.header["Content-Length"] = #body
     ngx.print(body)
     return ngx.exit(status)
 end
@@ -137,56 +147,24 @@ local answers = {
     precondition_failed = { 412, "If-Match does not match the cart's version" },
     line_limit = { 422, "the cart has reached its maximum number of lines" },
     quantity_limit = { 422, "the line would exceed the maximum quantity per line" },
+    line_not_found = { 404, "this SKU is not in the cart" },
 }
 
 
--- POST /items
-function _M.add(catalog)
-    local own = owner()
-    ngx.req.read_body()
-    local body = cjson.decode(ngx.req.get_body_data() or "")
-    if type(body) ~= "table" then
-        return fail(400, "invalid_json", "the body must be a JSON object")
-    end
-
-    local sku, qty, seller = body.sku_id, body.quantity, body.seller_id or ""
-    if type(sku) ~= "string" then
-        return fail(400, "invalid_field", "sku_id is required and must be a string")
-    end
-    if not valid_id(sku, 64) then
-        return fail(400, "invalid_sku", "sku_id must be 1-64 characters of A-Z a-z 0-9 . _ : -")
-    end
-    if type(qty) ~= "number" or qty % 1 ~= 0 then
-        return fail(400, "invalid_field", "quantity is required and must be an integer")
-    end
-    if qty < 1 or qty > conf.max_quantity then
-        return fail(422, "quantity_out_of_range", "quantity must be between 1 and cart_max_quantity")
-    end
-
-    local price = ""
-    if catalog then
-        local doc, err = catalog_doc(ngx.location.capture("/_catalog/" .. sku))
-        if err == "unknown" then
-            return fail(422, "unknown_sku", "the catalog has no such SKU")
-        elseif err then
-            return fail(503, "catalog_unavailable", "the price could not be verified, retry later")
-        end
-        price = minor(doc.price)
-        if type(doc.seller_id) == "string" and doc.seller_id ~= "" then
-            seller = doc.seller_id
-        end
-    end
-
-    local cart, count = "cart:{" .. own .. "}", "cart_count:{" .. own .. "}"
+-- One write script by EVALSHA (EVAL when Redis lost it) with the shared
+-- arguments of src/lua/_lib.lua, then the script's own; the answer of
+-- add.lua and set.lua alike: the line after the write.
+local function write(own, name, ...)
+    local s = scripts[name]
     local red = connect()
     -- KEYS[3], the activity index: one set stands for the module's
     -- per-slot sets on this single Redis (as bench/run.sh fills it)
-    local args = { 3, cart, count, "cart_activity:{bench}", ngx.time(),
-                   conf.ttl, "", "", conf.idem_ttl,
-                   "0", sku, qty, price, seller, conf.max_lines, conf.max_quantity }
-    local res, err = red:evalsha(sha, unpack(args))
+    local args = { 3, "cart:{" .. own .. "}", "cart_count:{" .. own .. "}",
+                   "cart_activity:{bench}", ngx.time(), conf.ttl, "", "",
+                   conf.idem_ttl, "0", ... }
+    local res, err = red:evalsha(s.sha, unpack(args))
     if not res and err and err:find("NOSCRIPT", 1, true) then
-        res, err = red:eval(script, unpack(args))
+        res, err = red:eval(s.text, unpack(args))
     end
     if not res then
         ngx.log(ngx.ERR, "peer redis: ", err)
@@ -206,6 +184,109 @@ function _M.add(catalog)
                  price = amount(res[6]), seller_id = res[7] },
         version = res[2],
     }, res[2])
+end
+
+
+-- the JSON object of a write's body; as the module, only application/json
+local function json_body()
+    local ctype = ngx.var.content_type
+    if not ctype or ctype:sub(1, 16):lower() ~= "application/json" then
+        return fail(415, "unsupported_media_type", "the body must be application/json")
+    end
+    ngx.req.read_body()
+    local body = cjson.decode(ngx.req.get_body_data() or "")
+    -- cjson gives arrays as tables too: one with an element 1 is no object
+    if type(body) ~= "table" or body[1] ~= nil then
+        return fail(400, "invalid_json", "the body must be a JSON object")
+    end
+    return body
+end
+
+
+-- "quantity" of a body: an integer in [min, max_quantity]
+local function quantity(body, min)
+    local qty = body.quantity
+    if type(qty) ~= "number" or qty % 1 ~= 0 then
+        return fail(400, "invalid_field", "quantity is required and must be an integer")
+    end
+    if qty < min or qty > conf.max_quantity then
+        return fail(422, "quantity_out_of_range",
+                    "quantity must be between " .. min .. " and cart_max_quantity")
+    end
+    return qty
+end
+
+
+local function invalid_sku()
+    return fail(400, "invalid_sku", "sku_id must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+end
+
+
+-- POST /items
+function _M.add(catalog)
+    local own = owner()
+    local body = json_body()
+
+    local sku, seller = body.sku_id, body.seller_id or ""
+    if type(sku) ~= "string" then
+        return fail(400, "invalid_field", "sku_id is required and must be a string")
+    end
+    if not valid_id(sku, 64) then
+        return invalid_sku()
+    end
+    local qty = quantity(body, 1)
+
+    local price = ""
+    if catalog then
+        local doc, err = catalog_doc(ngx.location.capture("/_catalog/" .. sku))
+        if err == "unknown" then
+            return fail(422, "unknown_sku", "the catalog has no such SKU")
+        elseif err then
+            return fail(503, "catalog_unavailable", "the price could not be verified, retry later")
+        end
+        price = minor(doc.price)
+        if type(doc.seller_id) == "string" and doc.seller_id ~= "" then
+            seller = doc.seller_id
+        end
+    end
+
+    return write(own, "add", sku, qty, price, seller, conf.max_lines,
+                 conf.max_quantity)
+end
+
+
+-- PUT /items/{sku} {"quantity"} (0 removes the line), DELETE /items/{sku}:
+-- set.lua, as the module runs it for both
+function _M.line()
+    local method = ngx.req.get_method()
+    if method ~= "PUT" and method ~= "DELETE" then
+        ngx.header["Allow"] = "PUT, DELETE"
+        return fail(405, "method_not_allowed", "this method is not allowed here")
+    end
+    local sku = ngx.var.sku
+    if not valid_id(sku, 64) then
+        return invalid_sku()
+    end
+    local own = owner()
+    local qty = 0
+    if method == "PUT" then
+        qty = quantity(json_body(), 0)
+    end
+    return write(own, "set", sku, qty)
+end
+
+
+-- GET /count: the counter key alone
+function _M.count()
+    local own = owner()
+    local red = connect()
+    local n, err = red:get("cart_count:{" .. own .. "}")
+    if not n then
+        ngx.log(ngx.ERR, "peer redis: ", err)
+        return fail(503, "store_unavailable", "the cart store is unavailable")
+    end
+    release(red)
+    return send(200, { item_count = tonumber(n) or 0 })
 end
 
 
