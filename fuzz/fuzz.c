@@ -301,6 +301,14 @@ ngx_http_cart_promos_load(ngx_http_request_t *r, ngx_uint_t fresh,
 }
 
 
+ngx_http_cart_promos_t *
+ngx_http_cart_promos_worker(void)
+{
+    fuzz_stub("ngx_http_cart_promos_worker");
+    return NULL;
+}
+
+
 ngx_int_t
 ngx_http_cart_redis_command_in(ngx_http_request_t *r, ngx_pool_t *pool,
     ngx_http_cleanup_t *cln, ngx_str_t *key, int argc, const char **argv,
