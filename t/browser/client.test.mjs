@@ -7,6 +7,10 @@ import {
   CartClient, CartStore, CartError, NetworkError, errorFromAnswer, mayRetry,
   backoff, applyPending, guestSession,
 } from '../../clients/js/cart.js';
+import { webcrypto } from 'node:crypto';
+
+// what every browser has; Debian 12's Node 18 has it only in node:crypto
+globalThis.crypto ??= webcrypto;
 
 // A fetch that answers from a list: {status, body, headers} or 'down'.
 function fakeFetch(answers) {
