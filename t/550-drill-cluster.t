@@ -129,10 +129,17 @@ if (!$up) {
     die "no cluster with replicas on :$base: see $CartDrill::Quiet\n"
         unless $made;
 
-    my $nodes = CartDrill::cluster_nodes($base);
-    my %by_id = map { $_->{id} => $_ } @$nodes;
-    my ($replica) = grep { $_->{flags} =~ /slave/ && $by_id{ $_->{master} }
-                           && @{ $by_id{ $_->{master} }{slots} } } @$nodes;
+    # the node asked may learn of the replicas by gossip a little later
+    # than they synced (a loaded machine): ask again for up to 10 s
+    my ($nodes, %by_id, $replica);
+    for (1 .. 50) {
+        $nodes = CartDrill::cluster_nodes($base);
+        %by_id = map { $_->{id} => $_ } @$nodes;
+        ($replica) = grep { $_->{flags} =~ /slave/ && $by_id{ $_->{master} }
+                            && @{ $by_id{ $_->{master} }{slots} } } @$nodes;
+        last if $replica;
+        CartDrill::nap(0.2);
+    }
     die "no replica in the cluster on :$base\n" unless $replica;
     my $master = $by_id{ $replica->{master} };
     my ($other) = grep { $_->{flags} =~ /master/ && @{ $_->{slots} }
