@@ -38,6 +38,8 @@ static redisReply *cartd_redis_command(cartd_redis_t *rc, const char *key,
     const char *fmt, ...);
 static redisReply *cartd_redis_argv(cartd_redis_t *rc, const char *key,
     int argc, const char **argv, const size_t *argvlen);
+static redisReply *cartd_redis_formatted(cartd_redis_t *rc, const char *key,
+    char *cmd, long long len);
 static void cartd_redis_failed(cartd_redis_t *rc, redisContext *c);
 
 
@@ -472,25 +474,15 @@ cartd_redis_failed(cartd_redis_t *rc, redisContext *c)
 static redisReply *
 cartd_redis_command(cartd_redis_t *rc, const char *key, const char *fmt, ...)
 {
-    int          len;
-    char        *cmd;
-    va_list      args;
-    redisReply  *reply;
+    int       len;
+    char     *cmd;
+    va_list   args;
 
     va_start(args, fmt);
     len = redisvFormatCommand(&cmd, fmt, args);
     va_end(args);
 
-    if (len < 0) {
-        rc->err = 1;
-        snprintf(rc->errstr, sizeof(rc->errstr), "no memory");
-        return NULL;
-    }
-
-    reply = cartd_redis_run(rc, key, cmd, len);
-    free(cmd);
-
-    return reply;
+    return cartd_redis_formatted(rc, key, cmd, len);
 }
 
 
@@ -498,11 +490,23 @@ static redisReply *
 cartd_redis_argv(cartd_redis_t *rc, const char *key, int argc,
     const char **argv, const size_t *argvlen)
 {
-    long long    len;
-    char        *cmd;
-    redisReply  *reply;
+    long long   len;
+    char       *cmd;
 
     len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+
+    return cartd_redis_formatted(rc, key, cmd, len);
+}
+
+
+/* a command hiredis formatted (len < 0: it could not) run on the node of
+ * key, and freed */
+
+static redisReply *
+cartd_redis_formatted(cartd_redis_t *rc, const char *key, char *cmd,
+    long long len)
+{
+    redisReply  *reply;
 
     if (len < 0) {
         rc->err = 1;

@@ -44,19 +44,8 @@ add_block_preprocessor(sub {
 
 sub node_id { cli($_[0], 'CLUSTER', 'MYID') }
 
-# the port of the master serving $key's slot, from CLUSTER SLOTS
-sub owner {
-    my ($key) = @_;
-    my $slot = cli($P, 'CLUSTER', 'KEYSLOT', $key);
-    my @f = split /\n/, cli($P, 'CLUSTER', 'SLOTS');
-    # --raw flattens: start end ip port id [ip port id ...] start end ...
-    for (my $i = 0; $i + 4 < @f; $i++) {
-        next unless $f[$i] =~ /^\d+$/ && $f[$i + 1] =~ /^\d+$/
-                    && $f[$i + 2] =~ /^\d+\.\d+\.\d+\.\d+$/;
-        return $f[$i + 3] if $slot >= $f[$i] && $slot <= $f[$i + 1];
-    }
-    die "no owner for $key (slot $slot)\n";
-}
+# the port of the master serving $key's slot
+sub owner { CartCluster::owner($P, $_[0]) }
 
 # moves $key's slot to node $to: IMPORTING / MIGRATING, MIGRATE of its
 # keys, and with $finish SETSLOT NODE everywhere

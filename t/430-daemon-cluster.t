@@ -45,17 +45,7 @@ our $Conf = CartDaemon::conf('430', kafka_group => $Group, batch_size => 50,
                        'fetch.wait.max.ms 20']);
 
 # the port of the master of $key's slot
-sub owner_port {
-    my ($key) = @_;
-    my $slot = cli($P, 'CLUSTER', 'KEYSLOT', $key);
-    my @f = split /\n/, cli($P, 'CLUSTER', 'SLOTS');
-    for (my $i = 0; $i + 4 < @f; $i++) {
-        next unless $f[$i] =~ /^\d+$/ && $f[$i + 1] =~ /^\d+$/
-                    && $f[$i + 2] =~ /^\d+\.\d+\.\d+\.\d+$/;
-        return $f[$i + 3] if $slot >= $f[$i] && $slot <= $f[$i + 1];
-    }
-    die "no owner for $key\n";
-}
+sub owner_port { CartCluster::owner($P, $_[0]) }
 
 # two users on each master: "<port>" => [users]
 our (@Users, %On);

@@ -24,6 +24,21 @@ sub ready {
     return $port && cli($port, 'CLUSTER', 'INFO') =~ /cluster_state:ok/;
 }
 
+# the port of the master serving $key's slot, from CLUSTER SLOTS asked of
+# the node at $port
+sub owner {
+    my ($port, $key) = @_;
+    my $slot = cli($port, 'CLUSTER', 'KEYSLOT', $key);
+    my @f = split /\n/, cli($port, 'CLUSTER', 'SLOTS');
+    # --raw flattens: start end ip port id [ip port id ...] start end ...
+    for (my $i = 0; $i + 4 < @f; $i++) {
+        next unless $f[$i] =~ /^\d+$/ && $f[$i + 1] =~ /^\d+$/
+                    && $f[$i + 2] =~ /^\d+\.\d+\.\d+\.\d+$/;
+        return $f[$i + 3] if $slot >= $f[$i] && $slot <= $f[$i + 1];
+    }
+    die "no owner for $key (slot $slot)\n";
+}
+
 # $slot from master $from to master $to, its keys migrated, the move
 # finished on every master of @ports
 sub move_slot {
