@@ -42,6 +42,8 @@ static ngx_str_t  ngx_http_cart_post_method = ngx_string("POST");
 static ngx_str_t  ngx_http_cart_delete_method = ngx_string("DELETE");
 
 
+static void ngx_http_cart_fetch_reset(ngx_http_cart_fetch_t *fetches,
+    ngx_uint_t n);
 static ngx_int_t ngx_http_cart_fetch_run(ngx_http_request_t *r,
     ngx_http_cart_wave_t *wave);
 static void ngx_http_cart_fetch_finished(ngx_http_request_t *r, void *data,
@@ -147,10 +149,10 @@ ngx_http_cart_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 }
 
 
-ngx_int_t
-ngx_http_cart_fetch_start(ngx_http_request_t *r,
-    ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
-    ngx_uint_t n)
+/* the fetches of a group, before it starts: nothing answered yet */
+
+static void
+ngx_http_cart_fetch_reset(ngx_http_cart_fetch_t *fetches, ngx_uint_t n)
 {
     ngx_uint_t  i;
 
@@ -160,6 +162,17 @@ ngx_http_cart_fetch_start(ngx_http_request_t *r,
         fetches[i].batch = NULL;
         ngx_str_null(&fetches[i].body);
     }
+}
+
+
+ngx_int_t
+ngx_http_cart_fetch_start(ngx_http_request_t *r,
+    ngx_http_complex_value_t *uri, ngx_http_cart_fetch_t *fetches,
+    ngx_uint_t n)
+{
+    ngx_uint_t  i;
+
+    ngx_http_cart_fetch_reset(fetches, n);
 
     if (ngx_http_cart_fetch_is_batch(uri)) {
         return ngx_http_cart_fetch_batch(r, uri, fetches, n);
@@ -189,12 +202,7 @@ ngx_http_cart_send_start(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    for (i = 0; i < n; i++) {
-        fetches[i].status = 0;
-        fetches[i].done = 0;
-        fetches[i].batch = NULL;
-        ngx_str_null(&fetches[i].body);
-    }
+    ngx_http_cart_fetch_reset(fetches, n);
 
     for (i = 0; i < n; i++) {
         if (ngx_http_cart_fetch_one(r, uri, ngx_http_cart_fetch_done,
